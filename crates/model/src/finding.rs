@@ -1,0 +1,279 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Gap, HostInfo, SourceStatus};
+
+/// How bad a finding is. Ordered: `Info < Warning < Critical`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; nothing is broken now.
+    Info,
+    /// Something is degrading or will break.
+    Warning,
+    /// Something is broken now.
+    Critical,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        })
+    }
+}
+
+/// A stable identifier of a finding within one report, e.g. `fd-exhaustion:pid/812`.
+/// Links between findings use it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FindingId(pub String);
+
+impl FindingId {
+    /// The id of the finding `detector` makes about `subject`.
+    pub fn new(detector: &str, subject: &Subject) -> FindingId {
+        FindingId(format!("{detector}:{}", subject.key()))
+    }
+}
+
+impl fmt::Display for FindingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a finding is about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Subject {
+    /// One process.
+    Process {
+        /// Its pid.
+        pid: i32,
+        /// Its comm.
+        comm: String,
+    },
+    /// A kernel network device.
+    NetDevice {
+        /// The device name.
+        name: String,
+    },
+    /// An Open vSwitch interface.
+    OvsInterface {
+        /// The bridge its port is on, when known.
+        bridge: Option<String>,
+        /// The interface name.
+        name: String,
+    },
+    /// The host as a whole.
+    Host,
+}
+
+impl Subject {
+    /// The part of a [`FindingId`] that names the subject.
+    pub fn key(&self) -> String {
+        match self {
+            Subject::Process { pid, .. } => format!("pid/{pid}"),
+            Subject::NetDevice { name } => format!("netdev/{name}"),
+            Subject::OvsInterface { name, .. } => format!("ovs-interface/{name}"),
+            Subject::Host => "host".to_string(),
+        }
+    }
+
+    /// The pid, when the subject is a process.
+    pub fn pid(&self) -> Option<i32> {
+        match self {
+            Subject::Process { pid, .. } => Some(*pid),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Process { pid, comm } => write!(f, "{comm} (pid {pid})"),
+            Subject::NetDevice { name } => write!(f, "network device {name}"),
+            Subject::OvsInterface {
+                bridge: Some(bridge),
+                name,
+            } => write!(f, "OVS interface {name} on {bridge}"),
+            Subject::OvsInterface { bridge: None, name } => write!(f, "OVS interface {name}"),
+            Subject::Host => f.write_str("this host"),
+        }
+    }
+}
+
+/// One fact a finding rests on, with the command a human would run to see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The fact, e.g. `19990 NETLINK_GENERIC sockets`.
+    pub fact: String,
+    /// A shell command that shows it, e.g. `lsof -p 812 | grep -c GENERIC`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+impl Evidence {
+    /// Evidence with the command that shows it.
+    pub fn new(fact: impl Into<String>, command: impl Into<String>) -> Evidence {
+        Evidence {
+            fact: fact.into(),
+            command: Some(command.into()),
+        }
+    }
+
+    /// Evidence without a command (derived, or from a saved snapshot only).
+    pub fn fact(fact: impl Into<String>) -> Evidence {
+        Evidence {
+            fact: fact.into(),
+            command: None,
+        }
+    }
+}
+
+/// A bug, commit or document behind a finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reference {
+    /// What it is, e.g. `linux ee60ad219f5c: route: set the deleted fnhe fnhe_daddr to 0`.
+    pub title: String,
+    /// Where to read it.
+    pub url: String,
+}
+
+/// What a detector concluded: what is wrong, the evidence, why, and the fix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable id within the report; links use it.
+    pub id: FindingId,
+    /// The detector that made it (`fd-exhaustion`, …); stable, part of the interface.
+    pub detector: String,
+    /// How bad it is.
+    pub severity: Severity,
+    /// What it is about.
+    pub subject: Subject,
+    /// The pid, when the subject is a process (a convenience copy for `jq`).
+    #[serde(default)]
+    pub pid: Option<i32>,
+    /// One line: what is wrong.
+    pub summary: String,
+    /// The facts it rests on.
+    pub evidence: Vec<Evidence>,
+    /// Why it happens.
+    pub explanation: String,
+    /// What to do.
+    pub fix: String,
+    /// Bugs, commits and documents.
+    pub references: Vec<Reference>,
+    /// Findings this one is a consequence of.
+    #[serde(default)]
+    pub caused_by: Vec<FindingId>,
+    /// Findings this one leads to.
+    #[serde(default)]
+    pub causes: Vec<FindingId>,
+}
+
+impl Finding {
+    /// A finding with no evidence, explanation or links yet.
+    pub fn new(
+        detector: &str,
+        severity: Severity,
+        subject: Subject,
+        summary: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            id: FindingId::new(detector, &subject),
+            detector: detector.to_string(),
+            severity,
+            pid: subject.pid(),
+            subject,
+            summary: summary.into(),
+            evidence: Vec::new(),
+            explanation: String::new(),
+            fix: String::new(),
+            references: Vec::new(),
+            caused_by: Vec::new(),
+            causes: Vec::new(),
+        }
+    }
+}
+
+/// The value of [`Report::format`].
+pub const REPORT_FORMAT: &str = "nodedoc-report";
+
+/// What `nodedoc check --format json` prints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always `nodedoc-report`.
+    pub format: String,
+    /// Report format version.
+    pub version: u32,
+    /// The machine the snapshot came from.
+    pub host: HostInfo,
+    /// `live` or `file:PATH`.
+    pub origin: String,
+    /// Which sources were read, and how.
+    pub sources: Vec<SourceStatus>,
+    /// What could not be read.
+    pub gaps: Vec<Gap>,
+    /// Counts by severity.
+    pub summary: ReportSummary,
+    /// The findings, worst first.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// A report over `findings`, with its summary computed.
+    pub fn new(
+        host: HostInfo,
+        origin: String,
+        sources: Vec<SourceStatus>,
+        gaps: Vec<Gap>,
+        mut findings: Vec<Finding>,
+    ) -> Report {
+        findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.detector.cmp(&b.detector))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let count = |s| findings.iter().filter(|f| f.severity == s).count();
+        let summary = ReportSummary {
+            critical: count(Severity::Critical),
+            warning: count(Severity::Warning),
+            info: count(Severity::Info),
+            worst: findings.iter().map(|f| f.severity).max(),
+        };
+        Report {
+            format: REPORT_FORMAT.to_string(),
+            version: 1,
+            host,
+            origin,
+            sources,
+            gaps,
+            summary,
+            findings,
+        }
+    }
+
+    /// The finding with this id.
+    pub fn finding(&self, id: &FindingId) -> Option<&Finding> {
+        self.findings.iter().find(|f| &f.id == id)
+    }
+}
+
+/// Counts of findings by severity.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSummary {
+    /// Critical findings.
+    pub critical: usize,
+    /// Warnings.
+    pub warning: usize,
+    /// Informational findings.
+    pub info: usize,
+    /// The worst severity present, if any.
+    pub worst: Option<Severity>,
+}

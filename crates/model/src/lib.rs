@@ -1,0 +1,34 @@
+//! The data nodedoc passes between its stages.
+//!
+//! nodedoc is a pipeline: collectors read the host into a [`Snapshot`], detectors turn a
+//! snapshot into [`Finding`]s, and the report renders a [`Report`]. Everything here is plain
+//! serde data so a snapshot taken on one machine (`nodedoc collect -o FILE`) gives the same
+//! findings on another (`nodedoc check --from FILE`).
+//!
+//! Compatibility rule: fields added to a snapshot type must be `#[serde(default)]`, so that
+//! files written by an older nodedoc of the same format version keep loading. A change that
+//! old readers would misread bumps [`SNAPSHOT_VERSION`].
+#![deny(missing_docs)]
+
+mod file;
+mod finding;
+mod gaps;
+mod kernel_log;
+mod process;
+mod snapshot;
+
+pub use file::{read_snapshot, write_snapshot, SnapshotFileError};
+pub use finding::{
+    Evidence, Finding, FindingId, Reference, Report, ReportSummary, Severity, Subject,
+    REPORT_FORMAT,
+};
+pub use gaps::{Gap, Gaps};
+pub use kernel_log::{KernelLog, KernelLogSource, KmsgRecord};
+pub use process::{
+    CgroupMembership, FdCensus, FdKind, FdKindCount, Limit, NamespaceFd, NamespaceIds,
+    NetlinkProtocol, Process, ProcessKey, ResourceLimit, SocketResolution, StackFrame, TaskSample,
+    TaskState,
+};
+pub use snapshot::{
+    HostInfo, Resample, Snapshot, SourceState, SourceStatus, SNAPSHOT_FORMAT, SNAPSHOT_VERSION,
+};

@@ -1,0 +1,154 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{Gap, KernelLog, Process, TaskSample};
+
+/// The value of [`Snapshot::format`]: tells a nodedoc snapshot from any other JSON.
+pub const SNAPSHOT_FORMAT: &str = "nodedoc-snapshot";
+
+/// The snapshot format version this build writes and the newest it reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// Everything the collectors read from one host at one time. Detectors see nothing else.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Always [`SNAPSHOT_FORMAT`].
+    pub format: String,
+    /// The format version ([`SNAPSHOT_VERSION`] when written by this build).
+    pub version: u32,
+    /// Facts about the machine and the moment of collection.
+    pub host: HostInfo,
+    /// Which sources were read, and how.
+    #[serde(default)]
+    pub sources: Vec<SourceStatus>,
+    /// Every process, sorted by pid.
+    #[serde(default)]
+    pub processes: Vec<Process>,
+    /// A second, cheap reading of every process's state and CPU time.
+    #[serde(default)]
+    pub resample: Option<Resample>,
+    /// The kernel log, when it was read.
+    #[serde(default)]
+    pub kernel_log: Option<KernelLog>,
+    /// What could not be read.
+    #[serde(default)]
+    pub gaps: Vec<Gap>,
+}
+
+impl Snapshot {
+    /// An empty snapshot of `host`, ready for collectors to fill.
+    pub fn new(host: HostInfo) -> Snapshot {
+        Snapshot {
+            format: SNAPSHOT_FORMAT.to_string(),
+            version: SNAPSHOT_VERSION,
+            host,
+            sources: Vec::new(),
+            processes: Vec::new(),
+            resample: None,
+            kernel_log: None,
+            gaps: Vec::new(),
+        }
+    }
+
+    /// The process with this pid, if it was seen.
+    pub fn process(&self, pid: i32) -> Option<&Process> {
+        self.processes
+            .binary_search_by_key(&pid, |p| p.pid)
+            .ok()
+            .map(|i| &self.processes[i])
+    }
+
+    /// Seconds the process had been running at collection time, if it can be told.
+    pub fn process_age_secs(&self, process: &Process) -> Option<f64> {
+        let ticks = self.host.clock_ticks_per_sec;
+        if ticks == 0 {
+            return None;
+        }
+        let started = process.start_time_ticks as f64 / ticks as f64;
+        let now = self.host.uptime_us as f64 / 1e6;
+        Some((now - started).max(0.0))
+    }
+
+    /// The status of one source, by name.
+    pub fn source(&self, name: &str) -> Option<&SourceStatus> {
+        self.sources.iter().find(|s| s.source == name)
+    }
+}
+
+/// Facts about the collecting machine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// `uname -n`.
+    pub hostname: String,
+    /// `uname -r`, e.g. `6.18.44-fc-v782`.
+    pub kernel_release: String,
+    /// `uname -v`.
+    #[serde(default)]
+    pub kernel_version: String,
+    /// `uname -m`.
+    #[serde(default)]
+    pub machine: String,
+    /// Collection time, seconds since the Unix epoch.
+    pub collected_at_unix: u64,
+    /// `CLOCK_MONOTONIC` at collection, in microseconds: the clock of kernel log timestamps
+    /// and of process start times.
+    pub uptime_us: u64,
+    /// Boot time, seconds since the Unix epoch (`btime` of `/proc/stat`).
+    #[serde(default)]
+    pub boot_time_unix: u64,
+    /// `sysconf(_SC_CLK_TCK)`: the unit of process start and CPU times.
+    pub clock_ticks_per_sec: u64,
+    /// Online CPUs.
+    #[serde(default)]
+    pub online_cpus: u32,
+    /// The nodedoc version that collected.
+    pub collector_version: String,
+}
+
+/// The second reading of every process, taken a short interval after the main scan. It tells
+/// a task stuck in `D` from one passing through, a zombie nobody reaps from one about to be
+/// reaped, and gives CPU shares.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resample {
+    /// The interval that was asked for, in milliseconds.
+    pub interval_ms: u64,
+    /// The readings; a process missing here had exited.
+    pub tasks: Vec<TaskSample>,
+}
+
+impl Resample {
+    /// The second reading of the process with this identity, if it still existed.
+    pub fn task(&self, key: crate::ProcessKey) -> Option<&TaskSample> {
+        self.tasks
+            .binary_search_by_key(&key.pid, |t| t.pid)
+            .ok()
+            .map(|i| &self.tasks[i])
+            .filter(|t| t.start_time_ticks == key.start_time_ticks)
+    }
+}
+
+/// Whether and how one source was read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// `procfs`, `kernel-log`, `ovsdb`, …
+    pub source: String,
+    /// The outcome.
+    pub state: SourceState,
+    /// One line on how it was read, or why not.
+    pub detail: String,
+}
+
+/// The outcome of reading one source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceState {
+    /// Read completely.
+    Collected,
+    /// Read, with gaps.
+    Partial,
+    /// Not present on this host (no OVSDB socket, say): not an error.
+    Absent,
+    /// Present but could not be read.
+    Failed,
+    /// Not asked for.
+    Skipped,
+}
