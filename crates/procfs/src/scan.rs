@@ -1,0 +1,345 @@
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nodedoc_model::{
+    Gaps, NamespaceIds, Process, ProcessKey, SocketResolution, StackFrame, TaskSample, TaskState,
+};
+
+use crate::census::{census, CensusRequest, NetTables, ResolutionMode};
+use crate::parse::{
+    parse_cgroup, parse_cmdline, parse_limits_nofile, parse_namespace_link, parse_stack,
+    parse_stat, parse_status_uid, parse_wchan, Stat, PF_KTHREAD,
+};
+use crate::{read_at, ProcRoot, ReadError};
+
+const SOURCE: &str = "procfs";
+
+/// What a scan reads.
+pub struct ScanOptions<'a> {
+    /// Take an fd census of every process.
+    pub fd_census: bool,
+    /// How the census resolves socket protocols.
+    pub resolution: ResolutionMode,
+    /// Worker threads (at least 1).
+    pub threads: usize,
+    /// Read `/proc/PID/stack` for the processes this returns true for. Stacks cost a lock in
+    /// the kernel per task, so only suspects get one.
+    pub wants_stack: &'a (dyn Fn(&Process) -> bool + Sync),
+}
+
+impl Default for ScanOptions<'_> {
+    fn default() -> Self {
+        ScanOptions {
+            fd_census: true,
+            resolution: ResolutionMode::Auto,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            wants_stack: &|p: &Process| p.state == TaskState::UninterruptibleSleep,
+        }
+    }
+}
+
+/// The result of a scan.
+#[derive(Debug, Default)]
+pub struct ProcessScan {
+    /// The processes read, by pid.
+    pub processes: Vec<Process>,
+    /// What could not be read.
+    pub gaps: Gaps,
+    /// Processes that exited between the listing and their reading.
+    pub vanished: u64,
+}
+
+impl ProcessScan {
+    /// How many processes' sockets were resolved each way (for the report's one line).
+    pub fn resolution_counts(&self) -> Vec<(SocketResolution, usize)> {
+        let mut counts = std::collections::BTreeMap::new();
+        for census in self.processes.iter().filter_map(|p| p.fds.as_ref()) {
+            *counts.entry(census.socket_resolution).or_insert(0) += 1;
+        }
+        counts.into_iter().collect()
+    }
+}
+
+/// Reads every process under `root`, on `options.threads` threads.
+pub fn scan(root: &ProcRoot, options: &ScanOptions<'_>) -> Result<ProcessScan, ReadError> {
+    let pids = root.pids()?;
+    let tables = NetTables::default();
+    let next = AtomicUsize::new(0);
+    let threads = options.threads.max(1);
+    let worker = || {
+        let mut part = ProcessScan::default();
+        let mut buf = Vec::with_capacity(4096);
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&pid) = pids.get(i) else { break };
+            // Every thread is already busy with a process of its own: splitting one process's
+            // census further would only add contention.
+            match read_process_with(root, pid, options, &tables, 1, &mut part.gaps, &mut buf) {
+                Ok(process) => part.processes.push(process),
+                Err(e) if e.is_vanished() => part.vanished += 1,
+                Err(e) => part
+                    .gaps
+                    .record(SOURCE, "/proc/PID/stat", e.reason(), pid.to_string()),
+            }
+        }
+        part
+    };
+    let mut result = if threads == 1 {
+        worker()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
+            let mut all = ProcessScan::default();
+            for handle in handles {
+                let part = handle.join().expect("procfs scan worker panicked");
+                all.processes.extend(part.processes);
+                all.gaps.merge(part.gaps);
+                all.vanished += part.vanished;
+            }
+            all
+        })
+    };
+    result.processes.sort_by_key(|p| p.pid);
+    if result.vanished > 0 {
+        let n = result.vanished;
+        for _ in 0..n {
+            result
+                .gaps
+                .record(SOURCE, "/proc/PID", "exited during the scan", "");
+        }
+    }
+    Ok(result)
+}
+
+/// Reads one process (with a census on a single thread). Useful for `nodedoc fds PID`.
+pub fn read_process(
+    root: &ProcRoot,
+    pid: i32,
+    options: &ScanOptions<'_>,
+    gaps: &mut Gaps,
+) -> Result<Process, ReadError> {
+    let tables = NetTables::default();
+    let mut buf = Vec::new();
+    read_process_with(root, pid, options, &tables, options.threads, gaps, &mut buf)
+}
+
+fn read_stat(
+    root: &ProcRoot,
+    dir: BorrowedFd<'_>,
+    pid: i32,
+    buf: &mut Vec<u8>,
+) -> Result<Stat, ReadError> {
+    read_at(dir, c"stat", buf).map_err(|e| ReadError::from_io(root.display(pid, "stat"), e))?;
+    parse_stat(buf).map_err(|what| ReadError::parse(root.display(pid, "stat"), Some(1), what))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn read_process_with(
+    root: &ProcRoot,
+    pid: i32,
+    options: &ScanOptions<'_>,
+    tables: &NetTables,
+    census_threads: usize,
+    gaps: &mut Gaps,
+    buf: &mut Vec<u8>,
+) -> Result<Process, ReadError> {
+    let dir_fd = root.open_pid(pid)?;
+    let dir = dir_fd.as_fd();
+    let sampled_at_us = crate::monotonic_us();
+    let stat = read_stat(root, dir, pid, buf)?;
+    let state = TaskState::from_letter(stat.state);
+    let kernel_thread = stat.flags & PF_KTHREAD != 0;
+    let zombie = state == TaskState::Zombie;
+    let mut process = Process {
+        pid,
+        ppid: stat.ppid,
+        comm: stat.comm,
+        cmdline: Vec::new(),
+        state,
+        start_time_ticks: stat.start_time,
+        uid: None,
+        threads: stat.num_threads,
+        kernel_thread,
+        nofile: None,
+        namespaces: NamespaceIds::default(),
+        cgroups: Vec::new(),
+        wchan: None,
+        utime_ticks: stat.utime,
+        stime_ticks: stat.stime,
+        sampled_at_us,
+        fds: None,
+        kernel_stack: None,
+    };
+
+    // Each optional read records a gap on failure, except when the process is simply gone:
+    // then the whole process is dropped as vanished.
+    let optional = |what: &'static str,
+                    result: Result<(), ReadError>,
+                    gaps: &mut Gaps|
+     -> Result<(), ReadError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_vanished() && !process_alive(dir) => Err(e),
+            Err(e) => {
+                gaps.record(SOURCE, what, e.reason(), pid.to_string());
+                Ok(())
+            }
+        }
+    };
+
+    let status = read_at(dir, c"status", buf)
+        .map_err(|e| ReadError::from_io(root.display(pid, "status"), e))
+        .and_then(|()| {
+            parse_status_uid(&String::from_utf8_lossy(buf)).map_err(|(line, what)| {
+                ReadError::parse(root.display(pid, "status"), Some(line), what)
+            })
+        })
+        .map(|uid| process.uid = Some(uid));
+    optional("/proc/PID/status", status, gaps)?;
+
+    let wchan = read_at(dir, c"wchan", buf)
+        .map_err(|e| ReadError::from_io(root.display(pid, "wchan"), e))
+        .map(|()| process.wchan = parse_wchan(buf));
+    optional("/proc/PID/wchan", wchan, gaps)?;
+
+    if kernel_thread {
+        return Ok(process);
+    }
+
+    let cgroup = read_at(dir, c"cgroup", buf)
+        .map_err(|e| ReadError::from_io(root.display(pid, "cgroup"), e))
+        .map(|()| process.cgroups = parse_cgroup(&String::from_utf8_lossy(buf)).0);
+    optional("/proc/PID/cgroup", cgroup, gaps)?;
+
+    // A zombie has released its memory, files and namespaces: nothing more to read, and
+    // their absence is not a gap.
+    if zombie {
+        return Ok(process);
+    }
+
+    let cmdline = read_at(dir, c"cmdline", buf)
+        .map_err(|e| ReadError::from_io(root.display(pid, "cmdline"), e))
+        .map(|()| process.cmdline = parse_cmdline(buf));
+    optional("/proc/PID/cmdline", cmdline, gaps)?;
+
+    let limits = read_at(dir, c"limits", buf)
+        .map_err(|e| ReadError::from_io(root.display(pid, "limits"), e))
+        .and_then(|()| {
+            parse_limits_nofile(&String::from_utf8_lossy(buf)).map_err(|(line, what)| {
+                ReadError::parse(root.display(pid, "limits"), Some(line), what)
+            })
+        })
+        .map(|limit| process.nofile = Some(limit));
+    optional("/proc/PID/limits", limits, gaps)?;
+
+    let mut link = [std::mem::MaybeUninit::<u8>::uninit(); 64];
+    for (name, slot) in [
+        (c"ns/pid", &mut process.namespaces.pid),
+        (c"ns/net", &mut process.namespaces.net),
+        (c"ns/mnt", &mut process.namespaces.mnt),
+    ] {
+        let read = rustix::fs::readlinkat_raw(dir, name, &mut link)
+            .map_err(|e| ReadError::from_io(root.display(pid, &name.to_string_lossy()), e.into()))
+            .and_then(|(target, _)| {
+                parse_namespace_link(target)
+                    .map(|(_, inode)| *slot = Some(inode))
+                    .ok_or_else(|| {
+                        ReadError::parse(root.display(pid, "ns"), None, "not ns:[inode]")
+                    })
+            });
+        optional("/proc/PID/ns/*", read, gaps)?;
+    }
+
+    if options.fd_census {
+        let request = CensusRequest {
+            pid_dir: dir,
+            pid,
+            netns: process.namespaces.net,
+            live: root.is_live(),
+            mode: options.resolution,
+            tables,
+            threads: census_threads,
+        };
+        let result = census(&request).map(|c| process.fds = Some(c));
+        optional("/proc/PID/fd", result, gaps)?;
+    }
+
+    if (options.wants_stack)(&process) {
+        let stack = read_stack_at(root, dir, pid, buf).map(|s| process.kernel_stack = Some(s));
+        optional("/proc/PID/stack", stack, gaps)?;
+    }
+    Ok(process)
+}
+
+/// True while `/proc/PID` still answers: tells "this file is missing" from "the process
+/// exited".
+fn process_alive(dir: BorrowedFd<'_>) -> bool {
+    rustix::fs::statat(dir, c"stat", rustix::fs::AtFlags::empty()).is_ok()
+}
+
+fn read_stack_at(
+    root: &ProcRoot,
+    dir: BorrowedFd<'_>,
+    pid: i32,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<StackFrame>, ReadError> {
+    read_at(dir, c"stack", buf).map_err(|e| ReadError::from_io(root.display(pid, "stack"), e))?;
+    Ok(parse_stack(&String::from_utf8_lossy(buf)))
+}
+
+/// Reads the kernel stack of one process (`/proc/PID/stack`).
+pub fn read_stack(root: &ProcRoot, pid: i32) -> Result<Vec<StackFrame>, ReadError> {
+    let dir = root.open_pid(pid)?;
+    read_stack_at(root, dir.as_fd(), pid, &mut Vec::new())
+}
+
+/// Reads state and CPU times of the given processes again. A process that exited, or whose
+/// pid now belongs to another process, is left out.
+pub fn resample(root: &ProcRoot, keys: &[ProcessKey]) -> Vec<TaskSample> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut samples = Vec::with_capacity(keys.len());
+    for key in keys {
+        let Ok(dir) = root.open_pid(key.pid) else {
+            continue;
+        };
+        let sampled_at_us = crate::monotonic_us();
+        let Ok(stat) = read_stat(root, dir.as_fd(), key.pid, &mut buf) else {
+            continue;
+        };
+        if stat.start_time != key.start_time_ticks {
+            continue;
+        }
+        samples.push(TaskSample {
+            pid: key.pid,
+            start_time_ticks: stat.start_time,
+            state: TaskState::from_letter(stat.state),
+            utime_ticks: stat.utime,
+            stime_ticks: stat.stime,
+            sampled_at_us,
+        });
+    }
+    samples.sort_by_key(|s| s.pid);
+    samples
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_this_live_host_and_finds_itself() {
+        let root = ProcRoot::live().unwrap();
+        let scan = scan(&root, &ScanOptions::default()).unwrap();
+        let me = std::process::id() as i32;
+        let process = scan
+            .processes
+            .iter()
+            .find(|p| p.pid == me)
+            .expect("own process");
+        assert!(process.nofile.is_some());
+        assert!(process.namespaces.net.is_some());
+        let fds = process.fds.as_ref().expect("own census");
+        assert!(fds.total >= 3);
+        assert!(scan.processes.iter().any(|p| p.kernel_thread));
+    }
+}
