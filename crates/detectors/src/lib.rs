@@ -1,1 +1,251 @@
-//! placeholder
+//! nodedoc's detectors: each matches one known failure signature against a
+//! [`Snapshot`](nodedoc_model::Snapshot) and explains what it found.
+//!
+//! Detectors never read the system: they see the snapshot and the findings of detectors that
+//! ran before them, so they give the same answer on a live host and on a saved snapshot.
+//! One detector is one file, readable top to bottom; its doc comment states the signature and
+//! the sources it relies on. What a finding means, its fix and its references are data, in
+//! `data/*.toml` ([`catalog`]).
+//!
+//! Findings link to each other (`causes` / `caused_by`): a detector that recognises the
+//! cause of an earlier finding links itself to it, and [`run`] makes the links symmetric, so
+//! a report can print chains such as "ovs-vswitchd at its fd limit ← leaked netlink sockets ←
+//! orphaned port".
+#![deny(missing_docs)]
+
+pub mod catalog;
+mod fd_exhaustion;
+pub mod kernel_release;
+mod netdev_unregister_stuck;
+#[cfg(test)]
+mod testing;
+mod zombie_processes;
+
+use std::collections::HashMap;
+
+use nodedoc_model::{Finding, FindingId, Severity, Snapshot, Subject};
+
+pub use catalog::{catalog, render, Catalog, DetectorEntry};
+
+/// Thresholds and windows detectors use. Defaults are what `nodedoc check` uses.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `fd-exhaustion` warns at this share of the soft `RLIMIT_NOFILE`.
+    pub fd_warning_ratio: f64,
+    /// `fd-exhaustion` is critical at this share.
+    pub fd_critical_ratio: f64,
+    /// `zombie-processes` is critical from this many zombies under one parent.
+    pub zombie_critical_count: usize,
+    /// `netdev-unregister-stuck` treats a device as still stuck when its last line is this
+    /// recent (the kernel repeats the line every 10 s while it waits).
+    pub netdev_still_waiting_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            fd_warning_ratio: 0.80,
+            fd_critical_ratio: 0.95,
+            zombie_critical_count: 500,
+            netdev_still_waiting_secs: 30,
+        }
+    }
+}
+
+/// What a detector sees while it runs.
+pub struct Context<'a> {
+    /// The snapshot under analysis.
+    pub snapshot: &'a Snapshot,
+    /// Thresholds.
+    pub config: &'a Config,
+    findings: Vec<Finding>,
+}
+
+impl<'a> Context<'a> {
+    /// A context with no findings yet.
+    pub fn new(snapshot: &'a Snapshot, config: &'a Config) -> Context<'a> {
+        Context {
+            snapshot,
+            config,
+            findings: Vec::new(),
+        }
+    }
+
+    /// Findings made so far (by detectors that ran earlier).
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// The earlier finding of `detector` about `subject`, if any.
+    pub fn finding(&self, detector: &str, subject: &Subject) -> Option<&Finding> {
+        let id = FindingId::new(detector, subject);
+        self.findings.iter().find(|f| f.id == id)
+    }
+
+    /// Adds a finding, filling explanation, fix and references from the catalog entry of
+    /// its detector with `values` for the templates' placeholders, unless the detector set
+    /// them already.
+    pub fn emit(&mut self, mut finding: Finding, values: &[(&str, &str)]) {
+        if let Some(entry) = catalog().detector(&finding.detector) {
+            if finding.explanation.is_empty() {
+                finding.explanation = render(&entry.explanation, values);
+            }
+            if finding.fix.is_empty() {
+                finding.fix = render(&entry.fix, values);
+            }
+            for reference in &entry.references {
+                if !finding.references.contains(reference) {
+                    finding.references.push(reference.clone());
+                }
+            }
+        }
+        self.findings.push(finding);
+    }
+}
+
+/// One known failure signature.
+pub trait Detector: Sync {
+    /// The stable id (`fd-exhaustion`, …): part of nodedoc's interface.
+    fn id(&self) -> &'static str;
+    /// Looks for the signature in `cx.snapshot` and emits findings.
+    fn detect(&self, cx: &mut Context<'_>);
+}
+
+/// Every detector, in the order they run: detectors that explain a finding run after the
+/// detector that makes it.
+pub fn detectors() -> &'static [&'static dyn Detector] {
+    &[
+        &fd_exhaustion::FdExhaustion,
+        &zombie_processes::ZombieProcesses,
+        &netdev_unregister_stuck::NetdevUnregisterStuck,
+    ]
+}
+
+/// Runs every detector over `snapshot` and returns the findings with symmetric links.
+pub fn run(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
+    let mut cx = Context::new(snapshot, config);
+    for detector in detectors() {
+        detector.detect(&mut cx);
+    }
+    link_both_ways(cx.findings)
+}
+
+/// Makes every `causes` link have its `caused_by` twin and the other way round; drops links
+/// to findings that are not in the list.
+fn link_both_ways(mut findings: Vec<Finding>) -> Vec<Finding> {
+    let index: HashMap<FindingId, usize> = findings
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.id.clone(), i))
+        .collect();
+    let mut edges = Vec::new();
+    for finding in &findings {
+        for effect in &finding.causes {
+            edges.push((finding.id.clone(), effect.clone()));
+        }
+        for cause in &finding.caused_by {
+            edges.push((cause.clone(), finding.id.clone()));
+        }
+    }
+    for finding in &mut findings {
+        finding.causes.clear();
+        finding.caused_by.clear();
+    }
+    for (cause, effect) in edges {
+        let (Some(&c), Some(&e)) = (index.get(&cause), index.get(&effect)) else {
+            continue;
+        };
+        if c == e {
+            continue;
+        }
+        if !findings[c].causes.contains(&effect) {
+            findings[c].causes.push(effect.clone());
+        }
+        if !findings[e].caused_by.contains(&cause) {
+            findings[e].caused_by.push(cause);
+        }
+    }
+    findings
+}
+
+/// The worst severity among `findings`.
+pub fn worst(findings: &[Finding]) -> Option<Severity> {
+    findings.iter().map(|f| f.severity).max()
+}
+
+/// Formats a count with thousands separators: `102409` → `102,409`.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A Unix time as `2026-11-25 10:54:46 UTC`.
+pub fn utc(unix_secs: u64) -> String {
+    // Howard Hinnant's days-to-civil algorithm: exact for the proleptic Gregorian calendar.
+    let days = (unix_secs / 86_400) as i64;
+    let secs = unix_secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
+}
+
+/// Formats seconds as `3d 4h`, `5m 2s`, `42s`.
+pub(crate) fn duration(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        3600..=86399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_become_symmetric_and_dangling_ones_drop() {
+        let mut a = Finding::new("a", Severity::Critical, Subject::Host, "a");
+        let b = Finding::new("b", Severity::Warning, Subject::Host, "b");
+        let mut c = Finding::new("c", Severity::Info, Subject::Host, "c");
+        a.caused_by.push(b.id.clone());
+        c.causes.push(b.id.clone());
+        c.causes.push(FindingId("missing:host".into()));
+        let linked = link_both_ways(vec![a, b, c]);
+        assert_eq!(linked[1].causes, vec![FindingId("a:host".into())]);
+        assert_eq!(linked[1].caused_by, vec![FindingId("c:host".into())]);
+        assert_eq!(linked[2].causes, vec![FindingId("b:host".into())]);
+    }
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(thousands(102409), "102,409");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(duration(42.0), "42s");
+        assert_eq!(duration(3700.0), "1h 1m");
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_782_378_886), "2026-06-25 09:14:46 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+}

@@ -1,0 +1,181 @@
+//! The knowledge nodedoc's detectors cite, loaded from `data/*.toml`: what each detector
+//! means, how it decides, the fix and the references, and the signature tables. Kept apart
+//! from detection logic so it can be read, reviewed and corrected as text.
+
+use std::sync::LazyLock;
+
+use nodedoc_model::Reference;
+use serde::Deserialize;
+
+/// Everything in `data/`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// One entry per detector.
+    pub detector: Vec<DetectorEntry>,
+    /// Hints on what a dominant fd kind usually means.
+    #[serde(default)]
+    pub fd_kind_hint: Vec<FdKindHint>,
+    /// Known kernel causes of `unregister_netdevice: waiting for …`.
+    #[serde(default)]
+    pub netdev_unregister_cause: Vec<KernelBug>,
+}
+
+/// What one detector means.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorEntry {
+    /// The detector id (`fd-exhaustion`, …).
+    pub id: String,
+    /// A short title.
+    pub title: String,
+    /// What it detects.
+    pub detects: String,
+    /// How it decides: sources, thresholds.
+    pub how: String,
+    /// Why it happens (a template: `{name}` is replaced by the detector).
+    pub explanation: String,
+    /// What to do (a template).
+    pub fix: String,
+    /// Bugs, commits and documents.
+    #[serde(default)]
+    pub references: Vec<Reference>,
+}
+
+/// What it usually means when one kind of descriptor dominates a process's table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FdKindHint {
+    /// The kind, as `kind` or `kind/detail` (e.g. `netlink-socket/NETLINK_GENERIC`).
+    pub kind: String,
+    /// One or two sentences.
+    pub hint: String,
+    /// Where to read more.
+    #[serde(default)]
+    pub references: Vec<Reference>,
+}
+
+/// A kernel bug with the releases that carry its fix.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelBug {
+    /// A short id, e.g. `fnhe-refcount-leak`.
+    pub id: String,
+    /// The fixing commit (full hash).
+    pub commit: String,
+    /// Its subject line.
+    pub subject: String,
+    /// Device names it applies to; empty means any device.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// The mainline release that introduced the bug, if known.
+    #[serde(default)]
+    pub introduced_in: Option<String>,
+    /// The first mainline release with the fix.
+    pub fixed_in: String,
+    /// Stable releases known to carry a backport, e.g. `3.16.70`.
+    #[serde(default)]
+    pub fixed_in_stable: Vec<String>,
+    /// What the bug does.
+    pub explanation: String,
+    /// Where to read more.
+    #[serde(default)]
+    pub references: Vec<Reference>,
+}
+
+static CATALOG: LazyLock<Catalog> = LazyLock::new(|| {
+    let text = concat!(
+        include_str!("../data/detectors.toml"),
+        "\n",
+        include_str!("../data/signatures.toml"),
+    );
+    // The data is compiled in and checked by the test below; failing here is a build defect.
+    toml::from_str(text).unwrap_or_else(|e| panic!("nodedoc's built-in catalog is invalid: {e}"))
+});
+
+/// The built-in catalog.
+pub fn catalog() -> &'static Catalog {
+    &CATALOG
+}
+
+impl Catalog {
+    /// The entry of one detector.
+    pub fn detector(&self, id: &str) -> Option<&DetectorEntry> {
+        self.detector.iter().find(|d| d.id == id)
+    }
+
+    /// The hint for a dominant fd kind key.
+    pub fn fd_kind_hint(&self, key: &str) -> Option<&FdKindHint> {
+        self.fd_kind_hint.iter().find(|h| h.kind == key)
+    }
+}
+
+/// Fills `{name}` placeholders of a catalog template. `{{` and `}}` are literal braces.
+/// A placeholder with no value is left as it is, so a missing value shows instead of hiding.
+pub fn render(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push_str(&tail[..1]);
+            rest = &tail[2..];
+            continue;
+        }
+        if tail.starts_with('{') {
+            if let Some(end) = tail.find('}') {
+                let name = &tail[1..end];
+                if let Some((_, value)) = values.iter().find(|(n, _)| *n == name) {
+                    out.push_str(value);
+                    rest = &tail[end + 1..];
+                    continue;
+                }
+            }
+        }
+        out.push_str(&tail[..1]);
+        rest = &tail[1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_catalog_parses_and_covers_every_detector() {
+        let catalog = catalog();
+        for detector in crate::detectors() {
+            let entry = catalog
+                .detector(detector.id())
+                .unwrap_or_else(|| panic!("no catalog entry for {}", detector.id()));
+            assert!(!entry.explanation.is_empty() && !entry.fix.is_empty());
+        }
+        for entry in &catalog.detector {
+            assert!(
+                crate::detectors().iter().any(|d| d.id() == entry.id),
+                "catalog entry {} has no detector",
+                entry.id
+            );
+            for reference in &entry.references {
+                assert!(reference.url.starts_with("https://"), "{}", reference.url);
+            }
+        }
+        for bug in &catalog.netdev_unregister_cause {
+            assert_eq!(bug.commit.len(), 40, "{}: use the full hash", bug.id);
+            assert!(crate::kernel_release::KernelRelease::parse(&bug.fixed_in).is_some());
+        }
+    }
+
+    #[test]
+    fn templates_fill_known_names_and_keep_the_rest() {
+        assert_eq!(
+            render("kill {pid} ({comm}) {{literal}} {unknown}", &[("pid", "7"), ("comm", "x")]),
+            "kill 7 (x) {literal} {unknown}"
+        );
+        assert_eq!(render("{", &[]), "{");
+        assert_eq!(render("}{a", &[("a", "b")]), "}{a");
+    }
+}

@@ -1,0 +1,287 @@
+//! # `fd-exhaustion`
+//!
+//! **Signature.** A process holds at least 80 % (warning) or 95 % (critical) of its soft
+//! `RLIMIT_NOFILE` in open descriptors. At 100 % every `open`, `socket`, `accept` and `pipe`
+//! fails with `EMFILE` and the process stops doing useful work while still looking alive.
+//!
+//! **Sources.** The fd census of `/proc/PID/fd` (sockets resolved to family and netlink
+//! protocol) and `Max open files` of `/proc/PID/limits`.
+//!
+//! **Evidence.** The count and the limit, then the descriptors by kind, biggest first, each
+//! with the command that shows it (seed 000: `lsof -p $(pidof ovs-vswitchd) | grep -c GENERIC`
+//! → 102,409 against a limit of 102,400). The dominant kind picks a hint from the catalog
+//! (`fd_kind_hint`), e.g. generic netlink sockets point at Open vSwitch's per-port upcall
+//! sockets. Other detectors that find *why* descriptors leak link themselves as causes.
+
+use nodedoc_model::{Evidence, FdKind, Finding, Limit, Severity, Subject};
+
+use crate::{catalog, thousands, Context, Detector};
+
+/// See the module documentation.
+pub struct FdExhaustion;
+
+/// How many kinds the evidence lists before summing up the rest.
+const KINDS_SHOWN: usize = 5;
+
+impl Detector for FdExhaustion {
+    fn id(&self) -> &'static str {
+        "fd-exhaustion"
+    }
+
+    fn detect(&self, cx: &mut Context<'_>) {
+        let snapshot = cx.snapshot;
+        for process in &snapshot.processes {
+            let (Some(fds), Some(limit)) = (&process.fds, process.nofile) else {
+                continue;
+            };
+            let Limit::Finite(soft) = limit.soft else { continue };
+            if soft == 0 {
+                continue;
+            }
+            let ratio = fds.total as f64 / soft as f64;
+            let severity = if ratio >= cx.config.fd_critical_ratio {
+                Severity::Critical
+            } else if ratio >= cx.config.fd_warning_ratio {
+                Severity::Warning
+            } else {
+                continue;
+            };
+            let pid = process.pid;
+            let subject = Subject::Process {
+                pid,
+                comm: process.comm.clone(),
+            };
+            let dominant = fds.kinds.first();
+            let dominant_text = dominant.map_or_else(String::new, |k| {
+                format!(", {} of them {}", thousands(k.count), plural(&k.kind))
+            });
+            let mut finding = Finding::new(
+                self.id(),
+                severity,
+                subject,
+                format!(
+                    "{} holds {} open fds, {:.1}% of its limit {}{}",
+                    process.label(),
+                    thousands(fds.total),
+                    ratio * 100.0,
+                    thousands(soft),
+                    dominant_text
+                ),
+            );
+            finding.evidence.push(Evidence::new(
+                format!("{} open file descriptors", thousands(fds.total)),
+                format!("ls /proc/{pid}/fd | wc -l"),
+            ));
+            finding.evidence.push(Evidence::new(
+                format!("Max open files: soft {} / hard {}", limit.soft, limit.hard),
+                format!("grep 'Max open files' /proc/{pid}/limits"),
+            ));
+            for row in fds.kinds.iter().take(KINDS_SHOWN) {
+                finding.evidence.push(Evidence::new(
+                    format!(
+                        "{} {} ({:.1}%)",
+                        thousands(row.count),
+                        plural(&row.kind),
+                        row.count as f64 * 100.0 / fds.total.max(1) as f64
+                    ),
+                    command_for(&row.kind, pid),
+                ));
+            }
+            let rest: u64 = fds.kinds.iter().skip(KINDS_SHOWN).map(|k| k.count).sum();
+            if rest > 0 {
+                finding.evidence.push(Evidence::fact(format!(
+                    "{} more of {} other kinds",
+                    thousands(rest),
+                    fds.kinds.len() - KINDS_SHOWN
+                )));
+            }
+            finding.evidence.push(Evidence::fact(format!(
+                "sockets resolved by {}",
+                fds.socket_resolution
+            )));
+
+            let hint = dominant.and_then(|k| catalog().fd_kind_hint(&kind_key(&k.kind)));
+            if let Some(hint) = hint {
+                finding.references.extend(hint.references.iter().cloned());
+            }
+            let dominant_kind = dominant.map_or("descriptor".to_string(), |k| k.kind.to_string());
+            let total = thousands(fds.total);
+            let soft_text = thousands(soft);
+            let hard_text = limit.hard.to_string();
+            let raised = match limit.hard {
+                Limit::Finite(hard) if hard > soft => hard.min(soft.saturating_mul(2)),
+                _ => soft.saturating_mul(2),
+            }
+            .to_string();
+            let pid_text = pid.to_string();
+            cx.emit(
+                finding,
+                &[
+                    ("pid", &pid_text),
+                    ("comm", &process.comm),
+                    ("total", &total),
+                    ("soft", &soft_text),
+                    ("hard", &hard_text),
+                    ("raised", &raised),
+                    ("dominant_kind", &dominant_kind),
+                    ("hint", hint.map_or("", |h| h.hint.as_str())),
+                ],
+            );
+        }
+    }
+}
+
+/// The catalog key of a kind: `netlink-socket/NETLINK_GENERIC`, `anon-inode/eventfd`, `pipe`.
+pub(crate) fn kind_key(kind: &FdKind) -> String {
+    match kind {
+        FdKind::NetlinkSocket { protocol } => format!("netlink-socket/{protocol}"),
+        FdKind::AnonInode { name } => format!("anon-inode/{name}"),
+        other => {
+            // The serde tag is the stable kebab-case name of the kind.
+            serde_tag(other)
+        }
+    }
+}
+
+fn serde_tag(kind: &FdKind) -> String {
+    match kind {
+        FdKind::File => "file",
+        FdKind::Directory => "directory",
+        FdKind::CharDevice => "char-device",
+        FdKind::BlockDevice => "block-device",
+        FdKind::NamedPipe => "named-pipe",
+        FdKind::Pipe => "pipe",
+        FdKind::Memfd => "memfd",
+        FdKind::UnixSocket => "unix-socket",
+        FdKind::TcpSocket => "tcp-socket",
+        FdKind::UdpSocket => "udp-socket",
+        FdKind::PacketSocket => "packet-socket",
+        FdKind::NetlinkSocket { .. } => "netlink-socket",
+        FdKind::OtherSocket { .. } => "other-socket",
+        FdKind::UnresolvedSocket => "unresolved-socket",
+        FdKind::AnonInode { .. } => "anon-inode",
+        FdKind::Namespace => "namespace",
+        FdKind::Other => "other",
+    }
+    .to_string()
+}
+
+fn plural(kind: &FdKind) -> String {
+    match kind {
+        FdKind::NetlinkSocket { protocol } => format!("{protocol} netlink sockets"),
+        FdKind::AnonInode { name } => format!("anon_inode [{name}] fds"),
+        FdKind::Other => "other fds".to_string(),
+        FdKind::File => "regular files".to_string(),
+        FdKind::Directory => "directories".to_string(),
+        FdKind::Memfd => "memfds".to_string(),
+        FdKind::OtherSocket { .. } | FdKind::UnresolvedSocket | FdKind::Namespace => {
+            format!("{kind} fds")
+        }
+        other => format!("{other}s"),
+    }
+}
+
+/// The command a human would run to count descriptors of one kind.
+pub(crate) fn command_for(kind: &FdKind, pid: i32) -> String {
+    let ls = format!("ls -l /proc/{pid}/fd | grep -c");
+    match kind {
+        FdKind::NetlinkSocket { protocol } => {
+            format!("lsof -p {pid} | grep -c {}", protocol.lsof_word())
+        }
+        FdKind::TcpSocket => format!("lsof -nP -a -p {pid} -i TCP | tail -n +2 | wc -l"),
+        FdKind::UdpSocket => format!("lsof -nP -a -p {pid} -i UDP | tail -n +2 | wc -l"),
+        FdKind::UnixSocket => format!("lsof -a -p {pid} -U | tail -n +2 | wc -l"),
+        FdKind::PacketSocket | FdKind::OtherSocket { .. } | FdKind::UnresolvedSocket => {
+            format!("{ls} socket:")
+        }
+        FdKind::Pipe => format!("{ls} pipe:"),
+        FdKind::AnonInode { name } => format!("{ls} 'anon_inode:.*{name}'"),
+        FdKind::Memfd => format!("{ls} /memfd:"),
+        FdKind::CharDevice | FdKind::BlockDevice => format!("{ls} ' -> /dev/'"),
+        FdKind::File | FdKind::Directory | FdKind::NamedPipe => format!("{ls} ' -> /'"),
+        FdKind::Namespace => format!("{ls} ':\\['"),
+        FdKind::Other => format!("ls -l /proc/{pid}/fd"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{process, snapshot};
+    use nodedoc_model::{FdCensus, FdKindCount, NetlinkProtocol, ResourceLimit, SocketResolution};
+
+    fn census(kinds: &[(FdKind, u64)]) -> FdCensus {
+        FdCensus {
+            total: kinds.iter().map(|k| k.1).sum(),
+            kinds: kinds
+                .iter()
+                .map(|(kind, count)| FdKindCount {
+                    kind: kind.clone(),
+                    count: *count,
+                })
+                .collect(),
+            socket_resolution: SocketResolution::PidfdGetfd,
+            namespace_fds: vec![],
+        }
+    }
+
+    fn limit(soft: u64, hard: u64) -> Option<ResourceLimit> {
+        Some(ResourceLimit {
+            soft: Limit::Finite(soft),
+            hard: Limit::Finite(hard),
+        })
+    }
+
+    #[test]
+    fn seed_000_ovs_vswitchd_at_its_limit_is_critical_with_the_generic_netlink_breakdown() {
+        let generic = FdKind::NetlinkSocket {
+            protocol: NetlinkProtocol::GENERIC,
+        };
+        let mut ovs = process(812, "ovs-vswitchd");
+        ovs.nofile = limit(102_400, 102_400);
+        ovs.fds = Some(census(&[
+            (generic.clone(), 102_380),
+            (FdKind::UnixSocket, 20),
+            (FdKind::File, 9),
+        ]));
+        let mut calm = process(900, "sshd");
+        calm.nofile = limit(1024, 4096);
+        calm.fds = Some(census(&[(FdKind::File, 10)]));
+        let findings = crate::run(&snapshot(vec![ovs, calm]), &Default::default());
+        assert_eq!(findings.len(), 1);
+        let f = &findings[0];
+        assert_eq!(f.detector, "fd-exhaustion");
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.pid, Some(812));
+        assert!(f.summary.contains("102,409 open fds"), "{}", f.summary);
+        assert!(f.summary.contains("NETLINK_GENERIC"), "{}", f.summary);
+        let generic_row = f
+            .evidence
+            .iter()
+            .find(|e| e.fact.starts_with("102,380 NETLINK_GENERIC"))
+            .expect("breakdown row");
+        assert_eq!(
+            generic_row.command.as_deref(),
+            Some("lsof -p 812 | grep -c GENERIC")
+        );
+        assert!(f.explanation.contains("Open vSwitch"), "{}", f.explanation);
+        assert!(f.fix.contains("prlimit --pid 812"), "{}", f.fix);
+        assert!(!f.fix.contains('{'), "unfilled placeholder: {}", f.fix);
+    }
+
+    #[test]
+    fn thresholds() {
+        let mut p = process(10, "app");
+        p.nofile = limit(1000, 1000);
+        p.fds = Some(census(&[(FdKind::Pipe, 800)]));
+        let findings = crate::run(&snapshot(vec![p.clone()]), &Default::default());
+        assert_eq!(findings[0].severity, Severity::Warning);
+        p.fds = Some(census(&[(FdKind::Pipe, 799)]));
+        assert!(crate::run(&snapshot(vec![p.clone()]), &Default::default()).is_empty());
+        p.nofile = Some(ResourceLimit {
+            soft: Limit::Unlimited,
+            hard: Limit::Unlimited,
+        });
+        assert!(crate::run(&snapshot(vec![p]), &Default::default()).is_empty());
+    }
+}

@@ -1,0 +1,287 @@
+//! # `netdev-unregister-stuck`
+//!
+//! **Signature.** Kernel log lines
+//! `unregister_netdevice: waiting for DEV to become free. Usage count = N`. The kernel is
+//! deleting `DEV` (often a pod's veth when its network namespace goes away) and something
+//! still holds a reference; `netdev_wait_allrefs` repeats the line every 10 s while it
+//! waits, holding up namespace teardown: pods stay `Terminating`, and kubelet's PLEG turns
+//! unhealthy. A device whose last line is recent is still stuck (critical); one whose lines
+//! stopped was freed eventually (info).
+//!
+//! **Sources.** The kernel log (`/dev/kmsg`, or `dmesg` text) and the kernel release.
+//!
+//! **Evidence.** Per device: the line, how often it repeated, first and last time, the last
+//! usage count; then the kernel release checked against the table of known causes in
+//! `data/signatures.toml` (linux ee60ad219f5c, the fnhe refcount leak of seed 001;
+//! 4ee806d51176 for `lo`). When the release carries every known fix, or when it cannot be
+//! told (distribution kernels backport), the finding says so instead of guessing.
+
+use std::collections::BTreeMap;
+
+use nodedoc_model::{Evidence, Finding, KmsgRecord, Severity, Subject};
+
+use crate::kernel_release::{fix_verdict, FixVerdict, KernelRelease};
+use crate::{catalog, duration, Context, Detector};
+
+/// See the module documentation.
+pub struct NetdevUnregisterStuck;
+
+const PREFIX: &str = "unregister_netdevice: waiting for ";
+const MIDDLE: &str = " to become free. Usage count = ";
+
+/// Parses one message: the device and its usage count.
+pub(crate) fn parse_waiting_line(message: &str) -> Option<(&str, i64)> {
+    let start = message.find(PREFIX)? + PREFIX.len();
+    let rest = &message[start..];
+    let middle = rest.find(MIDDLE)?;
+    let device = &rest[..middle];
+    if device.is_empty() || device.contains(char::is_whitespace) {
+        return None;
+    }
+    let count_text = rest[middle + MIDDLE.len()..]
+        .split(|c: char| !(c.is_ascii_digit() || c == '-'))
+        .next()?;
+    Some((device, count_text.parse().ok()?))
+}
+
+struct DeviceHistory<'a> {
+    lines: Vec<(&'a KmsgRecord, i64)>,
+}
+
+impl Detector for NetdevUnregisterStuck {
+    fn id(&self) -> &'static str {
+        "netdev-unregister-stuck"
+    }
+
+    fn detect(&self, cx: &mut Context<'_>) {
+        let snapshot = cx.snapshot;
+        let Some(log) = &snapshot.kernel_log else { return };
+        let mut devices: BTreeMap<&str, DeviceHistory<'_>> = BTreeMap::new();
+        for record in &log.records {
+            if let Some((device, count)) = parse_waiting_line(&record.message) {
+                devices
+                    .entry(device)
+                    .or_insert_with(|| DeviceHistory { lines: Vec::new() })
+                    .lines
+                    .push((record, count));
+            }
+        }
+        let release_text = &snapshot.host.kernel_release;
+        let release = KernelRelease::parse(release_text);
+        for (device, history) in devices {
+            let (first, _) = history.lines[0];
+            let (last, last_count) = *history.lines.last().expect("non-empty by construction");
+            let since_last_secs =
+                snapshot.host.uptime_us.saturating_sub(last.monotonic_us) as f64 / 1e6;
+            let waited_secs = last.monotonic_us.saturating_sub(first.monotonic_us) as f64 / 1e6;
+            let still_waiting = since_last_secs <= cx.config.netdev_still_waiting_secs as f64;
+            let repeats = history.lines.len();
+            let (severity, state) = if still_waiting {
+                (
+                    Severity::Critical,
+                    format!("still waiting (last line {} ago)", duration(since_last_secs)),
+                )
+            } else {
+                (
+                    Severity::Info,
+                    format!(
+                        "was stuck for at least {}; the lines stopped {} ago",
+                        duration(waited_secs),
+                        duration(since_last_secs)
+                    ),
+                )
+            };
+            let mut finding = Finding::new(
+                self.id(),
+                severity,
+                Subject::NetDevice {
+                    name: device.to_string(),
+                },
+                format!(
+                    "the kernel cannot free network device {device} (usage count {last_count}): {state}"
+                ),
+            );
+            finding.evidence.push(Evidence::new(
+                format!("\"{}\" logged {repeats} time{}", last.message.trim(), if repeats == 1 { "" } else { "s" }),
+                format!("dmesg | grep 'waiting for {device} to become free'"),
+            ));
+            finding.evidence.push(Evidence::fact(format!(
+                "first at {}, last at {}",
+                when(snapshot, first.monotonic_us),
+                when(snapshot, last.monotonic_us)
+            )));
+
+            // The release against the table of known causes.
+            let mut cause_lines = Vec::new();
+            let mut likely = Vec::new();
+            let mut unknown = 0;
+            let causes = catalog()
+                .netdev_unregister_cause
+                .iter()
+                .filter(|bug| bug.devices.is_empty() || bug.devices.iter().any(|d| d == device));
+            for bug in causes {
+                let short = &bug.commit[..12];
+                let verdict = match &release {
+                    Some(release) => fix_verdict(release, bug),
+                    None => FixVerdict::Unknown {
+                        because: format!("kernel release {release_text:?} is unreadable"),
+                    },
+                };
+                let text = match &verdict {
+                    FixVerdict::Fixed { because } => {
+                        format!("linux {short} ({}): not the cause here, {because}", bug.subject)
+                    }
+                    FixVerdict::NotAffected => format!(
+                        "linux {short} ({}): not the cause here, this kernel predates the bug",
+                        bug.subject
+                    ),
+                    FixVerdict::Affected { because } => {
+                        likely.push(bug);
+                        format!("linux {short} ({}): LIKELY CAUSE, {because}", bug.subject)
+                    }
+                    FixVerdict::Unknown { because } => {
+                        unknown += 1;
+                        likely.push(bug);
+                        format!("linux {short} ({}): possible cause, {because}", bug.subject)
+                    }
+                };
+                finding
+                    .evidence
+                    .push(Evidence::new(text.clone(), "uname -r"));
+                cause_lines.push(text);
+                finding.references.push(nodedoc_model::Reference {
+                    title: format!("linux {short}: {}", bug.subject),
+                    url: format!("https://github.com/torvalds/linux/commit/{}", bug.commit),
+                });
+                finding.references.extend(bug.references.iter().cloned());
+            }
+            let diagnosis = if likely.is_empty() {
+                format!(
+                    "Kernel {release_text} carries the fixes for every known cause in nodedoc's table, so the holder of the reference is unknown: do not assume one of those bugs."
+                )
+            } else if unknown == likely.len() {
+                format!(
+                    "Whether kernel {release_text} carries the fix cannot be told from its release string: {}",
+                    likely
+                        .iter()
+                        .map(|b| b.explanation.trim())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
+            } else {
+                likely
+                    .iter()
+                    .map(|b| b.explanation.trim())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let repeats_text = repeats.to_string();
+            cx.emit(
+                finding,
+                &[
+                    ("device", device),
+                    ("release", release_text),
+                    ("diagnosis", &diagnosis),
+                    ("repeats", &repeats_text),
+                ],
+            );
+        }
+    }
+}
+
+/// `+12.3s after boot (2026-11-25 10:54:46 UTC)` for a kernel log timestamp.
+fn when(snapshot: &nodedoc_model::Snapshot, monotonic_us: u64) -> String {
+    let boot = snapshot.host.boot_time_unix;
+    let after_boot = format!("{:.1}s after boot", monotonic_us as f64 / 1e6);
+    if boot == 0 {
+        return after_boot;
+    }
+    format!("{} ({after_boot})", crate::utc(boot + monotonic_us / 1_000_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::snapshot;
+    use nodedoc_model::{KernelLog, KernelLogSource};
+
+    fn record(seconds: u64, message: &str) -> KmsgRecord {
+        KmsgRecord {
+            level: 0,
+            facility: 0,
+            sequence: seconds,
+            monotonic_us: seconds * 1_000_000,
+            continuation: false,
+            message: message.to_string(),
+            dictionary: vec![],
+        }
+    }
+
+    fn seed_log(release: &str, uptime_secs: u64) -> nodedoc_model::Snapshot {
+        let mut snap = snapshot(vec![]);
+        snap.host.kernel_release = release.to_string();
+        snap.host.uptime_us = uptime_secs * 1_000_000;
+        let mut records = vec![record(100, "eth0: link up")];
+        for t in [1000, 1010, 1020, 1030, 1040] {
+            records.push(record(
+                t,
+                "unregister_netdevice: waiting for cli-veth to become free. Usage count = 1",
+            ));
+        }
+        snap.kernel_log = Some(KernelLog {
+            source: KernelLogSource::DevKmsg,
+            records,
+            ..KernelLog::default()
+        });
+        snap
+    }
+
+    #[test]
+    fn parses_the_kernel_line_and_rejects_lookalikes() {
+        assert_eq!(
+            parse_waiting_line("unregister_netdevice: waiting for cli-veth to become free. Usage count = 1"),
+            Some(("cli-veth", 1))
+        );
+        assert_eq!(
+            parse_waiting_line("unregister_netdevice: waiting for lo to become free. Usage count = -3 extra"),
+            Some(("lo", -3))
+        );
+        assert_eq!(parse_waiting_line("unregister_netdevice: waiting for  to become free. Usage count = 1"), None);
+        assert_eq!(parse_waiting_line("unregister_netdevice: waiting for x to become free. Usage count = "), None);
+        assert_eq!(parse_waiting_line("unregister_netdevice: waiting for x"), None);
+    }
+
+    #[test]
+    fn seed_001_on_the_seeds_rhel_kernel_is_critical_and_cannot_rule_out_the_fnhe_leak() {
+        let snap = seed_log("3.10.0-693.el7.x86_64", 1045);
+        let findings = crate::run(&snap, &Default::default());
+        assert_eq!(findings.len(), 1);
+        let f = &findings[0];
+        assert_eq!(f.detector, "netdev-unregister-stuck");
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.subject, Subject::NetDevice { name: "cli-veth".into() });
+        assert!(f.evidence[0].fact.contains("logged 5 times"), "{:?}", f.evidence);
+        assert!(f.evidence.iter().any(|e| e.fact.contains("ee60ad219f5c") && e.fact.contains("possible cause")));
+        // 4ee806d51176 is about `lo` only.
+        assert!(!f.evidence.iter().any(|e| e.fact.contains("4ee806d51176")));
+        assert!(f.references.iter().any(|r| r.url.ends_with("ee60ad219f5c7c4fb2f047f88037770063ef785f")));
+        assert!(f.explanation.contains("cannot be told"), "{}", f.explanation);
+    }
+
+    #[test]
+    fn on_a_fixed_kernel_the_cause_is_unknown_and_old_lines_are_only_info() {
+        let snap = seed_log("6.18.44-fc-v782", 5000);
+        let f = &crate::run(&snap, &Default::default())[0];
+        assert_eq!(f.severity, Severity::Info);
+        assert!(f.summary.contains("was stuck for at least 40s"), "{}", f.summary);
+        assert!(f.explanation.contains("unknown"), "{}", f.explanation);
+    }
+
+    #[test]
+    fn a_vanilla_kernel_below_the_backport_names_the_likely_cause() {
+        let snap = seed_log("3.16.60", 1045);
+        let f = &crate::run(&snap, &Default::default())[0];
+        assert!(f.evidence.iter().any(|e| e.fact.contains("LIKELY CAUSE")), "{:?}", f.evidence);
+        assert!(f.explanation.contains("fnhe"), "{}", f.explanation);
+    }
+}

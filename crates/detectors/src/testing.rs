@@ -1,0 +1,43 @@
+//! Builders for detector unit tests.
+
+use nodedoc_model::{HostInfo, NamespaceIds, Process, Snapshot, TaskState};
+
+/// A sleeping user process with nothing else filled in.
+pub(crate) fn process(pid: i32, comm: &str) -> Process {
+    Process {
+        pid,
+        ppid: 1,
+        comm: comm.to_string(),
+        cmdline: vec![comm.to_string()],
+        state: TaskState::Sleeping,
+        start_time_ticks: 100,
+        uid: Some(0),
+        threads: 1,
+        kernel_thread: false,
+        nofile: None,
+        namespaces: NamespaceIds::default(),
+        cgroups: vec![],
+        wchan: None,
+        utime_ticks: 0,
+        stime_ticks: 0,
+        sampled_at_us: 0,
+        fds: None,
+        kernel_stack: None,
+    }
+}
+
+/// A snapshot of `processes` (sorted by pid) on a host that has been up 10,000 s.
+pub(crate) fn snapshot(mut processes: Vec<Process>) -> Snapshot {
+    processes.sort_by_key(|p| p.pid);
+    let mut snapshot = Snapshot::new(HostInfo {
+        hostname: "test".into(),
+        kernel_release: "6.18.44".into(),
+        uptime_us: 10_000_000_000,
+        boot_time_unix: 1_764_000_000,
+        clock_ticks_per_sec: 100,
+        collector_version: "test".into(),
+        ..HostInfo::default()
+    });
+    snapshot.processes = processes;
+    snapshot
+}
