@@ -1,1 +1,178 @@
-fn main() {}
+//! `nodedoc`: finds the root cause of Linux node failures.
+//!
+//! The binary wires the pipeline together — collect (live or from a file) → snapshot →
+//! detect → report — and the labs. The work itself lives in the library crates under
+//! `crates/`.
+
+mod cli;
+mod collect;
+mod explain;
+mod fds;
+mod lab;
+mod report;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+use nodedoc_model::{Report, Severity, Snapshot};
+
+use cli::{CheckArgs, Cli, ColorWhen, Command, Format};
+
+/// Exit codes; see `nodedoc --help`.
+pub mod exit {
+    /// No warning or critical finding.
+    pub const OK: u8 = 0;
+    /// The worst finding is a warning.
+    pub const WARNING: u8 = 1;
+    /// The worst finding is critical.
+    pub const CRITICAL: u8 = 2;
+    /// nodedoc itself failed.
+    pub const FAILURE: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::FAILURE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    match cli.color {
+        ColorWhen::Auto => {}
+        ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
+        ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
+    }
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let mut err = anstream::stderr();
+            let red = anstyle::AnsiColor::Red.on_default().bold();
+            let _ = writeln!(err, "{red}nodedoc: error:{red:#} {e:#}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Check(args) => check(&args),
+        Command::Collect(args) => {
+            let progress = Progress::new();
+            let snapshot = collect::collect_live(&args.collection, &progress)?;
+            progress.done();
+            if args.output.as_os_str() == "-" {
+                let mut out = std::io::stdout().lock();
+                serde_json::to_writer(&mut out, &snapshot)?;
+                writeln!(out)?;
+            } else {
+                nodedoc_model::write_snapshot(&args.output, &snapshot)?;
+                eprintln!(
+                    "nodedoc: wrote {} ({} processes); analyse it with `nodedoc check --from {}`",
+                    args.output.display(),
+                    snapshot.processes.len(),
+                    args.output.display()
+                );
+            }
+            Ok(exit::OK)
+        }
+        Command::Explain { id } => explain::explain(id.as_deref()),
+        Command::Fds(args) => fds::fds(&args),
+        Command::Lab(args) => lab::lab(args.action),
+        Command::LabHelper { args } => {
+            nodedoc_lab::run_helper(&args)?;
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// `nodedoc check`.
+fn check(args: &CheckArgs) -> Result<u8> {
+    let (snapshot, origin) = match &args.from {
+        Some(path) => (
+            nodedoc_model::read_snapshot(path)?,
+            format!("file:{}", path.display()),
+        ),
+        None => {
+            let progress = Progress::new();
+            let snapshot = collect::collect_live(&args.collection, &progress)?;
+            progress.done();
+            (snapshot, "live".to_string())
+        }
+    };
+    let report = analyse(&snapshot, origin);
+    print_report(&report, args.format, args.verbose)?;
+    Ok(exit_code(&report))
+}
+
+/// Runs every detector over a snapshot.
+pub fn analyse(snapshot: &Snapshot, origin: String) -> Report {
+    let findings = nodedoc_detectors::run(snapshot, &nodedoc_detectors::Config::default());
+    Report::new(
+        snapshot.host.clone(),
+        origin,
+        snapshot.sources.clone(),
+        snapshot.gaps.clone(),
+        findings,
+    )
+}
+
+/// Prints a report to standard output.
+pub fn print_report(report: &Report, format: Format, verbose: bool) -> Result<()> {
+    let mut out = anstream::stdout().lock();
+    match format {
+        Format::Json => report::write_json(&mut out, report),
+        Format::Text => report::write_text(&mut out, report, verbose),
+    }
+    .context("cannot write the report")
+}
+
+/// The exit code of a report.
+pub fn exit_code(report: &Report) -> u8 {
+    match report.summary.worst {
+        Some(Severity::Critical) => exit::CRITICAL,
+        Some(Severity::Warning) => exit::WARNING,
+        _ => exit::OK,
+    }
+}
+
+/// Progress lines on standard error, only when it is a terminal (so pipes and logs stay
+/// clean).
+pub struct Progress {
+    enabled: bool,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
+}
+
+impl Progress {
+    /// Progress for this process's standard error.
+    pub fn new() -> Progress {
+        Progress {
+            enabled: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Shows the current step, replacing the previous one.
+    pub fn step(&self, what: &str) {
+        if self.enabled {
+            eprint!("\r\x1b[2Knodedoc: {what}…");
+        }
+    }
+
+    /// Clears the progress line.
+    pub fn done(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}

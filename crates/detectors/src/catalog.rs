@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn templates_fill_known_names_and_keep_the_rest() {
         assert_eq!(
-            render("kill {pid} ({comm}) {{literal}} {unknown}", &[("pid", "7"), ("comm", "x")]),
+            render(
+                "kill {pid} ({comm}) {{literal}} {unknown}",
+                &[("pid", "7"), ("comm", "x")]
+            ),
             "kill 7 (x) {literal} {unknown}"
         );
         assert_eq!(render("{", &[]), "{");

@@ -34,7 +34,9 @@ impl Detector for FdExhaustion {
             let (Some(fds), Some(limit)) = (&process.fds, process.nofile) else {
                 continue;
             };
-            let Limit::Finite(soft) = limit.soft else { continue };
+            let Limit::Finite(soft) = limit.soft else {
+                continue;
+            };
             if soft == 0 {
                 continue;
             }
@@ -81,7 +83,11 @@ impl Detector for FdExhaustion {
                     format!(
                         "{} {} ({:.1}%)",
                         thousands(row.count),
-                        plural(&row.kind),
+                        if row.count == 1 {
+                            singular(&row.kind)
+                        } else {
+                            plural(&row.kind)
+                        },
                         row.count as f64 * 100.0 / fds.total.max(1) as f64
                     ),
                     command_for(&row.kind, pid),
@@ -164,6 +170,21 @@ fn serde_tag(kind: &FdKind) -> String {
         FdKind::Other => "other",
     }
     .to_string()
+}
+
+fn singular(kind: &FdKind) -> String {
+    match kind {
+        FdKind::NetlinkSocket { protocol } => format!("{protocol} netlink socket"),
+        FdKind::AnonInode { name } => format!("anon_inode [{name}] fd"),
+        FdKind::File => "regular file".to_string(),
+        FdKind::OtherSocket { .. }
+        | FdKind::UnresolvedSocket
+        | FdKind::Namespace
+        | FdKind::Other => {
+            format!("{kind} fd")
+        }
+        other => other.to_string(),
+    }
 }
 
 fn plural(kind: &FdKind) -> String {

@@ -164,9 +164,18 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        assert!(matches!(verdict("6.18.44-fc-v782"), FixVerdict::Fixed { .. }));
-        assert!(matches!(verdict("5.4.0-42-generic"), FixVerdict::Fixed { .. }));
-        assert!(matches!(verdict("3.10.0-693.el7.x86_64"), FixVerdict::Unknown { .. }));
+        assert!(matches!(
+            verdict("6.18.44-fc-v782"),
+            FixVerdict::Fixed { .. }
+        ));
+        assert!(matches!(
+            verdict("5.4.0-42-generic"),
+            FixVerdict::Fixed { .. }
+        ));
+        assert!(matches!(
+            verdict("3.10.0-693.el7.x86_64"),
+            FixVerdict::Unknown { .. }
+        ));
         assert!(matches!(verdict("3.16.69"), FixVerdict::Affected { .. }));
         assert!(matches!(verdict("3.16.70"), FixVerdict::Fixed { .. }));
         assert!(matches!(verdict("4.14.1"), FixVerdict::Unknown { .. }));

@@ -55,7 +55,9 @@ impl Detector for NetdevUnregisterStuck {
 
     fn detect(&self, cx: &mut Context<'_>) {
         let snapshot = cx.snapshot;
-        let Some(log) = &snapshot.kernel_log else { return };
+        let Some(log) = &snapshot.kernel_log else {
+            return;
+        };
         let mut devices: BTreeMap<&str, DeviceHistory<'_>> = BTreeMap::new();
         for record in &log.records {
             if let Some((device, count)) = parse_waiting_line(&record.message) {
@@ -79,7 +81,10 @@ impl Detector for NetdevUnregisterStuck {
             let (severity, state) = if still_waiting {
                 (
                     Severity::Critical,
-                    format!("still waiting (last line {} ago)", duration(since_last_secs)),
+                    format!(
+                        "still waiting (last line {} ago)",
+                        duration(since_last_secs)
+                    ),
                 )
             } else {
                 (
@@ -102,7 +107,11 @@ impl Detector for NetdevUnregisterStuck {
                 ),
             );
             finding.evidence.push(Evidence::new(
-                format!("\"{}\" logged {repeats} time{}", last.message.trim(), if repeats == 1 { "" } else { "s" }),
+                format!(
+                    "\"{}\" logged {repeats} time{}",
+                    last.message.trim(),
+                    if repeats == 1 { "" } else { "s" }
+                ),
                 format!("dmesg | grep 'waiting for {device} to become free'"),
             ));
             finding.evidence.push(Evidence::fact(format!(
@@ -129,7 +138,10 @@ impl Detector for NetdevUnregisterStuck {
                 };
                 let text = match &verdict {
                     FixVerdict::Fixed { because } => {
-                        format!("linux {short} ({}): not the cause here, {because}", bug.subject)
+                        format!(
+                            "linux {short} ({}): not the cause here, {because}",
+                            bug.subject
+                        )
                     }
                     FixVerdict::NotAffected => format!(
                         "linux {short} ({}): not the cause here, this kernel predates the bug",
@@ -196,7 +208,10 @@ fn when(snapshot: &nodedoc_model::Snapshot, monotonic_us: u64) -> String {
     if boot == 0 {
         return after_boot;
     }
-    format!("{} ({after_boot})", crate::utc(boot + monotonic_us / 1_000_000))
+    format!(
+        "{} ({after_boot})",
+        crate::utc(boot + monotonic_us / 1_000_000)
+    )
 }
 
 #[cfg(test)]
@@ -239,16 +254,33 @@ mod tests {
     #[test]
     fn parses_the_kernel_line_and_rejects_lookalikes() {
         assert_eq!(
-            parse_waiting_line("unregister_netdevice: waiting for cli-veth to become free. Usage count = 1"),
+            parse_waiting_line(
+                "unregister_netdevice: waiting for cli-veth to become free. Usage count = 1"
+            ),
             Some(("cli-veth", 1))
         );
         assert_eq!(
-            parse_waiting_line("unregister_netdevice: waiting for lo to become free. Usage count = -3 extra"),
+            parse_waiting_line(
+                "unregister_netdevice: waiting for lo to become free. Usage count = -3 extra"
+            ),
             Some(("lo", -3))
         );
-        assert_eq!(parse_waiting_line("unregister_netdevice: waiting for  to become free. Usage count = 1"), None);
-        assert_eq!(parse_waiting_line("unregister_netdevice: waiting for x to become free. Usage count = "), None);
-        assert_eq!(parse_waiting_line("unregister_netdevice: waiting for x"), None);
+        assert_eq!(
+            parse_waiting_line(
+                "unregister_netdevice: waiting for  to become free. Usage count = 1"
+            ),
+            None
+        );
+        assert_eq!(
+            parse_waiting_line(
+                "unregister_netdevice: waiting for x to become free. Usage count = "
+            ),
+            None
+        );
+        assert_eq!(
+            parse_waiting_line("unregister_netdevice: waiting for x"),
+            None
+        );
     }
 
     #[test]
@@ -259,13 +291,32 @@ mod tests {
         let f = &findings[0];
         assert_eq!(f.detector, "netdev-unregister-stuck");
         assert_eq!(f.severity, Severity::Critical);
-        assert_eq!(f.subject, Subject::NetDevice { name: "cli-veth".into() });
-        assert!(f.evidence[0].fact.contains("logged 5 times"), "{:?}", f.evidence);
-        assert!(f.evidence.iter().any(|e| e.fact.contains("ee60ad219f5c") && e.fact.contains("possible cause")));
+        assert_eq!(
+            f.subject,
+            Subject::NetDevice {
+                name: "cli-veth".into()
+            }
+        );
+        assert!(
+            f.evidence[0].fact.contains("logged 5 times"),
+            "{:?}",
+            f.evidence
+        );
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.fact.contains("ee60ad219f5c") && e.fact.contains("possible cause")));
         // 4ee806d51176 is about `lo` only.
         assert!(!f.evidence.iter().any(|e| e.fact.contains("4ee806d51176")));
-        assert!(f.references.iter().any(|r| r.url.ends_with("ee60ad219f5c7c4fb2f047f88037770063ef785f")));
-        assert!(f.explanation.contains("cannot be told"), "{}", f.explanation);
+        assert!(f
+            .references
+            .iter()
+            .any(|r| r.url.ends_with("ee60ad219f5c7c4fb2f047f88037770063ef785f")));
+        assert!(
+            f.explanation.contains("cannot be told"),
+            "{}",
+            f.explanation
+        );
     }
 
     #[test]
@@ -273,7 +324,11 @@ mod tests {
         let snap = seed_log("6.18.44-fc-v782", 5000);
         let f = &crate::run(&snap, &Default::default())[0];
         assert_eq!(f.severity, Severity::Info);
-        assert!(f.summary.contains("was stuck for at least 40s"), "{}", f.summary);
+        assert!(
+            f.summary.contains("was stuck for at least 40s"),
+            "{}",
+            f.summary
+        );
         assert!(f.explanation.contains("unknown"), "{}", f.explanation);
     }
 
@@ -281,7 +336,11 @@ mod tests {
     fn a_vanilla_kernel_below_the_backport_names_the_likely_cause() {
         let snap = seed_log("3.16.60", 1045);
         let f = &crate::run(&snap, &Default::default())[0];
-        assert!(f.evidence.iter().any(|e| e.fact.contains("LIKELY CAUSE")), "{:?}", f.evidence);
+        assert!(
+            f.evidence.iter().any(|e| e.fact.contains("LIKELY CAUSE")),
+            "{:?}",
+            f.evidence
+        );
         assert!(f.explanation.contains("fnhe"), "{}", f.explanation);
     }
 }

@@ -32,7 +32,11 @@ impl Detector for ZombieProcesses {
     fn detect(&self, cx: &mut Context<'_>) {
         let snapshot = cx.snapshot;
         let mut by_parent: BTreeMap<i32, Vec<&Process>> = BTreeMap::new();
-        for process in snapshot.processes.iter().filter(|p| p.state == TaskState::Zombie) {
+        for process in snapshot
+            .processes
+            .iter()
+            .filter(|p| p.state == TaskState::Zombie)
+        {
             let still_zombie = match &snapshot.resample {
                 Some(resample) => resample
                     .task(process.key())
@@ -81,10 +85,7 @@ impl Detector for ZombieProcesses {
                 ),
             );
             finding.evidence.push(Evidence::new(
-                format!(
-                    "{} zombie children of pid {ppid}",
-                    thousands(count as u64)
-                ),
+                format!("{} zombie children of pid {ppid}", thousands(count as u64)),
                 format!("ps -o pid,ppid,stat,lstart,comm --ppid {ppid} | awk 'NR==1 || $3 ~ /^Z/'"),
             ));
             for zombie in zombies.iter().take(ZOMBIES_SHOWN) {
@@ -97,9 +98,10 @@ impl Detector for ZombieProcesses {
                 ));
             }
             if count > ZOMBIES_SHOWN {
-                finding
-                    .evidence
-                    .push(Evidence::fact(format!("and {} more", count - ZOMBIES_SHOWN)));
+                finding.evidence.push(Evidence::fact(format!(
+                    "and {} more",
+                    count - ZOMBIES_SHOWN
+                )));
             }
             match &snapshot.resample {
                 Some(r) => finding.evidence.push(Evidence::fact(format!(
@@ -163,7 +165,12 @@ mod tests {
         let parent = process(4200, "containerd-shim");
         let calico = zombie(5100, 4200, "calico", 1_000);
         let transient = zombie(5200, 1, "sh", 2_000);
-        let mut snap = snapshot(vec![process(1, "init"), parent, calico.clone(), transient.clone()]);
+        let mut snap = snapshot(vec![
+            process(1, "init"),
+            parent,
+            calico.clone(),
+            transient.clone(),
+        ]);
         snap.resample = Some(Resample {
             interval_ms: 300,
             tasks: vec![sample(&calico, TaskState::Zombie)],
@@ -174,8 +181,16 @@ mod tests {
         assert_eq!(f.detector, "zombie-processes");
         assert_eq!(f.pid, Some(4200));
         assert_eq!(f.severity, Severity::Warning);
-        assert!(f.summary.contains("containerd-shim (pid 4200) never reaps its children: 1 zombie (calico)"), "{}", f.summary);
-        assert!(f.evidence.iter().any(|e| e.fact.starts_with("zombie calico (pid 5100)")));
+        assert!(
+            f.summary
+                .contains("containerd-shim (pid 4200) never reaps its children: 1 zombie (calico)"),
+            "{}",
+            f.summary
+        );
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.fact.starts_with("zombie calico (pid 5100)")));
         assert!(f.fix.contains("4200"));
     }
 
@@ -185,7 +200,10 @@ mod tests {
         let mut snap = snapshot(vec![process(4200, "p"), z.clone()]);
         let mut other = sample(&z, TaskState::Zombie);
         other.start_time_ticks += 1;
-        snap.resample = Some(Resample { interval_ms: 300, tasks: vec![other] });
+        snap.resample = Some(Resample {
+            interval_ms: 300,
+            tasks: vec![other],
+        });
         assert!(crate::run(&snap, &Default::default()).is_empty());
     }
 }

@@ -53,8 +53,9 @@ impl Gaps {
             examples: Vec::new(),
         });
         gap.count += 1;
-        if gap.examples.len() < MAX_EXAMPLES {
-            gap.examples.push(example.into());
+        let example = example.into();
+        if gap.examples.len() < MAX_EXAMPLES && !gap.examples.contains(&example) {
+            gap.examples.push(example);
         }
     }
 

@@ -1,0 +1,174 @@
+//! The processes labs start, run as `nodedoc lab-helper NAME [ARGS]`. Each prints `ready` on
+//! stdout once its fault is in place, then waits to be killed.
+
+use std::io::Write;
+use std::time::Duration;
+
+use crate::LabError;
+
+fn helper_error(helper: &str, detail: impl std::fmt::Display) -> LabError {
+    LabError::Helper {
+        helper: helper.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+/// `--name value` from a helper's arguments.
+fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.windows(2)
+        .find(|pair| pair[0] == name)
+        .map(|pair| pair[1].as_str())
+}
+
+fn number(helper: &str, args: &[String], name: &str, default: u64) -> Result<u64, LabError> {
+    match arg(args, name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse()
+            .map_err(|_| helper_error(helper, format!("{name} {text:?} is not a number"))),
+    }
+}
+
+fn ready() {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+}
+
+fn wait_forever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Runs the helper named by `args[0]`. Returns only on failure (or never, for helpers that
+/// wait to be killed).
+pub fn run_helper(args: &[String]) -> Result<(), LabError> {
+    let Some(name) = args.first() else {
+        return Err(helper_error("?", "no helper named"));
+    };
+    let rest = &args[1..];
+    // Name the process after its role, so reports say `fd-hog (pid N)`, not `nodedoc`.
+    let mut comm = [0u8; 16];
+    let len = name.len().min(15);
+    comm[..len].copy_from_slice(&name.as_bytes()[..len]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0) };
+    match name.as_str() {
+        "fd-hog" => fd_hog(rest),
+        "zombie-parent" => zombie_parent(rest),
+        "kmsg-repeat" => kmsg_repeat(rest),
+        other => Err(helper_error(other, "unknown helper")),
+    }
+}
+
+/// Raises its soft `RLIMIT_NOFILE` to `--soft-limit` and holds `--sockets` bound netlink
+/// sockets of `--protocol` (default 16, `NETLINK_GENERIC`): an ovs-vswitchd that leaked its
+/// per-port upcall sockets.
+fn fd_hog(args: &[String]) -> Result<(), LabError> {
+    const NAME: &str = "fd-hog";
+    let sockets = number(NAME, args, "--sockets", 1000)?;
+    let soft = number(NAME, args, "--soft-limit", 1024)?;
+    let protocol = number(NAME, args, "--protocol", 16)? as i32;
+    let current = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let hard = current.maximum;
+    if hard.is_some_and(|h| soft > h) {
+        return Err(helper_error(
+            NAME,
+            format!("--soft-limit {soft} is above the hard limit {hard:?}"),
+        ));
+    }
+    rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: Some(soft),
+            maximum: hard,
+        },
+    )
+    .map_err(|e| helper_error(NAME, format!("setrlimit: {e}")))?;
+    let mut held = Vec::with_capacity(sockets as usize);
+    for i in 0..sockets {
+        let fd = rustix::net::socket(
+            rustix::net::AddressFamily::NETLINK,
+            rustix::net::SocketType::RAW,
+            rustix::net::Protocol::from_raw(
+                std::num::NonZeroU32::new(protocol as u32).unwrap_or(std::num::NonZeroU32::MIN),
+            )
+            .into(),
+        )
+        .map_err(|e| helper_error(NAME, format!("socket #{i}: {e}")))?;
+        // Bound with port id 0: the kernel assigns one, as ovs-vswitchd's sockets have.
+        let address = rustix::net::netlink::SocketAddrNetlink::new(0, 0);
+        rustix::net::bind(&fd, &address)
+            .map_err(|e| helper_error(NAME, format!("bind #{i}: {e}")))?;
+        held.push(fd);
+    }
+    ready();
+    wait_forever()
+}
+
+/// Forks `--children` children named `--name` (default `calico`, as in seed 001) that exit at
+/// once, and never waits for them: they stay zombies. On SIGTERM it reaps them and exits, so
+/// that stopping the lab leaves no zombie for an init that reaps lazily.
+fn zombie_parent(args: &[String]) -> Result<(), LabError> {
+    const NAME: &str = "zombie-parent";
+    let children = number(NAME, args, "--children", 3)?;
+    let child_name = arg(args, "--name").unwrap_or("calico").to_string();
+    let mut comm = [0u8; 16];
+    let bytes = child_name.as_bytes();
+    comm[..bytes.len().min(15)].copy_from_slice(&bytes[..bytes.len().min(15)]);
+
+    // Block SIGTERM before forking so it is delivered only through sigwait below.
+    // SAFETY: plain libc signal-mask calls on a single-threaded process.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    let mut pids = Vec::new();
+    for _ in 0..children {
+        // SAFETY: the helper is single-threaded here; the child only renames itself and
+        // calls _exit, both async-signal-safe.
+        match unsafe { libc::fork() } {
+            -1 => return Err(helper_error(NAME, std::io::Error::last_os_error())),
+            0 => unsafe {
+                libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0);
+                libc::_exit(0);
+            },
+            pid => pids.push(pid),
+        }
+    }
+    // Ready once every child is a zombie.
+    for pid in &pids {
+        while crate::process::state(*pid) != Some('Z') {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    ready();
+    let mut signal = 0;
+    // SAFETY: waits for the blocked SIGTERM.
+    unsafe { libc::sigwait(&set, &mut signal) };
+    for pid in pids {
+        // SAFETY: reaping our own children.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    }
+    std::process::exit(0)
+}
+
+/// Writes `--line` to /dev/kmsg every `--every` seconds (default 10, like the kernel's
+/// `netdev_wait_allrefs`) at level `--level` (default 4, warning: the real line is emergency
+/// level, which syslog daemons broadcast to every terminal; a lab should not).
+fn kmsg_repeat(args: &[String]) -> Result<(), LabError> {
+    const NAME: &str = "kmsg-repeat";
+    let line = arg(args, "--line").ok_or_else(|| helper_error(NAME, "--line is required"))?;
+    let every = number(NAME, args, "--every", 10)?.max(1);
+    let level = number(NAME, args, "--level", 4)?.min(7) as u8;
+    nodedoc_kmsg::write_kmsg_with_level(level, line).map_err(|e| helper_error(NAME, e))?;
+    ready();
+    loop {
+        std::thread::sleep(Duration::from_secs(every));
+        // Keep going even if one write fails: the lab's point is the repetition.
+        let _ = nodedoc_kmsg::write_kmsg_with_level(level, line);
+    }
+}

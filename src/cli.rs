@@ -1,0 +1,195 @@
+//! The command line: what each command does, its options, and the exit codes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit status of `check`, `lab run` and `fds` (Nagios-compatible):
+  0  no warning or critical finding
+  1  the worst finding is a warning
+  2  the worst finding is critical
+  3  nodedoc itself failed: bad arguments, unreadable or invalid input, internal error
+
+Examples:
+  nodedoc check                         diagnose this host now
+  nodedoc check --format json | jq '.findings[] | {detector, severity, pid, summary}'
+  nodedoc collect -o node-1.json        save a snapshot to analyse elsewhere
+  nodedoc check --from node-1.json      analyse a saved snapshot
+  nodedoc explain fd-exhaustion         what a finding means and how it is detected
+  sudo nodedoc lab run fd-exhaustion    reproduce a known failure in a sandbox and detect it";
+
+/// nodedoc finds the root cause of Linux node failures.
+///
+/// It gathers what an SRE would read by hand (lsof, /proc/PID/stack, dmesg, ovs-vsctl),
+/// matches known failure signatures, and prints the root-cause chain: what is wrong, the
+/// evidence (with the command that shows it), why, and the fix.
+#[derive(Debug, Parser)]
+#[command(name = "nodedoc", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    /// When to use colour: auto uses it only on a terminal (and honours NO_COLOR).
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Diagnose this host now (or a saved snapshot with --from) and print the findings.
+    ///
+    /// Reads every process from /proc (state, limits, namespaces, an exact fd census with
+    /// netlink sockets by protocol) and the kernel log, reads every process's state once more
+    /// after --interval, then runs every detector. Read-only: it changes nothing.
+    Check(CheckArgs),
+    /// Save a snapshot of this host to a file, for `check --from` on another machine.
+    Collect(CollectArgs),
+    /// Explain what a detector finds, how, and where to read more (all detectors if no ID).
+    Explain {
+        /// A detector id, e.g. fd-exhaustion.
+        id: Option<String>,
+    },
+    /// Show the fd census of one process: descriptors by kind, netlink sockets by protocol.
+    Fds(FdsArgs),
+    /// Reproduce a known failure in a sandbox, to prove a detector on this kernel.
+    ///
+    /// Labs create real processes, network namespaces, cgroups and kernel log records, all
+    /// with unique names, and remove them on every exit path. They need root.
+    Lab(LabArgs),
+    /// Internal: the processes labs start (fd hogs, neglectful parents, ...).
+    #[command(hide = true, name = "lab-helper")]
+    LabHelper {
+        /// The helper and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable report.
+    Text,
+    /// One JSON object (schema: docs/json.md).
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SocketResolutionArg {
+    /// pidfd_getfd where allowed, else the /proc/PID/net tables.
+    Auto,
+    /// pidfd_getfd only (exact; sockets it cannot reach stay unresolved).
+    Pidfd,
+    /// The /proc/PID/net tables only, as lsof does (slow with many netlink sockets).
+    ProcNet,
+    /// Count sockets without resolving their family.
+    None,
+}
+
+/// What a live collection reads.
+#[derive(Debug, Args, Clone)]
+pub struct CollectionArgs {
+    /// Read every process's state a second time after this interval, to tell stuck tasks
+    /// from passing ones and measure CPU shares (e.g. 300ms, 1s; 0 for a single reading).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "300ms")]
+    pub interval: Duration,
+
+    /// Only read kernel log records from this recent past (e.g. 10m, 2h). Default: since boot.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub since: Option<Duration>,
+
+    /// How sockets are told apart in the fd census.
+    #[arg(long, value_enum, default_value_t = SocketResolutionArg::Auto)]
+    pub socket_resolution: SocketResolutionArg,
+
+    /// Skip the fd census (faster; fd-exhaustion then finds nothing).
+    #[arg(long)]
+    pub no_fds: bool,
+
+    /// Worker threads for the process scan (default: online CPUs).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Analyse a snapshot written by `nodedoc collect` instead of this host.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Also show informational findings in the text report (JSON always has them).
+    #[arg(long, short)]
+    pub verbose: bool,
+
+    #[command(flatten)]
+    pub collection: CollectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// Where to write the snapshot (`-` for standard output).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+
+    #[command(flatten)]
+    pub collection: CollectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FdsArgs {
+    /// The process.
+    pub pid: i32,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// How sockets are told apart.
+    #[arg(long, value_enum, default_value_t = SocketResolutionArg::Auto)]
+    pub socket_resolution: SocketResolutionArg,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub action: LabAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// List the scenarios.
+    List,
+    /// Start a scenario, run `check`, show what it found, and clean up.
+    Run {
+        /// The scenario (see `nodedoc lab list`).
+        scenario: String,
+        /// Output format of the check.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Start a scenario and leave it running (stop it with `lab stop`).
+    Start {
+        /// The scenario.
+        scenario: String,
+        /// Print what was started as JSON (pids, names), for scripts and tests.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Stop a scenario started with `lab start` and remove everything it created.
+    Stop {
+        /// The scenario.
+        scenario: String,
+    },
+}

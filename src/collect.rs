@@ -1,0 +1,158 @@
+//! Live collection: reads this host into a [`Snapshot`]. Collectors never judge; this module
+//! only decides what to read and records how it went.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use nodedoc_model::{
+    Gaps, KernelLog, Process, Resample, Snapshot, SourceState, SourceStatus, TaskState,
+};
+use nodedoc_procfs::{ProcRoot, ResolutionMode, ScanOptions};
+
+use crate::cli::{CollectionArgs, SocketResolutionArg};
+
+impl From<SocketResolutionArg> for ResolutionMode {
+    fn from(arg: SocketResolutionArg) -> Self {
+        match arg {
+            SocketResolutionArg::Auto => ResolutionMode::Auto,
+            SocketResolutionArg::Pidfd => ResolutionMode::PidfdOnly,
+            SocketResolutionArg::ProcNet => ResolutionMode::ProcNetTables,
+            SocketResolutionArg::None => ResolutionMode::None,
+        }
+    }
+}
+
+/// Which tasks get their kernel stack read: the ones the hang detectors examine. Reading a
+/// stack takes a lock per task in the kernel, so a scan reads only these.
+fn wants_stack(process: &Process) -> bool {
+    process.state == TaskState::UninterruptibleSleep
+}
+
+/// Reads this host.
+pub fn collect_live(args: &CollectionArgs, progress: &crate::Progress) -> Result<Snapshot> {
+    let started = Instant::now();
+    let mut snapshot = Snapshot::new(nodedoc_procfs::host_info());
+    let mut gaps = Gaps::new();
+
+    // The kernel log is read on its own thread while /proc is scanned: the two are
+    // independent and each mostly waits on the kernel.
+    let since_us = args.since.map(|window| {
+        snapshot
+            .host
+            .uptime_us
+            .saturating_sub(window.as_micros().min(u128::from(u64::MAX)) as u64)
+    });
+    let kernel_log = std::thread::spawn(move || nodedoc_kmsg::read_kernel_log(since_us));
+
+    progress.step("reading processes");
+    let root = ProcRoot::live().context("cannot open /proc")?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let options = ScanOptions {
+        fd_census: !args.no_fds,
+        resolution: args.socket_resolution.into(),
+        threads,
+        wants_stack: &wants_stack,
+    };
+    let scan = nodedoc_procfs::scan(&root, &options).context("cannot list /proc")?;
+    let process_count = scan.processes.len();
+    let resolutions = scan.resolution_counts();
+    let vanished = scan.vanished;
+    gaps.merge(scan.gaps);
+    snapshot.processes = scan.processes;
+
+    let mut detail = format!("{process_count} processes");
+    if args.no_fds {
+        detail.push_str("; fd census skipped (--no-fds)");
+    } else {
+        let parts: Vec<String> = resolutions
+            .iter()
+            .filter(|(r, _)| *r != nodedoc_model::SocketResolution::NoSockets)
+            .map(|(r, n)| format!("{n} process{} by {r}", if *n == 1 { "" } else { "es" }))
+            .collect();
+        if !parts.is_empty() {
+            detail.push_str(&format!("; sockets resolved: {}", parts.join(", ")));
+        }
+    }
+    if vanished > 0 {
+        detail.push_str(&format!("; {vanished} exited during the scan"));
+    }
+    snapshot.sources.push(SourceStatus {
+        source: "procfs".into(),
+        state: if gaps.is_empty() {
+            SourceState::Collected
+        } else {
+            SourceState::Partial
+        },
+        detail,
+    });
+
+    progress.step("reading the kernel log");
+    match kernel_log.join() {
+        Ok(Ok(log)) => {
+            snapshot.sources.push(kernel_log_status(&log));
+            snapshot.kernel_log = Some(log);
+        }
+        Ok(Err(e)) => {
+            gaps.record("kernel-log", "/dev/kmsg and syslog(2)", e.to_string(), "");
+            snapshot.sources.push(SourceStatus {
+                source: "kernel-log".into(),
+                state: SourceState::Failed,
+                detail: e.to_string(),
+            });
+        }
+        Err(_) => anyhow::bail!("the kernel log reader panicked"),
+    }
+
+    if !args.interval.is_zero() {
+        // The interval counts from the first reading: the scan itself already took part of it.
+        let elapsed = started.elapsed();
+        if elapsed < args.interval {
+            progress.step("sampling again");
+            std::thread::sleep(args.interval - elapsed);
+        }
+        let keys: Vec<_> = snapshot.processes.iter().map(Process::key).collect();
+        snapshot.resample = Some(Resample {
+            interval_ms: duration_ms(args.interval),
+            tasks: nodedoc_procfs::resample(&root, &keys),
+        });
+    }
+    snapshot.gaps = gaps.into_vec();
+    Ok(snapshot)
+}
+
+fn kernel_log_status(log: &KernelLog) -> SourceStatus {
+    let source = match log.source {
+        nodedoc_model::KernelLogSource::DevKmsg => "/dev/kmsg",
+        nodedoc_model::KernelLogSource::DmesgText => "syslog(2) text (no /dev/kmsg)",
+        nodedoc_model::KernelLogSource::File => "a saved file",
+    };
+    let mut detail = format!("{}: {} records", source, log.records.len());
+    if log.skipped_before_window > 0 {
+        detail.push_str(&format!(
+            ", {} older ones outside --since",
+            log.skipped_before_window
+        ));
+    }
+    if log.overwritten > 0 {
+        detail.push_str(&format!(", {} overwritten while reading", log.overwritten));
+    }
+    if log.malformed > 0 {
+        detail.push_str(&format!(", {} malformed skipped", log.malformed));
+    }
+    SourceStatus {
+        source: "kernel-log".into(),
+        state: if log.source == nodedoc_model::KernelLogSource::DevKmsg {
+            SourceState::Collected
+        } else {
+            SourceState::Partial
+        },
+        detail,
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}

@@ -1,0 +1,143 @@
+//! `nodedoc lab`: reproduce a seed incident in a sandbox and show that `check` finds it.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use anstyle::{AnsiColor, Style};
+use anyhow::{Context as _, Result};
+use nodedoc_lab::{Expectation, Instance, LabContext, LabGuard};
+use nodedoc_model::Report;
+
+use crate::cli::{CollectionArgs, Format, LabAction, SocketResolutionArg};
+
+const BOLD: Style = Style::new().bold();
+
+fn context() -> Result<LabContext> {
+    let exe =
+        std::env::current_exe().context("cannot find the nodedoc binary to run lab helpers")?;
+    Ok(LabContext::new(exe))
+}
+
+/// Runs one `lab` action.
+pub fn lab(action: LabAction) -> Result<u8> {
+    match action {
+        LabAction::List => {
+            let mut out = anstream::stdout().lock();
+            for s in nodedoc_lab::scenarios() {
+                writeln!(out, "{BOLD}{:<20}{BOLD:#} {}", s.name, s.summary)?;
+                writeln!(out, "{:<20} seed {}", "", s.seed)?;
+            }
+            Ok(crate::exit::OK)
+        }
+        LabAction::Start { scenario, format } => {
+            let guard = nodedoc_lab::start(&scenario, &context()?)?;
+            let instance = guard.persist()?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&instance)?),
+                Format::Text => {
+                    println!("started {}", instance.id);
+                    for (key, value) in &instance.facts {
+                        println!("  {key}: {value}");
+                    }
+                    println!("stop it with: nodedoc lab stop {}", instance.id);
+                }
+            }
+            Ok(crate::exit::OK)
+        }
+        LabAction::Stop { scenario } => {
+            let stopped = nodedoc_lab::stop_saved(&scenario)?;
+            if stopped.is_empty() {
+                eprintln!("nodedoc: no running lab named {scenario:?}");
+            }
+            for id in stopped {
+                println!("stopped {id}");
+            }
+            Ok(crate::exit::OK)
+        }
+        LabAction::Run { scenario, format } => run(&scenario, format),
+    }
+}
+
+/// Start, check, verify, stop — with teardown on Ctrl-C and SIGTERM too.
+fn run(scenario: &str, format: Format) -> Result<u8> {
+    let progress = crate::Progress::new();
+    progress.step(&format!("starting lab {scenario}"));
+    let guard = nodedoc_lab::start(scenario, &context()?)?;
+    // The signal handler runs on its own thread: it needs the instance to tear it down.
+    let shared: Arc<Mutex<Option<LabGuard>>> = Arc::new(Mutex::new(Some(guard)));
+    let for_signal = shared.clone();
+    ctrlc::set_handler(move || {
+        if let Some(guard) = for_signal.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = guard.stop();
+        }
+        std::process::exit(130);
+    })
+    .context("cannot install the signal handler that cleans up the lab")?;
+
+    let instance: Instance = shared
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|g| g.instance().clone())
+        .context("lab stopped before it ran")?;
+    let collection = CollectionArgs {
+        interval: std::time::Duration::from_millis(300),
+        since: None,
+        socket_resolution: SocketResolutionArg::Auto,
+        no_fds: false,
+        threads: None,
+    };
+    let result = crate::collect::collect_live(&collection, &progress);
+    progress.done();
+    let stop = || -> Result<()> {
+        if let Some(guard) = shared.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            guard.stop()?;
+        }
+        Ok(())
+    };
+    let snapshot = match result {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            stop()?;
+            return Err(e);
+        }
+    };
+    let report = crate::analyse(&snapshot, format!("live, lab {}", instance.id));
+    crate::print_report(&report, format, false)?;
+    stop()?;
+
+    let mut err = anstream::stderr().lock();
+    let mut all_found = true;
+    for expectation in &instance.expect {
+        let found = matches(&report, expectation);
+        all_found &= found;
+        let (style, word) = if found {
+            (AnsiColor::Green.on_default().bold(), "found")
+        } else {
+            (AnsiColor::Red.on_default().bold(), "NOT found")
+        };
+        writeln!(
+            err,
+            "{style}lab {}: {word}{style:#} {} for {} with evidence {:?}",
+            instance.id, expectation.detector, expectation.subject, expectation.evidence
+        )?;
+    }
+    writeln!(err, "lab {}: cleaned up", instance.id)?;
+    Ok(if all_found {
+        crate::exit::OK
+    } else {
+        crate::exit::WARNING
+    })
+}
+
+/// True when the report holds the expected finding with its evidence.
+pub fn matches(report: &Report, expectation: &Expectation) -> bool {
+    report.findings.iter().any(|f| {
+        f.detector == expectation.detector
+            && f.subject.key() == expectation.subject
+            && expectation
+                .evidence
+                .iter()
+                .all(|needle| f.evidence.iter().any(|e| e.fact.contains(needle.as_str())))
+    })
+}
