@@ -85,10 +85,14 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Explain { id } => explain::explain(id.as_deref()),
         Command::Fds(args) => fds::fds(&args),
         Command::Lab(args) => lab::lab(args.action),
-        Command::LabHelper { args } => {
-            nodedoc_lab::run_helper(&args)?;
-            Ok(exit::OK)
-        }
+        Command::LabHelper { args } => match nodedoc_lab::run_helper(&args) {
+            Ok(()) => Ok(exit::OK),
+            Err(e) => {
+                // The lab reads this line in place of `ready` (a helper's stderr goes nowhere).
+                println!("error: {e}");
+                Ok(exit::FAILURE)
+            }
+        },
     }
 }
 

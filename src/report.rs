@@ -337,6 +337,9 @@ mod tests {
     #[test]
     fn wrapping_keeps_words_whole() {
         let lines = wrap("one two three four\nfive six   seven eight nine", 20);
-        assert_eq!(lines, vec!["one two three four", "five six seven eight", "nine"]);
+        assert_eq!(
+            lines,
+            vec!["one two three four", "five six seven eight", "nine"]
+        );
     }
 }

@@ -76,11 +76,15 @@ pub(crate) fn spawn_helper(
 ) -> Result<i32, LabError> {
     let scenario = guard.instance().scenario.clone();
     let mut command = Command::new(&cx.helper);
+    // Helpers outlive `lab start`: they must not hold its stderr or stdin, or whoever reads
+    // those (a terminal, a test capturing output) would wait for them forever. A helper
+    // reports failure on its stdout instead of `ready`.
     command
         .arg("lab-helper")
         .args(args)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(Stdio::null());
     configure(&mut command);
     let mut child = command.spawn().map_err(|e| {
         LabError::setup(
@@ -103,6 +107,10 @@ pub(crate) fn spawn_helper(
     let read = BufReader::new(stdout).read_line(&mut line);
     match read {
         Ok(_) if line.trim() == "ready" => Ok(pid),
+        Ok(_) if line.starts_with("error: ") => Err(LabError::Helper {
+            helper: role.to_string(),
+            detail: line["error: ".len()..].trim().to_string(),
+        }),
         Ok(_) => {
             let status = child.try_wait().ok().flatten();
             Err(LabError::Helper {
