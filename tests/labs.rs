@@ -82,7 +82,7 @@ fn zombies_lab_blames_the_parent() {
     let leftover = std::process::Command::new("sh")
         .args([
             "-c",
-            &format!("ps -eo ppid=,stat=,comm= | awk '$2 ~ /^Z/ && $3 == \"calico\"' | wc -l"),
+            "ps -eo ppid=,stat=,comm= | awk '$2 ~ /^Z/ && $3 == \"calico\"' | wc -l",
         ])
         .output()
         .unwrap();
