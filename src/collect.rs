@@ -22,10 +22,54 @@ impl From<SocketResolutionArg> for ResolutionMode {
     }
 }
 
-/// Which tasks get their kernel stack read: the ones the hang detectors examine. Reading a
-/// stack takes a lock per task in the kernel, so a scan reads only these.
-fn wants_stack(process: &Process) -> bool {
+/// Which tasks get their kernel stack and blocked system call read during the scan: the
+/// ones the hang detectors examine. Reading a stack takes a lock per task in the kernel, so
+/// a scan reads only these:
+/// - tasks in uninterruptible sleep (`hung-task`);
+/// - the init of a pid namespace sleeping in `do_wait`, which is where an init that was
+///   killed waits for its namespace to empty (`pidns-exit-hang`);
+/// - CNI plugins (`cni-plugin-hang`).
+fn wants_kernel_detail(process: &Process) -> bool {
     process.state == TaskState::UninterruptibleSleep
+        || (process.wchan.as_deref() == Some("do_wait")
+            && process.nspid.len() > 1
+            && process.nspid.last() == Some(&1))
+        || process.environment.contains_key("CNI_COMMAND")
+}
+
+/// The only environment variables nodedoc reads (see `cni-plugin-hang`).
+const ENVIRONMENT_PREFIXES: &[&str] = &["CNI_"];
+
+/// Tasks whose stack the scan did not read but a detector needs, now that every process is
+/// known: every member of a pid namespace whose init is stuck in `zap_pid_ns_processes`,
+/// and every task alone in its network namespace (is it blocked in network code?).
+fn second_look(snapshot: &Snapshot) -> Vec<i32> {
+    let mut pids = std::collections::BTreeSet::new();
+    for init in &snapshot.processes {
+        let zapping = init
+            .kernel_stack
+            .as_ref()
+            .is_some_and(|s| s.iter().any(|f| f.function == "zap_pid_ns_processes"));
+        if zapping {
+            pids.extend(snapshot.descendants(init.pid).iter().map(|p| p.pid));
+        }
+    }
+    let mut members: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for ns in snapshot.processes.iter().filter_map(|p| p.namespaces.net) {
+        *members.entry(ns).or_default() += 1;
+    }
+    for process in &snapshot.processes {
+        if process.namespaces.net.is_some_and(|ns| members[&ns] == 1) {
+            pids.insert(process.pid);
+        }
+    }
+    pids.into_iter()
+        .filter(|pid| {
+            snapshot
+                .process(*pid)
+                .is_some_and(|p| p.kernel_stack.is_none() && !p.kernel_thread)
+        })
+        .collect()
 }
 
 /// Reads this host.
@@ -54,7 +98,8 @@ pub fn collect_live(args: &CollectionArgs, progress: &crate::Progress) -> Result
         fd_census: !args.no_fds,
         resolution: args.socket_resolution.into(),
         threads,
-        wants_stack: &wants_stack,
+        wants_kernel_detail: &wants_kernel_detail,
+        environment_prefixes: ENVIRONMENT_PREFIXES,
     };
     let scan = nodedoc_procfs::scan(&root, &options).context("cannot list /proc")?;
     let process_count = scan.processes.len();
@@ -62,6 +107,26 @@ pub fn collect_live(args: &CollectionArgs, progress: &crate::Progress) -> Result
     let vanished = scan.vanished;
     gaps.merge(scan.gaps);
     snapshot.processes = scan.processes;
+
+    progress.step("reading mounts and cgroups");
+    snapshot.mounts = nodedoc_procfs::read_mounts(&root, &snapshot.processes, &mut gaps);
+    snapshot.freezers = nodedoc_procfs::read_freezers(
+        std::path::Path::new("/sys/fs/cgroup"),
+        &snapshot.processes,
+        &mut gaps,
+    );
+    for pid in second_look(&snapshot) {
+        match nodedoc_procfs::read_kernel_detail(&root, pid) {
+            Ok((stack, syscall)) => {
+                if let Ok(i) = snapshot.processes.binary_search_by_key(&pid, |p| p.pid) {
+                    snapshot.processes[i].kernel_stack = Some(stack);
+                    snapshot.processes[i].syscall = syscall;
+                }
+            }
+            Err(e) if e.is_vanished() => {}
+            Err(e) => gaps.record("procfs", "/proc/PID/stack", e.reason(), pid.to_string()),
+        }
+    }
 
     let mut detail = format!("{process_count} processes");
     if args.no_fds {

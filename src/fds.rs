@@ -13,7 +13,7 @@ pub fn fds(args: &FdsArgs) -> Result<u8> {
     let root = ProcRoot::live().context("cannot open /proc")?;
     let options = ScanOptions {
         resolution: args.socket_resolution.into(),
-        wants_stack: &|_| false,
+        wants_kernel_detail: &|_| false,
         ..ScanOptions::default()
     };
     let mut gaps = Gaps::new();

@@ -243,6 +243,8 @@ mod tests {
                 .collect(),
             socket_resolution: SocketResolution::PidfdGetfd,
             namespace_fds: vec![],
+            stdin: None,
+            fuse_device_fds: 0,
         }
     }
 

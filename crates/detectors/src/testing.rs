@@ -23,6 +23,10 @@ pub(crate) fn process(pid: i32, comm: &str) -> Process {
         sampled_at_us: 0,
         fds: None,
         kernel_stack: None,
+        nspid: vec![pid],
+        environment: Default::default(),
+        syscall: None,
+        sigkill_pending: false,
     }
 }
 

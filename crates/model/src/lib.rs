@@ -16,6 +16,7 @@ mod gaps;
 mod kernel_log;
 mod process;
 mod snapshot;
+mod system;
 
 pub use file::{read_snapshot, write_snapshot, SnapshotFileError};
 pub use finding::{
@@ -25,10 +26,11 @@ pub use finding::{
 pub use gaps::{Gap, Gaps};
 pub use kernel_log::{KernelLog, KernelLogSource, KmsgRecord};
 pub use process::{
-    CgroupMembership, FdCensus, FdKind, FdKindCount, Limit, NamespaceFd, NamespaceIds,
-    NetlinkProtocol, Process, ProcessKey, ResourceLimit, SocketResolution, StackFrame, TaskSample,
-    TaskState,
+    syscall_name, BlockedSyscall, CgroupMembership, FdCensus, FdKind, FdKindCount, Limit,
+    NamespaceFd, NamespaceIds, NetlinkProtocol, Process, ProcessKey, ResourceLimit,
+    SocketResolution, StackFrame, TaskSample, TaskState,
 };
 pub use snapshot::{
     HostInfo, Resample, Snapshot, SourceState, SourceStatus, SNAPSHOT_FORMAT, SNAPSHOT_VERSION,
 };
+pub use system::{CgroupHierarchy, FreezerCgroup, FreezerState, MountEntry};

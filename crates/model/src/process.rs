@@ -53,6 +53,159 @@ pub struct Process {
     /// (uninterruptible sleep and other suspects), to keep scans cheap.
     #[serde(default)]
     pub kernel_stack: Option<Vec<StackFrame>>,
+    /// The task's pid in each pid namespace it belongs to, outermost first (`NSpid` of
+    /// `/proc/PID/status`). The last is its pid inside its own namespace: 1 for the init of
+    /// a container's pid namespace.
+    #[serde(default)]
+    pub nspid: Vec<i32>,
+    /// The environment variables a detector needs, and only those (names starting with
+    /// `CNI_`): nothing else from `/proc/PID/environ` is kept, so no secret is collected.
+    #[serde(default)]
+    pub environment: std::collections::BTreeMap<String, String>,
+    /// The system call the task is blocked in (`/proc/PID/syscall`), read with the stack.
+    #[serde(default)]
+    pub syscall: Option<BlockedSyscall>,
+    /// A SIGKILL is pending (`SigPnd`/`ShdPnd` of `/proc/PID/status`): the task was killed
+    /// and has not been able to act on it.
+    #[serde(default)]
+    pub sigkill_pending: bool,
+}
+
+/// What `/proc/PID/syscall` says a sleeping task is doing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedSyscall {
+    /// The system call number (architecture-specific), or -1 when the task is blocked outside
+    /// a system call (in a page fault, say).
+    pub number: i64,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<u64>,
+    /// For calls whose first argument is a file descriptor (`read`, `write`, …), what that
+    /// descriptor is (`/proc/PID/fd/N` link target), e.g. `pipe:[1234]` or a path.
+    #[serde(default)]
+    pub fd_target: Option<String>,
+}
+
+impl BlockedSyscall {
+    /// The call's name on `machine` (`uname -m`), for the calls detectors talk about.
+    pub fn name(&self, machine: &str) -> Option<&'static str> {
+        syscall_name(machine, self.number)
+    }
+
+    /// The first argument as a file descriptor, for calls that take one.
+    pub fn fd(&self, machine: &str) -> Option<i32> {
+        let name = self.name(machine)?;
+        FD_FIRST_ARG
+            .contains(&name)
+            .then(|| self.args.first().map(|&a| a as i32))
+            .flatten()
+    }
+}
+
+/// Calls whose first argument is a file descriptor.
+pub(crate) const FD_FIRST_ARG: &[&str] = &[
+    "read",
+    "write",
+    "pread64",
+    "pwrite64",
+    "readv",
+    "writev",
+    "ioctl",
+    "fsync",
+    "fdatasync",
+    "recvfrom",
+    "recvmsg",
+    "sendto",
+    "sendmsg",
+    "accept",
+    "accept4",
+    "connect",
+    "flock",
+    "getdents64",
+    "ftruncate",
+];
+
+/// Names of the system calls detectors talk about, by architecture.
+pub fn syscall_name(machine: &str, number: i64) -> Option<&'static str> {
+    let table: &[(i64, &str)] = match machine {
+        "x86_64" => &[
+            (0, "read"),
+            (1, "write"),
+            (2, "open"),
+            (7, "poll"),
+            (16, "ioctl"),
+            (17, "pread64"),
+            (18, "pwrite64"),
+            (19, "readv"),
+            (20, "writev"),
+            (23, "select"),
+            (35, "nanosleep"),
+            (42, "connect"),
+            (43, "accept"),
+            (44, "sendto"),
+            (45, "recvfrom"),
+            (46, "sendmsg"),
+            (47, "recvmsg"),
+            (58, "vfork"),
+            (61, "wait4"),
+            (73, "flock"),
+            (74, "fsync"),
+            (75, "fdatasync"),
+            (76, "truncate"),
+            (77, "ftruncate"),
+            (162, "sync"),
+            (202, "futex"),
+            (217, "getdents64"),
+            (230, "clock_nanosleep"),
+            (232, "epoll_wait"),
+            (247, "waitid"),
+            (257, "openat"),
+            (270, "pselect6"),
+            (271, "ppoll"),
+            (288, "accept4"),
+            (306, "syncfs"),
+            (437, "openat2"),
+        ],
+        "aarch64" => &[
+            (17, "getcwd"),
+            (29, "ioctl"),
+            (32, "flock"),
+            (45, "truncate"),
+            (46, "ftruncate"),
+            (56, "openat"),
+            (61, "getdents64"),
+            (63, "read"),
+            (64, "write"),
+            (65, "readv"),
+            (66, "writev"),
+            (67, "pread64"),
+            (68, "pwrite64"),
+            (72, "pselect6"),
+            (73, "ppoll"),
+            (81, "sync"),
+            (82, "fsync"),
+            (83, "fdatasync"),
+            (95, "waitid"),
+            (98, "futex"),
+            (101, "nanosleep"),
+            (115, "clock_nanosleep"),
+            (202, "accept"),
+            (203, "connect"),
+            (206, "sendto"),
+            (207, "recvfrom"),
+            (211, "sendmsg"),
+            (212, "recvmsg"),
+            (242, "accept4"),
+            (260, "wait4"),
+            (267, "syncfs"),
+            (437, "openat2"),
+        ],
+        _ => return None,
+    };
+    table
+        .iter()
+        .find(|(n, _)| *n == number)
+        .map(|(_, name)| *name)
 }
 
 impl Process {
@@ -292,6 +445,12 @@ pub struct FdCensus {
     /// namespace alive even when no task is in it.
     #[serde(default)]
     pub namespace_fds: Vec<NamespaceFd>,
+    /// What standard input (fd 0) is, when open.
+    #[serde(default)]
+    pub stdin: Option<FdKind>,
+    /// Descriptors open on `/dev/fuse`: the process serves a FUSE filesystem.
+    #[serde(default)]
+    pub fuse_device_fds: u64,
 }
 
 impl FdCensus {

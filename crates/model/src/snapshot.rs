@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{Gap, KernelLog, Process, TaskSample};
+use crate::{FreezerCgroup, Gap, KernelLog, MountEntry, Process, TaskSample};
 
 /// The value of [`Snapshot::format`]: tells a nodedoc snapshot from any other JSON.
 pub const SNAPSHOT_FORMAT: &str = "nodedoc-snapshot";
@@ -32,6 +32,12 @@ pub struct Snapshot {
     /// What could not be read.
     #[serde(default)]
     pub gaps: Vec<Gap>,
+    /// Freezer state of the cgroups that hold processes.
+    #[serde(default)]
+    pub freezers: Vec<FreezerCgroup>,
+    /// Mounts of interest from every mount namespace (nsfs, FUSE, network filesystems).
+    #[serde(default)]
+    pub mounts: Vec<MountEntry>,
 }
 
 impl Snapshot {
@@ -46,6 +52,8 @@ impl Snapshot {
             resample: None,
             kernel_log: None,
             gaps: Vec::new(),
+            freezers: Vec::new(),
+            mounts: Vec::new(),
         }
     }
 
@@ -66,6 +74,42 @@ impl Snapshot {
         let started = process.start_time_ticks as f64 / ticks as f64;
         let now = self.host.uptime_us as f64 / 1e6;
         Some((now - started).max(0.0))
+    }
+
+    /// The freezer state that applies to a process: its v1 freezer cgroup, else its cgroup2
+    /// cgroup, when that is frozen or freezing.
+    pub fn freezer_of(&self, process: &Process) -> Option<&FreezerCgroup> {
+        process.cgroups.iter().find_map(|membership| {
+            self.freezers.iter().find(|f| {
+                f.path == membership.path
+                    && match f.hierarchy {
+                        crate::CgroupHierarchy::V1Freezer => {
+                            membership.controllers.split(',').any(|c| c == "freezer")
+                        }
+                        crate::CgroupHierarchy::V2 { .. } => membership.hierarchy == 0,
+                    }
+            })
+        })
+    }
+
+    /// Processes whose parent chain leads to `ancestor` (not including it).
+    pub fn descendants(&self, ancestor: i32) -> Vec<&Process> {
+        let mut found: Vec<&Process> = Vec::new();
+        let mut frontier = vec![ancestor];
+        while let Some(parent) = frontier.pop() {
+            for child in self
+                .processes
+                .iter()
+                .filter(|p| p.ppid == parent && p.pid != parent)
+            {
+                if !found.iter().any(|f| f.pid == child.pid) {
+                    found.push(child);
+                    frontier.push(child.pid);
+                }
+            }
+        }
+        found.sort_by_key(|p| p.pid);
+        found
     }
 
     /// The status of one source, by name.

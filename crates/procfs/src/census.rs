@@ -143,10 +143,15 @@ struct Tally {
     /// Sockets the fast path could not resolve: (fd, inode).
     pending_sockets: Vec<(i32, u64)>,
     via_pidfd: u64,
+    stdin: Option<FdKind>,
+    fuse_device_fds: u64,
 }
 
 impl Tally {
-    fn add(&mut self, kind: FdKind) {
+    fn add(&mut self, fd: i32, kind: FdKind) {
+        if fd == 0 {
+            self.stdin = Some(kind.clone());
+        }
         *self.counts.entry(kind).or_insert(0) += 1;
     }
 
@@ -157,6 +162,8 @@ impl Tally {
         self.namespace_fds.extend(other.namespace_fds);
         self.pending_sockets.extend(other.pending_sockets);
         self.via_pidfd += other.via_pidfd;
+        self.stdin = self.stdin.take().or(other.stdin);
+        self.fuse_device_fds += other.fuse_device_fds;
     }
 }
 
@@ -211,13 +218,13 @@ pub fn census(req: &CensusRequest<'_>) -> Result<FdCensus, ReadError> {
             ResolutionMode::Auto | ResolutionMode::ProcNetTables
         );
         let table = use_tables.then(|| req.tables.for_process(req.pid_dir, req.netns));
-        for (_, inode) in &pending {
+        for (fd, inode) in &pending {
             match table.as_ref().and_then(|t| t.get(inode)) {
                 Some(kind) => {
                     via_tables += 1;
-                    tally.add(kind.clone());
+                    tally.add(*fd, kind.clone());
                 }
-                None => tally.add(FdKind::UnresolvedSocket),
+                None => tally.add(*fd, FdKind::UnresolvedSocket),
             }
         }
     }
@@ -244,6 +251,8 @@ pub fn census(req: &CensusRequest<'_>) -> Result<FdCensus, ReadError> {
         kinds,
         socket_resolution,
         namespace_fds: tally.namespace_fds,
+        stdin: tally.stdin,
+        fuse_device_fds: tally.fuse_device_fds,
     })
 }
 
@@ -323,26 +332,34 @@ fn classify_fds(fd_dir: BorrowedFd<'_>, pidfd: Option<BorrowedFd<'_>>, fds: &[i3
                 match resolved {
                     Some(kind) => {
                         tally.via_pidfd += 1;
-                        tally.add(kind);
+                        tally.add(fd, kind);
                     }
                     None => tally.pending_sockets.push((fd, inode)),
                 }
             }
-            FdTarget::Pipe => tally.add(FdKind::Pipe),
-            FdTarget::AnonInode { name } => tally.add(FdKind::AnonInode {
-                name: name.to_string(),
-            }),
+            FdTarget::Pipe => tally.add(fd, FdKind::Pipe),
+            FdTarget::AnonInode { name } => tally.add(
+                fd,
+                FdKind::AnonInode {
+                    name: name.to_string(),
+                },
+            ),
             FdTarget::Namespace { namespace, inode } => {
                 tally.namespace_fds.push(NamespaceFd {
                     fd,
                     namespace: namespace.to_string(),
                     inode,
                 });
-                tally.add(FdKind::Namespace);
+                tally.add(fd, FdKind::Namespace);
             }
-            FdTarget::Memfd => tally.add(FdKind::Memfd),
-            FdTarget::Path => tally.add(path_kind(fd_dir, &name)),
-            FdTarget::Other => tally.add(FdKind::Other),
+            FdTarget::Memfd => tally.add(fd, FdKind::Memfd),
+            FdTarget::Path => {
+                if target == b"/dev/fuse" {
+                    tally.fuse_device_fds += 1;
+                }
+                tally.add(fd, path_kind(fd_dir, &name))
+            }
+            FdTarget::Other => tally.add(fd, FdKind::Other),
         }
     }
     tally

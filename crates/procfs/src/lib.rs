@@ -11,6 +11,7 @@ mod error;
 mod host;
 pub mod parse;
 mod scan;
+mod system;
 
 use std::ffi::CStr;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -22,7 +23,10 @@ pub use census::{census, CensusRequest, NetTables, ResolutionMode};
 pub use error::{ReadError, ReadErrorKind};
 pub use host::{host_info, monotonic_us};
 pub use nodedoc_model::Gaps;
-pub use scan::{read_process, read_stack, resample, scan, ProcessScan, ScanOptions};
+pub use scan::{
+    read_kernel_detail, read_process, read_stack, resample, scan, ProcessScan, ScanOptions,
+};
+pub use system::{read_freezers, read_mounts};
 
 /// A `/proc` to read: the live one, or a fake root for tests.
 #[derive(Debug)]

@@ -82,18 +82,196 @@ pub fn parse_stat(bytes: &[u8]) -> Result<Stat, String> {
     })
 }
 
-/// The real uid from `/proc/PID/status` (`Uid:\treal\teffective\tsaved\tfs`).
-pub fn parse_status_uid(text: &str) -> Result<u32, (usize, String)> {
+/// The fields nodedoc uses from `/proc/PID/status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// Real uid (`Uid:\treal\teffective\tsaved\tfs`).
+    pub uid: u32,
+    /// `NSpid:`: the pid in each nested pid namespace, outermost first (empty on kernels
+    /// before 4.1, which lack the line).
+    pub nspid: Vec<i32>,
+    /// SIGKILL is in `SigPnd` or `ShdPnd`.
+    pub sigkill_pending: bool,
+}
+
+/// Bit of SIGKILL (signal 9) in the pending-signal masks.
+const SIGKILL_BIT: u64 = 1 << (9 - 1);
+
+/// Parses `/proc/PID/status`.
+pub fn parse_status(text: &str) -> Result<Status, (usize, String)> {
+    let mut uid = None;
+    let mut nspid = Vec::new();
+    let mut sigkill_pending = false;
     for (i, line) in text.lines().enumerate() {
+        if let Some(mask) = line
+            .strip_prefix("SigPnd:")
+            .or_else(|| line.strip_prefix("ShdPnd:"))
+        {
+            let mask = u64::from_str_radix(mask.trim(), 16)
+                .map_err(|_| (i + 1, format!("bad pending-signal mask {line:?}")))?;
+            sigkill_pending |= mask & SIGKILL_BIT != 0;
+            continue;
+        }
         if let Some(rest) = line.strip_prefix("Uid:") {
-            return rest
+            uid = Some(
+                rest.split_ascii_whitespace()
+                    .next()
+                    .and_then(|u| u.parse().ok())
+                    .ok_or_else(|| (i + 1, format!("bad Uid line {line:?}")))?,
+            );
+        } else if let Some(rest) = line.strip_prefix("NSpid:") {
+            nspid = rest
                 .split_ascii_whitespace()
-                .next()
-                .and_then(|u| u.parse().ok())
-                .ok_or_else(|| (i + 1, format!("bad Uid line {line:?}")));
+                .map(|p| {
+                    p.parse()
+                        .map_err(|_| (i + 1, format!("bad NSpid line {line:?}")))
+                })
+                .collect::<Result<_, _>>()?;
         }
     }
-    Err((0, "no Uid line".to_string()))
+    let uid = uid.ok_or((0, "no Uid line".to_string()))?;
+    Ok(Status {
+        uid,
+        nspid,
+        sigkill_pending,
+    })
+}
+
+/// The variables of a NUL-separated `/proc/PID/environ` whose names start with one of
+/// `prefixes`. Everything else is dropped as it is parsed: nodedoc never keeps a process's
+/// other variables (they hold secrets).
+pub fn parse_environ_selected(
+    bytes: &[u8],
+    prefixes: &[&str],
+) -> std::collections::BTreeMap<String, String> {
+    let mut selected = std::collections::BTreeMap::new();
+    if prefixes.is_empty() {
+        return selected;
+    }
+    for entry in bytes.split(|&b| b == 0) {
+        if !prefixes.iter().any(|p| entry.starts_with(p.as_bytes())) {
+            continue;
+        }
+        let Some(eq) = entry.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        selected.insert(
+            String::from_utf8_lossy(&entry[..eq]).into_owned(),
+            String::from_utf8_lossy(&entry[eq + 1..]).into_owned(),
+        );
+    }
+    selected
+}
+
+/// `/proc/PID/syscall`: `None` for `running`; the number (−1 when blocked outside a system
+/// call) and the six arguments otherwise.
+pub fn parse_syscall(text: &str) -> Result<Option<(i64, Vec<u64>)>, String> {
+    let text = text.trim();
+    if text == "running" {
+        return Ok(None);
+    }
+    let mut words = text.split_ascii_whitespace();
+    let number: i64 = words
+        .next()
+        .ok_or("empty")?
+        .parse()
+        .map_err(|_| format!("the syscall number in {text:?} is not a number"))?;
+    let args = if number < 0 {
+        Vec::new()
+    } else {
+        words
+            .take(6)
+            .map(|w| {
+                u64::from_str_radix(w.trim_start_matches("0x"), 16)
+                    .map_err(|_| format!("argument {w:?} is not hexadecimal"))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    Ok(Some((number, args)))
+}
+
+/// One line of `/proc/PID/mountinfo`:
+/// `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountInfoLine {
+    /// Mount id.
+    pub mount_id: u64,
+    /// Device major.
+    pub major: u32,
+    /// Device minor.
+    pub minor: u32,
+    /// Root within the filesystem.
+    pub root: String,
+    /// Mount point.
+    pub mount_point: String,
+    /// Filesystem type.
+    pub fs_type: String,
+    /// Source.
+    pub source: String,
+}
+
+/// Parses `/proc/PID/mountinfo`; returns the lines that parse and the numbers of those
+/// that do not.
+pub fn parse_mountinfo(text: &str) -> (Vec<MountInfoLine>, Vec<usize>) {
+    let mut mounts = Vec::new();
+    let mut bad = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_mountinfo_line(line) {
+            Some(m) => mounts.push(m),
+            None => bad.push(i + 1),
+        }
+    }
+    (mounts, bad)
+}
+
+fn parse_mountinfo_line(line: &str) -> Option<MountInfoLine> {
+    let (before, after) = line.split_once(" - ")?;
+    let mut fields = before.split(' ');
+    let mount_id = fields.next()?.parse().ok()?;
+    let _parent = fields.next()?;
+    let (major, minor) = fields.next()?.split_once(':')?;
+    let root = unescape_octal(fields.next()?);
+    let mount_point = unescape_octal(fields.next()?);
+    let mut tail = after.split(' ');
+    let fs_type = unescape_octal(tail.next()?);
+    let source = unescape_octal(tail.next().unwrap_or(""));
+    Some(MountInfoLine {
+        mount_id,
+        major: major.parse().ok()?,
+        minor: minor.parse().ok()?,
+        root,
+        mount_point,
+        fs_type,
+        source,
+    })
+}
+
+/// Undoes the kernel's `\040`-style escaping of spaces, tabs, newlines and backslashes.
+fn unescape_octal(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b));
+        if bytes[i] == b'\\' && octal {
+            let digit = |k: usize| u32::from(bytes[i + k] - b'0');
+            let value = digit(1) * 64 + digit(2) * 8 + digit(3);
+            if let Ok(byte) = u8::try_from(value) {
+                out.push(byte);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `Max open files` from `/proc/PID/limits`.
@@ -380,11 +558,18 @@ mod tests {
         assert!(parse_limits_nofile("").is_err());
         let unlimited = parse_limits_nofile("Max open files unlimited unlimited files").unwrap();
         assert_eq!(unlimited.soft, Limit::Unlimited);
-        assert_eq!(
-            parse_status_uid("Name:\tx\nUid:\t1000\t1000\t1000\t1000\n").unwrap(),
-            1000
-        );
-        assert_eq!(parse_status_uid("Uid:\tx\n").unwrap_err().0, 1);
+        let status =
+            parse_status("Name:\tx\nUid:\t1000\t1000\t1000\t1000\nNSpid:\t7788\t1\n").unwrap();
+        assert_eq!(status.uid, 1000);
+        assert_eq!(status.nspid, vec![7788, 1]);
+        assert!(!status.sigkill_pending);
+        let killed =
+            parse_status("SigPnd:\t0000000000000000\nShdPnd:\t0000000000000100\nUid:\t0\n")
+                .unwrap();
+        assert!(killed.sigkill_pending);
+        assert!(parse_status("SigPnd:\tzz\nUid:\t0\n").is_err());
+        assert_eq!(parse_status("Uid:\tx\n").unwrap_err().0, 1);
+        assert_eq!(parse_status("Uid:\t0\nNSpid:\t1 x\n").unwrap_err().0, 2);
     }
 
     #[test]
@@ -463,6 +648,49 @@ mod tests {
     }
 
     #[test]
+    fn environ_keeps_only_the_asked_prefixes() {
+        let environ = b"PATH=/bin\0CNI_COMMAND=VERSION\0AWS_SECRET_ACCESS_KEY=hunter2\0CNI_CONTAINERID=abc\0CNI_BROKEN\0\0";
+        let env = parse_environ_selected(environ, &["CNI_"]);
+        assert_eq!(env.len(), 2);
+        assert_eq!(env["CNI_COMMAND"], "VERSION");
+        assert_eq!(env["CNI_CONTAINERID"], "abc");
+        assert!(parse_environ_selected(environ, &[]).is_empty());
+    }
+
+    #[test]
+    fn syscall_lines() {
+        assert_eq!(parse_syscall("running\n").unwrap(), None);
+        let (nr, args) =
+            parse_syscall("0 0x0 0x7ffc 0x1000 0x0 0x0 0x0 0x7ffc13b1c748 0x7fa6792c8503\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(nr, 0);
+        assert_eq!(args, vec![0, 0x7ffc, 0x1000, 0, 0, 0]);
+        assert_eq!(
+            parse_syscall("-1 0x7ffc 0x7fa6\n").unwrap(),
+            Some((-1, vec![]))
+        );
+        assert!(parse_syscall("x 0x1").is_err());
+        assert!(parse_syscall("1 0xzz").is_err());
+    }
+
+    #[test]
+    fn mountinfo_lines_with_escapes_and_optional_fields() {
+        let text = "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue\n\
+                    612 29 0:4 net:[4026532181] /run/netns/ndlab\\040x rw shared:5 - nsfs nsfs rw\n\
+                    700 29 0:63 / /tmp/fuse rw,nosuid,nodev - fuse.nodedoc-lab nodedoc-lab rw,user_id=0\n\
+                    garbage\n";
+        let (mounts, bad) = parse_mountinfo(text);
+        assert_eq!(bad, vec![4]);
+        assert_eq!(mounts.len(), 3);
+        assert_eq!(mounts[1].root, "net:[4026532181]");
+        assert_eq!(mounts[1].mount_point, "/run/netns/ndlab x");
+        assert_eq!(mounts[1].fs_type, "nsfs");
+        assert_eq!((mounts[2].major, mounts[2].minor), (0, 63));
+        assert_eq!(mounts[2].fs_type, "fuse.nodedoc-lab");
+    }
+
+    #[test]
     fn cmdline_and_wchan() {
         assert_eq!(
             parse_cmdline(b"ovs-vswitchd\0unix:/run/db.sock\0"),
@@ -492,7 +720,10 @@ mod tests {
                 .collect();
             let text = String::from_utf8_lossy(&bytes);
             let _ = parse_stat(&bytes);
-            let _ = parse_status_uid(&text);
+            let _ = parse_status(&text);
+            let _ = parse_environ_selected(&bytes, &["CNI_"]);
+            let _ = parse_syscall(&text);
+            let _ = parse_mountinfo(&text);
             let _ = parse_limits_nofile(&text);
             let _ = parse_cgroup(&text);
             let _ = parse_stack(&text);

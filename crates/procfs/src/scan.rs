@@ -2,13 +2,14 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nodedoc_model::{
-    Gaps, NamespaceIds, Process, ProcessKey, SocketResolution, StackFrame, TaskSample, TaskState,
+    BlockedSyscall, Gaps, NamespaceIds, Process, ProcessKey, SocketResolution, StackFrame,
+    TaskSample, TaskState,
 };
 
 use crate::census::{census, CensusRequest, NetTables, ResolutionMode};
 use crate::parse::{
-    parse_cgroup, parse_cmdline, parse_limits_nofile, parse_namespace_link, parse_stack,
-    parse_stat, parse_status_uid, parse_wchan, Stat, PF_KTHREAD,
+    parse_cgroup, parse_cmdline, parse_environ_selected, parse_limits_nofile, parse_namespace_link,
+    parse_stack, parse_stat, parse_status, parse_syscall, parse_wchan, Stat, PF_KTHREAD,
 };
 use crate::{read_at, ProcRoot, ReadError};
 
@@ -22,9 +23,13 @@ pub struct ScanOptions<'a> {
     pub resolution: ResolutionMode,
     /// Worker threads (at least 1).
     pub threads: usize,
-    /// Read `/proc/PID/stack` for the processes this returns true for. Stacks cost a lock in
-    /// the kernel per task, so only suspects get one.
-    pub wants_stack: &'a (dyn Fn(&Process) -> bool + Sync),
+    /// Read `/proc/PID/stack` and `/proc/PID/syscall` for the processes this returns true
+    /// for (it sees everything else already read). Stacks cost a lock in the kernel per task,
+    /// so only suspects get one.
+    pub wants_kernel_detail: &'a (dyn Fn(&Process) -> bool + Sync),
+    /// Environment variables to keep, by name prefix (`CNI_`). Everything else in
+    /// `/proc/PID/environ` is discarded while it is parsed; empty skips the file.
+    pub environment_prefixes: &'a [&'a str],
 }
 
 impl Default for ScanOptions<'_> {
@@ -33,7 +38,8 @@ impl Default for ScanOptions<'_> {
             fd_census: true,
             resolution: ResolutionMode::Auto,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            wants_stack: &|p: &Process| p.state == TaskState::UninterruptibleSleep,
+            wants_kernel_detail: &|p: &Process| p.state == TaskState::UninterruptibleSleep,
+            environment_prefixes: &[],
         }
     }
 }
@@ -169,6 +175,10 @@ fn read_process_with(
         sampled_at_us,
         fds: None,
         kernel_stack: None,
+        nspid: Vec::new(),
+        environment: Default::default(),
+        syscall: None,
+        sigkill_pending: false,
     };
 
     // Each optional read records a gap on failure, except when the process is simply gone:
@@ -180,6 +190,12 @@ fn read_process_with(
         match result {
             Ok(()) => Ok(()),
             Err(e) if e.is_vanished() && !process_alive(dir) => Err(e),
+            // The process is there but this part of it is gone: an exiting task has already
+            // dropped its namespaces and files.
+            Err(e) if e.is_vanished() => {
+                gaps.record(SOURCE, what, "gone (the task is exiting)", pid.to_string());
+                Ok(())
+            }
             Err(e) => {
                 gaps.record(SOURCE, what, e.reason(), pid.to_string());
                 Ok(())
@@ -190,11 +206,15 @@ fn read_process_with(
     let status = read_at(dir, c"status", buf)
         .map_err(|e| ReadError::from_io(root.display(pid, "status"), e))
         .and_then(|()| {
-            parse_status_uid(&String::from_utf8_lossy(buf)).map_err(|(line, what)| {
+            parse_status(&String::from_utf8_lossy(buf)).map_err(|(line, what)| {
                 ReadError::parse(root.display(pid, "status"), Some(line), what)
             })
         })
-        .map(|uid| process.uid = Some(uid));
+        .map(|status| {
+            process.uid = Some(status.uid);
+            process.nspid = status.nspid;
+            process.sigkill_pending = status.sigkill_pending;
+        });
     optional("/proc/PID/status", status, gaps)?;
 
     let wchan = read_at(dir, c"wchan", buf)
@@ -221,6 +241,15 @@ fn read_process_with(
         .map_err(|e| ReadError::from_io(root.display(pid, "cmdline"), e))
         .map(|()| process.cmdline = parse_cmdline(buf));
     optional("/proc/PID/cmdline", cmdline, gaps)?;
+
+    if !options.environment_prefixes.is_empty() {
+        let environ = read_at(dir, c"environ", buf)
+            .map_err(|e| ReadError::from_io(root.display(pid, "environ"), e))
+            .map(|()| {
+                process.environment = parse_environ_selected(buf, options.environment_prefixes)
+            });
+        optional("/proc/PID/environ", environ, gaps)?;
+    }
 
     let limits = read_at(dir, c"limits", buf)
         .map_err(|e| ReadError::from_io(root.display(pid, "limits"), e))
@@ -264,11 +293,56 @@ fn read_process_with(
         optional("/proc/PID/fd", result, gaps)?;
     }
 
-    if (options.wants_stack)(&process) {
+    if (options.wants_kernel_detail)(&process) {
         let stack = read_stack_at(root, dir, pid, buf).map(|s| process.kernel_stack = Some(s));
         optional("/proc/PID/stack", stack, gaps)?;
+        let syscall = read_syscall_at(root, dir, pid, buf).map(|s| process.syscall = s);
+        optional("/proc/PID/syscall", syscall, gaps)?;
     }
     Ok(process)
+}
+
+fn read_syscall_at(
+    root: &ProcRoot,
+    dir: BorrowedFd<'_>,
+    pid: i32,
+    buf: &mut Vec<u8>,
+) -> Result<Option<BlockedSyscall>, ReadError> {
+    read_at(dir, c"syscall", buf)
+        .map_err(|e| ReadError::from_io(root.display(pid, "syscall"), e))?;
+    let parsed = parse_syscall(&String::from_utf8_lossy(buf))
+        .map_err(|what| ReadError::parse(root.display(pid, "syscall"), Some(1), what))?;
+    let Some((number, args)) = parsed else {
+        return Ok(None);
+    };
+    let mut syscall = BlockedSyscall {
+        number,
+        args,
+        fd_target: None,
+    };
+    // /proc/PID/syscall is read on the machine that runs the task, so this build's
+    // architecture names the numbers.
+    if let Some(fd) = syscall.fd(std::env::consts::ARCH) {
+        let name = format!("fd/{fd}");
+        let mut link = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        if let Ok((target, _)) = rustix::fs::readlinkat_raw(dir, name.as_str(), &mut link) {
+            syscall.fd_target = Some(String::from_utf8_lossy(target).into_owned());
+        }
+    }
+    Ok(Some(syscall))
+}
+
+/// Reads the kernel stack and blocked system call of one process, for tasks a detector asks
+/// about after the scan (the members of a pid namespace whose init is stuck, say).
+pub fn read_kernel_detail(
+    root: &ProcRoot,
+    pid: i32,
+) -> Result<(Vec<StackFrame>, Option<BlockedSyscall>), ReadError> {
+    let dir = root.open_pid(pid)?;
+    let mut buf = Vec::new();
+    let stack = read_stack_at(root, dir.as_fd(), pid, &mut buf)?;
+    let syscall = read_syscall_at(root, dir.as_fd(), pid, &mut buf)?;
+    Ok((stack, syscall))
 }
 
 /// True while `/proc/PID` still answers: tells "this file is missing" from "the process
