@@ -19,6 +19,43 @@ pub struct Catalog {
     /// Known kernel causes of `unregister_netdevice: waiting for …`.
     #[serde(default)]
     pub netdev_unregister_cause: Vec<KernelBug>,
+    /// Kernel stacks of blocked tasks, most specific first.
+    #[serde(default)]
+    pub stack_signature: Vec<StackSignature>,
+}
+
+/// A known shape of a blocked task's kernel stack.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackSignature {
+    /// A short id (`frozen-cgroup`, `fuse-no-answer`, …).
+    pub id: String,
+    /// What it means, in a few words.
+    pub title: String,
+    /// Function names that identify it.
+    #[serde(default)]
+    pub frames: Vec<String>,
+    /// Function name prefixes that identify it (`ceph_`).
+    #[serde(default)]
+    pub frame_prefixes: Vec<String>,
+    /// Why the task is stuck (a template).
+    pub explanation: String,
+    /// What to do (a template).
+    pub fix: String,
+    /// Where to read more.
+    #[serde(default)]
+    pub references: Vec<Reference>,
+}
+
+impl StackSignature {
+    /// True when `function` is one of this signature's frames.
+    pub fn matches(&self, function: &str) -> bool {
+        self.frames.iter().any(|f| f == function)
+            || self
+                .frame_prefixes
+                .iter()
+                .any(|p| function.starts_with(p.as_str()))
+    }
 }
 
 /// What one detector means.
@@ -104,6 +141,11 @@ impl Catalog {
         self.detector.iter().find(|d| d.id == id)
     }
 
+    /// The stack signature with this id.
+    pub fn stack_signature(&self, id: &str) -> Option<&StackSignature> {
+        self.stack_signature.iter().find(|s| s.id == id)
+    }
+
     /// The hint for a dominant fd kind key.
     pub fn fd_kind_hint(&self, key: &str) -> Option<&FdKindHint> {
         self.fd_kind_hint.iter().find(|h| h.kind == key)
@@ -162,6 +204,26 @@ mod tests {
             for reference in &entry.references {
                 assert!(reference.url.starts_with("https://"), "{}", reference.url);
             }
+        }
+        for signature in &catalog.stack_signature {
+            assert!(
+                !signature.frames.is_empty() || !signature.frame_prefixes.is_empty(),
+                "{} matches nothing",
+                signature.id
+            );
+        }
+        for id in [
+            "frozen-cgroup",
+            "fuse-no-answer",
+            "vfork-parent",
+            "sync-all-filesystems",
+            "network-filesystem",
+            "lock-wait",
+        ] {
+            assert!(
+                catalog.stack_signature(id).is_some(),
+                "stack signature {id} missing"
+            );
         }
         for bug in &catalog.netdev_unregister_cause {
             assert_eq!(bug.commit.len(), 40, "{}: use the full hash", bug.id);

@@ -14,9 +14,14 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+mod cni_plugin_hang;
 mod fd_exhaustion;
+mod hung_task;
 pub mod kernel_release;
 mod netdev_unregister_stuck;
+mod netns_gone;
+mod pidns_exit_hang;
+mod stacks;
 #[cfg(test)]
 mod testing;
 mod zombie_processes;
@@ -39,6 +44,8 @@ pub struct Config {
     /// `netdev-unregister-stuck` treats a device as still stuck when its last line is this
     /// recent (the kernel repeats the line every 10 s while it waits).
     pub netdev_still_waiting_secs: u64,
+    /// `cni-plugin-hang` reports plugins running longer than this.
+    pub cni_plugin_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -48,6 +55,7 @@ impl Default for Config {
             fd_critical_ratio: 0.95,
             zombie_critical_count: 500,
             netdev_still_waiting_secs: 30,
+            cni_plugin_timeout_secs: 10,
         }
     }
 }
@@ -118,6 +126,11 @@ pub fn detectors() -> &'static [&'static dyn Detector] {
         &fd_exhaustion::FdExhaustion,
         &zombie_processes::ZombieProcesses,
         &netdev_unregister_stuck::NetdevUnregisterStuck,
+        // netns-gone explains hung tasks, which explain pid-namespace exit hangs.
+        &netns_gone::NetnsGone,
+        &hung_task::HungTask,
+        &pidns_exit_hang::PidnsExitHang,
+        &cni_plugin_hang::CniPluginHang,
     ]
 }
 

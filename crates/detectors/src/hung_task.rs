@@ -1,0 +1,379 @@
+//! # `hung-task`
+//!
+//! **Signature.** A task in uninterruptible sleep (`D`) at both readings of a check, or one
+//! the kernel's hung-task detector reported: `INFO: task COMM:PID blocked for more than N
+//! seconds.` A task in `D` ignores every signal, SIGKILL included.
+//!
+//! **Sources.** `/proc/PID/stat` read twice, `/proc/PID/stack`, `/proc/PID/syscall` (and the
+//! fd it blocks on), `/proc/PID/wchan`, `/proc/PID/cgroup`, the freezer state of its cgroups,
+//! mounts (for FUSE), and the kernel log.
+//!
+//! **Evidence.** State at both readings, wchan, the blocked call, the kernel stack, the cgroup,
+//! the stack's classification from `stack_signature` in `data/signatures.toml` — frozen cgroup
+//! (also when only `freezer.state` says so: a v1-frozen task shows an ordinary sleep stack),
+//! FUSE daemon not answering (named), vfork parent, `sync()` across all filesystems (seed 003's
+//! `s6-sync`), network filesystem (seed 003's ceph client), block I/O, kernel lock — and the
+//! kernel's own reports. An unknown stack is shown, not guessed at. Critical when the kernel
+//! reported the task or a SIGKILL is pending on it (it was killed and cannot die).
+//! A `netns-gone` finding for the same task is linked as its cause.
+
+use std::collections::BTreeMap;
+
+use nodedoc_model::{Evidence, Finding, KmsgRecord, Process, Severity, Subject, TaskState};
+
+use crate::stacks::{classify, describe, stack_line};
+use crate::{duration, Context, Detector};
+
+/// See the module documentation.
+pub struct HungTask;
+
+/// How many stack frames the evidence line shows.
+const FRAMES_SHOWN: usize = 6;
+
+/// `INFO: task s6-sync:362091 blocked for more than 120 seconds.` → (comm, pid, seconds).
+pub(crate) fn parse_hung_task_line(message: &str) -> Option<(&str, i32, u64)> {
+    let rest = message.split_once("INFO: task ")?.1;
+    let (who, rest) = rest.split_once(" blocked for more than ")?;
+    let (comm, pid) = who.rsplit_once(':')?;
+    let seconds = rest.split_whitespace().next()?.parse().ok()?;
+    Some((comm, pid.parse().ok()?, seconds))
+}
+
+/// The kernel's hung-task reports, by pid.
+struct KernelReport<'a> {
+    comm: &'a str,
+    seconds: u64,
+    times: usize,
+    last: &'a KmsgRecord,
+}
+
+impl Detector for HungTask {
+    fn id(&self) -> &'static str {
+        "hung-task"
+    }
+
+    fn detect(&self, cx: &mut Context<'_>) {
+        let snapshot = cx.snapshot;
+        let mut reports: BTreeMap<i32, KernelReport<'_>> = BTreeMap::new();
+        for record in snapshot.kernel_log.iter().flat_map(|log| &log.records) {
+            if let Some((comm, pid, seconds)) = parse_hung_task_line(&record.message) {
+                let report = reports.entry(pid).or_insert(KernelReport {
+                    comm,
+                    seconds,
+                    times: 0,
+                    last: record,
+                });
+                report.times += 1;
+                report.seconds = report.seconds.max(seconds);
+                report.last = record;
+            }
+        }
+
+        for process in &snapshot.processes {
+            if process.state != TaskState::UninterruptibleSleep || process.kernel_thread {
+                continue;
+            }
+            let second = snapshot.resample.as_ref().map(|r| r.task(process.key()));
+            let still_blocked = match second {
+                Some(Some(sample)) => sample.state == TaskState::UninterruptibleSleep,
+                // Gone at the second reading: it was passing through D.
+                Some(None) => false,
+                // No second reading in this snapshot: one reading has to do.
+                None => true,
+            };
+            if !still_blocked {
+                continue;
+            }
+            let report = reports.remove(&process.pid);
+            let finding = self.blocked_task(cx, process, report.as_ref());
+            let values = finding.1;
+            let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            cx.emit(finding.0, &pairs);
+        }
+
+        // Kernel reports of tasks that are no longer blocked: worth knowing, not broken now.
+        for (pid, report) in reports {
+            let running_again = snapshot.process(pid).is_some_and(|p| p.comm == report.comm);
+            let subject = Subject::Process {
+                pid,
+                comm: report.comm.to_string(),
+            };
+            let mut finding =
+                Finding::new(
+                    self.id(),
+                    Severity::Info,
+                    subject,
+                    format!(
+                    "the kernel reported {} (pid {pid}) blocked for more than {} s; it is {} now",
+                    report.comm,
+                    report.seconds,
+                    if running_again { "no longer blocked" } else { "gone" }
+                ),
+                );
+            finding.evidence.push(Evidence::new(
+                format!(
+                    "\"{}\" ({} report{})",
+                    report.last.message.trim(),
+                    report.times,
+                    if report.times == 1 { "" } else { "s" }
+                ),
+                format!("dmesg | grep 'task {}:{pid} blocked'", report.comm),
+            ));
+            let classification = format!(
+                "The kernel's hung-task detector saw {} (pid {pid}) in uninterruptible sleep for more than {} s. It is not blocked any more, so whatever held it has let go; the kernel log around that time says what was slow.",
+                report.comm, report.seconds
+            );
+            cx.emit(
+                finding,
+                &[
+                    ("classification", &classification),
+                    ("classification_fix", "Nothing to do now. If it recurs, run `nodedoc check` while it happens to see the blocked stack."),
+                ],
+            );
+        }
+    }
+}
+
+impl HungTask {
+    /// The finding for one blocked task, and the template values for the catalog.
+    fn blocked_task(
+        &self,
+        cx: &Context<'_>,
+        process: &Process,
+        report: Option<&KernelReport<'_>>,
+    ) -> (Finding, Vec<(&'static str, String)>) {
+        let snapshot = cx.snapshot;
+        let pid = process.pid;
+        let classification = classify(snapshot, process);
+        let title = classification
+            .as_ref()
+            .map_or("unclassified stack", |c| c.signature.title.as_str());
+        let severity = if report.is_some() || process.sigkill_pending {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let mut finding = Finding::new(
+            self.id(),
+            severity,
+            Subject::Process {
+                pid,
+                comm: process.comm.clone(),
+            },
+            format!(
+                "{} is stuck in uninterruptible sleep: {title}",
+                process.label()
+            ),
+        );
+        let readings = match &snapshot.resample {
+            Some(r) => format!("in state D at both readings, {} ms apart", r.interval_ms),
+            None => "in state D (one reading only: the snapshot has no second sample)".to_string(),
+        };
+        finding.evidence.push(Evidence::new(
+            readings,
+            format!("grep State /proc/{pid}/status"),
+        ));
+        if process.sigkill_pending {
+            finding.evidence.push(Evidence::new(
+                "a SIGKILL is pending: it was killed and cannot act on it",
+                format!("grep -E 'SigPnd|ShdPnd' /proc/{pid}/status"),
+            ));
+        }
+        if let Some(age) = snapshot.process_age_secs(process) {
+            finding.evidence.push(Evidence::new(
+                format!("running for {}", duration(age)),
+                format!("ps -o lstart= -p {pid}"),
+            ));
+        }
+        if let Some(wchan) = &process.wchan {
+            finding.evidence.push(Evidence::new(
+                format!("sleeping in {wchan}"),
+                format!("cat /proc/{pid}/wchan"),
+            ));
+        }
+        if let Some(syscall) = &process.syscall {
+            let name = syscall
+                .name(&snapshot.host.machine)
+                .map_or_else(|| format!("system call {}", syscall.number), str::to_string);
+            let text = match (&syscall.fd_target, syscall.fd(&snapshot.host.machine)) {
+                _ if syscall.number < 0 => {
+                    "blocked outside a system call (a page fault or an exit path)".to_string()
+                }
+                (Some(target), Some(fd)) => format!("blocked in {name}(fd {fd} → {target})"),
+                _ => format!("blocked in {name}()"),
+            };
+            finding
+                .evidence
+                .push(Evidence::new(text, format!("cat /proc/{pid}/syscall")));
+        }
+        if let Some(stack) = process.kernel_stack.as_deref().filter(|s| !s.is_empty()) {
+            finding.evidence.push(Evidence::new(
+                format!("kernel stack: {}", stack_line(stack, FRAMES_SHOWN)),
+                format!("cat /proc/{pid}/stack"),
+            ));
+        }
+        if let Some(cgroup) = process.cgroups.iter().find(|c| c.path != "/") {
+            finding.evidence.push(Evidence::new(
+                format!("cgroup {}", cgroup.path),
+                format!("cat /proc/{pid}/cgroup"),
+            ));
+        }
+        if let Some(report) = report {
+            finding.evidence.push(Evidence::new(
+                format!(
+                    "the kernel reported it blocked for more than {} s ({} time{})",
+                    report.seconds,
+                    report.times,
+                    if report.times == 1 { "" } else { "s" }
+                ),
+                format!("dmesg | grep 'task {}:{pid} blocked'", report.comm),
+            ));
+        }
+        let (explanation, fix) = match &classification {
+            Some(class) => {
+                finding.evidence.push(Evidence::fact(format!(
+                    "stack classified as {}: {} (matched {})",
+                    class.signature.id, class.signature.title, class.frame
+                )));
+                let description = describe(snapshot, process, class);
+                finding.evidence.extend(description.evidence);
+                finding.references.extend(description.references);
+                (description.explanation, description.fix)
+            }
+            None => (
+                format!(
+                    "{} has been in uninterruptible sleep{} across both readings. Its kernel stack matches none of nodedoc's known signatures; it is shown in the evidence as it is. nodedoc does not guess.",
+                    process.label(),
+                    process.wchan.as_deref().map(|w| format!(" in {w}")).unwrap_or_default()
+                ),
+                "Read the stack from the top to see what it waits for; `echo w > /proc/sysrq-trigger; dmesg` dumps the stacks of every blocked task, which often shows who holds what it waits for.".to_string(),
+            ),
+        };
+        if let Some(cause) = cx.finding("netns-gone", &finding.subject) {
+            finding.caused_by.push(cause.id.clone());
+        }
+        (
+            finding,
+            vec![("classification", explanation), ("classification_fix", fix)],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{process, snapshot};
+    use nodedoc_model::{KernelLog, Resample, TaskSample};
+    use nodedoc_procfs::parse::parse_stack;
+
+    fn blocked(pid: i32, comm: &str, stack: &str) -> Process {
+        let mut p = process(pid, comm);
+        p.state = TaskState::UninterruptibleSleep;
+        p.kernel_stack = Some(parse_stack(stack));
+        p
+    }
+
+    fn resampled(processes: &[&Process], state: TaskState) -> Resample {
+        Resample {
+            interval_ms: 300,
+            tasks: processes
+                .iter()
+                .map(|p| TaskSample {
+                    pid: p.pid,
+                    start_time_ticks: p.start_time_ticks,
+                    state,
+                    utime_ticks: 0,
+                    stime_ticks: 0,
+                    sampled_at_us: 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn seed_003_s6_sync_is_classified_with_the_s6_overlay_fix() {
+        let s6 = blocked(362091, "s6-sync", crate::stacks::tests::SEED_S6_SYNC);
+        let mut snap = snapshot(vec![s6.clone()]);
+        snap.resample = Some(resampled(&[&s6], TaskState::UninterruptibleSleep));
+        snap.kernel_log = Some(KernelLog {
+            records: vec![nodedoc_model::KmsgRecord {
+                level: 3,
+                facility: 0,
+                sequence: 1,
+                monotonic_us: 5,
+                continuation: false,
+                message: "INFO: task s6-sync:362091 blocked for more than 120 seconds.".into(),
+                dictionary: vec![],
+            }],
+            ..KernelLog::default()
+        });
+        let findings = crate::run(&snap, &Default::default());
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        let f = &findings[0];
+        assert_eq!(f.detector, "hung-task");
+        assert_eq!(f.pid, Some(362091));
+        assert_eq!(f.severity, Severity::Critical, "the kernel reported it");
+        assert!(
+            f.summary.contains("sync() across every filesystem"),
+            "{}",
+            f.summary
+        );
+        assert!(f.evidence.iter().any(|e| e
+            .fact
+            .contains("kernel stack: call_rwsem_down_read_failed ← iterate_supers ← sys_sync")));
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.fact.contains("blocked for more than 120 s")));
+        assert!(f.fix.contains("S6_SYNC_DISKS=0"), "{}", f.fix);
+        assert!(
+            f.explanation.contains("s6-overlay before 1.22"),
+            "{}",
+            f.explanation
+        );
+    }
+
+    #[test]
+    fn a_task_that_left_d_is_not_reported_and_unknown_stacks_are_not_guessed() {
+        let passing = blocked(10, "dd", crate::stacks::tests::SEED_CEPH);
+        let stuck = blocked(11, "mystery", "[<0>] some_driver_wait+0x1/0x2\n");
+        let mut snap = snapshot(vec![passing.clone(), stuck.clone()]);
+        let mut resample = resampled(&[&stuck], TaskState::UninterruptibleSleep);
+        resample.tasks.push(TaskSample {
+            pid: 10,
+            start_time_ticks: passing.start_time_ticks,
+            state: TaskState::Running,
+            utime_ticks: 0,
+            stime_ticks: 0,
+            sampled_at_us: 0,
+        });
+        resample.tasks.sort_by_key(|t| t.pid);
+        snap.resample = Some(resample);
+        let findings = crate::run(&snap, &Default::default());
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].pid, Some(11));
+        assert!(findings[0].summary.contains("unclassified stack"));
+        assert!(findings[0].explanation.contains("does not guess"));
+        assert!(findings[0]
+            .evidence
+            .iter()
+            .any(|e| e.fact.contains("some_driver_wait")));
+    }
+
+    #[test]
+    fn kernel_lines_parse() {
+        assert_eq!(
+            parse_hung_task_line("INFO: task s6-sync:362091 blocked for more than 120 seconds."),
+            Some(("s6-sync", 362091, 120))
+        );
+        assert_eq!(
+            parse_hung_task_line("INFO: task kworker/u8:2:42 blocked for more than 241 seconds."),
+            Some(("kworker/u8:2", 42, 241))
+        );
+        assert_eq!(
+            parse_hung_task_line("INFO: task x blocked for more than 1 seconds."),
+            None
+        );
+        assert_eq!(parse_hung_task_line("INFO: task x:1 blocked"), None);
+    }
+}
