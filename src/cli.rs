@@ -53,6 +53,9 @@ pub enum Command {
     },
     /// Show the fd census of one process: descriptors by kind, netlink sockets by protocol.
     Fds(FdsArgs),
+    /// Actively test components (opt-in: this runs programs).
+    #[command(subcommand)]
+    Probe(ProbeCommand),
     /// Reproduce a known failure in a sandbox, to prove a detector on this kernel.
     ///
     /// Labs create real processes, network namespaces, cgroups and kernel log records, all
@@ -135,6 +138,28 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub collection: CollectionArgs,
+
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+}
+
+/// Detector thresholds.
+#[derive(Debug, Args, Clone)]
+pub struct ThresholdArgs {
+    /// Report CNI plugins (processes with CNI_COMMAND in their environment) running longer
+    /// than this (cni-plugin-hang).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub cni_timeout: Duration,
+}
+
+impl ThresholdArgs {
+    /// The detectors' configuration.
+    pub fn config(&self) -> nodedoc_detectors::Config {
+        nodedoc_detectors::Config {
+            cni_plugin_timeout_secs: self.cni_timeout.as_secs(),
+            ..nodedoc_detectors::Config::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -191,5 +216,27 @@ pub enum LabAction {
     Stop {
         /// The scenario.
         scenario: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProbeCommand {
+    /// Run every CNI plugin with CNI_COMMAND=VERSION and report which answer and which hang.
+    ///
+    /// Each executable in the CNI bin directories is started as a runtime would start it for
+    /// VERSION: CNI_COMMAND=VERSION in its environment and standard input an open pipe that
+    /// stays silent. Plugins that answer print their supported versions; plugins still running
+    /// after --timeout hang (containernetworking/cni skel < 0.7.0 reads stdin even for VERSION)
+    /// and are killed.
+    Cni {
+        /// A CNI bin directory (repeatable). Default: /opt/cni/bin and /usr/lib/cni.
+        #[arg(long = "dir", value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// How long a plugin may take to answer.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+        timeout: Duration,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
 }

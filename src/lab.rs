@@ -87,6 +87,13 @@ fn run(scenario: &str, format: Format) -> Result<u8> {
         no_fds: false,
         threads: None,
     };
+    if let Some(scenario) = nodedoc_lab::scenario(scenario).filter(|s| s.settle_secs > 0) {
+        // Some faults only count after a while (a CNI plugin is hung after 10 s).
+        for left in (1..=scenario.settle_secs).rev() {
+            progress.step(&format!("letting the fault settle: checking in {left} s"));
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
     let result = crate::collect::collect_live(&collection, &progress);
     progress.done();
     let stop = || -> Result<()> {
@@ -102,7 +109,11 @@ fn run(scenario: &str, format: Format) -> Result<u8> {
             return Err(e);
         }
     };
-    let report = crate::analyse(&snapshot, format!("live, lab {}", instance.id));
+    let report = crate::analyse(
+        &snapshot,
+        format!("live, lab {}", instance.id),
+        &nodedoc_detectors::Config::default(),
+    );
     crate::print_report(&report, format, false)?;
     stop()?;
 

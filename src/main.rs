@@ -9,6 +9,7 @@ mod collect;
 mod explain;
 mod fds;
 mod lab;
+mod probe;
 mod report;
 
 use std::io::{IsTerminal, Write};
@@ -84,6 +85,11 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Explain { id } => explain::explain(id.as_deref()),
         Command::Fds(args) => fds::fds(&args),
+        Command::Probe(cli::ProbeCommand::Cni {
+            dirs,
+            timeout,
+            format,
+        }) => probe::cni(&dirs, timeout, format),
         Command::Lab(args) => lab::lab(args.action),
         Command::LabHelper { args } => match nodedoc_lab::run_helper(&args) {
             Ok(()) => Ok(exit::OK),
@@ -110,14 +116,14 @@ fn check(args: &CheckArgs) -> Result<u8> {
             (snapshot, "live".to_string())
         }
     };
-    let report = analyse(&snapshot, origin);
+    let report = analyse(&snapshot, origin, &args.thresholds.config());
     print_report(&report, args.format, args.verbose)?;
     Ok(exit_code(&report))
 }
 
 /// Runs every detector over a snapshot.
-pub fn analyse(snapshot: &Snapshot, origin: String) -> Report {
-    let findings = nodedoc_detectors::run(snapshot, &nodedoc_detectors::Config::default());
+pub fn analyse(snapshot: &Snapshot, origin: String, config: &nodedoc_detectors::Config) -> Report {
+    let findings = nodedoc_detectors::run(snapshot, config);
     Report::new(
         snapshot.host.clone(),
         origin,

@@ -346,27 +346,40 @@ pub(crate) mod tests {
 [<ffffffffa00739b9>] do_exit+0xb29/0xbe0
 [<ffffffffa0073aef>] do_group_exit+0x3f/0xb0";
 
-    /// Captured on kernel 6.18 from the `d-state` lab: a vfork parent.
-    pub(crate) const LAB_VFORK: &str = "[<0>] wait_for_vfork_done+0x89/0x120
-[<0>] kernel_clone+0x2f1/0x3f0
-[<0>] __do_sys_vfork+0x55/0x80
+    /// Captured on kernel 6.18 from the `d-state` lab: a vfork parent (wait_for_vfork_done is
+    /// inlined into kernel_clone on this kernel).
+    pub(crate) const LAB_VFORK: &str = "[<0>] kernel_clone+0x1d3/0x400
+[<0>] __do_sys_vfork+0x66/0x90
 [<0>] do_syscall_64+0x71/0x290
 [<0>] entry_SYSCALL_64_after_hwframe+0x76/0x7e";
 
     /// Captured on kernel 6.18 from the `fuse-hang` lab: a killed reader of a FUSE file.
-    pub(crate) const LAB_FUSE: &str = "[<0>] request_wait_answer+0x13d/0x220
-[<0>] __fuse_simple_request+0xd6/0x290
-[<0>] fuse_direct_io+0x2c2/0x6c0
-[<0>] fuse_direct_read_iter+0x5a/0x90
-[<0>] vfs_read+0x23c/0x3d0
-[<0>] ksys_read+0x6b/0xf0
-[<0>] do_syscall_64+0x71/0x290";
+    pub(crate) const LAB_FUSE: &str = "[<0>] request_wait_answer+0x1d8/0x290
+[<0>] __fuse_simple_request+0x120/0x330
+[<0>] fuse_direct_io+0x674/0xa60
+[<0>] fuse_file_read_iter+0x196/0x1c0
+[<0>] vfs_read+0x2a4/0x3d0
+[<0>] ksys_read+0x6f/0xf0
+[<0>] do_syscall_64+0x71/0x290
+[<0>] entry_SYSCALL_64_after_hwframe+0x76/0x7e";
 
-    /// Captured on kernel 6.18: a v1-frozen sleeper shows an ordinary nanosleep stack.
+    /// Captured on kernel 6.18 from the `d-state` lab: a v1-frozen sleeper shows an ordinary
+    /// nanosleep stack; only the freezer state tells.
     pub(crate) const LAB_FROZEN_SLEEP: &str = "[<0>] hrtimer_nanosleep+0xb5/0x130
-[<0>] common_nsleep+0x30/0x60
+[<0>] common_nsleep_timens+0x3d/0xa0
 [<0>] __x64_sys_clock_nanosleep+0xde/0x150
-[<0>] do_syscall_64+0x71/0x290";
+[<0>] do_syscall_64+0x71/0x290
+[<0>] entry_SYSCALL_64_after_hwframe+0x76/0x7e";
+
+    /// Captured on kernel 6.18 from the `netns-gone` lab: blocked receiving UDP.
+    pub(crate) const LAB_UDP_RECV: &str = "[<0>] __skb_wait_for_more_packets+0x120/0x170
+[<0>] __skb_recv_udp+0x1ee/0x310
+[<0>] udp_recvmsg+0x13a/0x550
+[<0>] sock_recvmsg+0xab/0xc0
+[<0>] __sys_recvfrom+0x117/0x1b0
+[<0>] __x64_sys_recvfrom+0x20/0x40
+[<0>] do_syscall_64+0x71/0x290
+[<0>] entry_SYSCALL_64_after_hwframe+0x76/0x7e";
 
     fn classified(text: &str) -> Option<&'static str> {
         let mut p = process(10, "t");
@@ -423,5 +436,9 @@ pub(crate) mod tests {
             Some("__ceph_do_pending_vmtruncate")
         );
         assert_eq!(in_network_code(&stack(LAB_VFORK)), None);
+        assert_eq!(
+            in_network_code(&stack(LAB_UDP_RECV)),
+            Some("__skb_wait_for_more_packets")
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::LabError;
 
-fn helper_error(helper: &str, detail: impl std::fmt::Display) -> LabError {
+pub(crate) fn helper_error(helper: &str, detail: impl std::fmt::Display) -> LabError {
     LabError::Helper {
         helper: helper.to_string(),
         detail: detail.to_string(),
@@ -14,7 +14,7 @@ fn helper_error(helper: &str, detail: impl std::fmt::Display) -> LabError {
 }
 
 /// `--name value` from a helper's arguments.
-fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+pub(crate) fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.windows(2)
         .find(|pair| pair[0] == name)
         .map(|pair| pair[1].as_str())
@@ -29,13 +29,13 @@ fn number(helper: &str, args: &[String], name: &str, default: u64) -> Result<u64
     }
 }
 
-fn ready() {
+pub(crate) fn ready() {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "ready");
     let _ = out.flush();
 }
 
-fn wait_forever() -> ! {
+pub(crate) fn wait_forever() -> ! {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
@@ -49,15 +49,22 @@ pub fn run_helper(args: &[String]) -> Result<(), LabError> {
     };
     let rest = &args[1..];
     // Name the process after its role, so reports say `fd-hog (pid N)`, not `nodedoc`.
-    let mut comm = [0u8; 16];
-    let len = name.len().min(15);
-    comm[..len].copy_from_slice(&name.as_bytes()[..len]);
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0) };
+    set_comm(name);
     match name.as_str() {
         "fd-hog" => fd_hog(rest),
         "zombie-parent" => zombie_parent(rest),
         "kmsg-repeat" => kmsg_repeat(rest),
+        "vfork-parent" => vfork_parent(),
+        "sleeper" => {
+            ready();
+            wait_forever()
+        }
+        "fuse-daemon" => crate::fuse::serve(rest),
+        "fuse-reader" => fuse_reader(rest),
+        "pidns-init" => pidns_init(),
+        "udp-wait" => udp_wait(),
+        "cni-runtime" => cni_runtime(rest),
+        "ipam-skel-0.6" => old_skel_plugin(),
         other => Err(helper_error(other, "unknown helper")),
     }
 }
@@ -171,4 +178,130 @@ fn kmsg_repeat(args: &[String]) -> Result<(), LabError> {
         // Keep going even if one write fails: the lab's point is the repetition.
         let _ = nodedoc_kmsg::write_kmsg_with_level(level, line);
     }
+}
+
+/// Calls vfork(2) and leaves the child sleeping without exec: the parent stays in
+/// `wait_for_vfork_done`, state D, until the child execs or exits.
+fn vfork_parent() -> Result<(), LabError> {
+    // `ready` comes first: after vfork this process is suspended.
+    ready();
+    // SAFETY: the child only calls pause(2) in a loop and never returns into Rust code; it
+    // shares the parent's memory, which is exactly what makes the parent wait. libc marks
+    // vfork deprecated because misuse corrupts memory; reproducing a vfork parent is the point
+    // here, and the lab kills the parent before the child so it never resumes.
+    #[allow(deprecated)]
+    let child = unsafe { libc::vfork() };
+    match child {
+        -1 => Err(helper_error(
+            "vfork-parent",
+            std::io::Error::last_os_error(),
+        )),
+        0 => loop {
+            // SAFETY: a bare system call, no memory touched.
+            unsafe { libc::syscall(libc::SYS_pause) };
+        },
+        _ => wait_forever(),
+    }
+}
+
+/// Reads `--path`, a file of the lab's FUSE filesystem whose reads are never answered.
+fn fuse_reader(args: &[String]) -> Result<(), LabError> {
+    use std::io::Read;
+    const NAME: &str = "fuse-reader";
+    let path = arg(args, "--path").ok_or_else(|| helper_error(NAME, "--path is required"))?;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| helper_error(NAME, format!("open {path}: {e}")))?;
+    ready();
+    let mut buf = [0u8; 4096];
+    let _ = file.read(&mut buf);
+    wait_forever()
+}
+
+/// The init of a new pid namespace (run under `unshare --pid --fork`): forks a child that
+/// sleeps, then waits for it like any init.
+fn pidns_init() -> Result<(), LabError> {
+    const NAME: &str = "pidns-init";
+    // SAFETY: single-threaded here; the child renames itself and sleeps.
+    match unsafe { libc::fork() } {
+        -1 => Err(helper_error(NAME, std::io::Error::last_os_error())),
+        0 => {
+            set_comm("pidns-child");
+            wait_forever()
+        }
+        child => {
+            ready();
+            loop {
+                // SAFETY: waiting for our own child.
+                if unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) } == child {
+                    std::process::exit(0);
+                }
+            }
+        }
+    }
+}
+
+/// Blocks in recvfrom(2) on a UDP socket in its (soon deleted) network namespace.
+fn udp_wait() -> Result<(), LabError> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| helper_error("udp-wait", e))?;
+    ready();
+    let mut buf = [0u8; 512];
+    loop {
+        let _ = socket.recv_from(&mut buf);
+    }
+}
+
+/// A container runtime stand-in: starts the old-skel plugin (`ipam-skel-0.6`) the way a
+/// runtime starts a CNI plugin, `CNI_*` in its environment and stdin a pipe it keeps open and
+/// never writes, as for `VERSION`. On SIGTERM it kills and reaps the plugin, then exits.
+fn cni_runtime(args: &[String]) -> Result<(), LabError> {
+    const NAME: &str = "cni-runtime";
+    let command = arg(args, "--command").unwrap_or("VERSION");
+    let container = arg(args, "--container-id").unwrap_or("nodedoc-lab");
+    let exe = std::env::current_exe().map_err(|e| helper_error(NAME, e))?;
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: plain libc signal-mask calls; SIGTERM is then taken with sigwait below.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    let mut plugin = std::process::Command::new(exe)
+        .args(["lab-helper", "ipam-skel-0.6"])
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", container)
+        .env("CNI_NETNS", format!("/var/run/netns/{container}"))
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", "/opt/cni/bin:/usr/lib/cni")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| helper_error(NAME, format!("start the plugin: {e}")))?;
+    // Held, never written: the plugin's read of stdin never ends.
+    let _stdin = plugin.stdin.take();
+    ready();
+    let mut signal = 0;
+    // SAFETY: waits for the blocked SIGTERM.
+    unsafe { libc::sigwait(&set, &mut signal) };
+    let _ = plugin.kill();
+    let _ = plugin.wait();
+    std::process::exit(0)
+}
+
+/// A CNI plugin built with containernetworking/cni's skel before v0.7.0: it reads all of
+/// stdin for every command, VERSION included, before answering.
+fn old_skel_plugin() -> Result<(), LabError> {
+    use std::io::Read;
+    let mut input = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut input);
+    println!(r#"{{"cniVersion":"0.3.1","supportedVersions":["0.1.0","0.2.0","0.3.0","0.3.1"]}}"#);
+    Ok(())
+}
+
+fn set_comm(name: &str) {
+    let mut comm = [0u8; 16];
+    let len = name.len().min(15);
+    comm[..len].copy_from_slice(&name.as_bytes()[..len]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0) };
 }

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod fuse;
 mod helpers;
 mod process;
 mod resource;
@@ -185,7 +186,14 @@ impl Drop for LabGuard {
 }
 
 /// Starts a scenario by name.
+///
+/// This makes the calling process a child subreaper (`PR_SET_CHILD_SUBREAPER`): a helper whose
+/// parent dies during teardown (a vfork child, a plugin of a runtime stand-in) is then
+/// re-parented here and reaped by the teardown, instead of being left to an init that may reap
+/// it late (as on machines whose pid 1 is not a real init).
 pub fn start(name: &str, cx: &LabContext) -> Result<LabGuard, LabError> {
+    // SAFETY: sets a flag on this process; no memory is involved.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let scenario = scenario(name).ok_or_else(|| LabError::UnknownScenario {
         name: name.to_string(),
         known: scenarios()

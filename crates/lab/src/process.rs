@@ -49,14 +49,23 @@ pub(crate) fn kill_verified(
 pub(crate) fn wait_gone(pid: i32, start_time_ticks: u64, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
-        // Reap it if it is our child; ECHILD otherwise, which is fine.
-        if let Some(p) = rustix::process::Pid::from_raw(pid) {
-            let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG);
-        }
+        // Reap it if it is our child (or was re-parented to us, a subreaper).
+        let ours = match rustix::process::Pid::from_raw(pid) {
+            Some(p) => {
+                match rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG) {
+                    Ok(Some(_)) => return true,
+                    Ok(None) => true,
+                    Err(_) => false,
+                }
+            }
+            None => false,
+        };
         match (start_time(pid), state(pid)) {
-            (Some(t), Some(s)) if t == start_time_ticks && s != 'Z' => {}
-            // A zombie that is not ours is its parent's to reap; it no longer holds anything.
-            _ => return true,
+            (Some(t), _) if t != start_time_ticks => return true,
+            (None, _) | (_, None) => return true,
+            // Someone else's zombie: it holds nothing any more; its parent reaps it.
+            (_, Some('Z')) if !ours => return true,
+            _ => {}
         }
         if Instant::now() >= deadline {
             return false;
@@ -65,17 +74,27 @@ pub(crate) fn wait_gone(pid: i32, start_time_ticks: u64, timeout: Duration) -> b
     }
 }
 
-/// Starts `nodedoc lab-helper ARGS`, waits for its `ready` line, and records it in the guard.
-/// Returns its pid. `configure` can adjust the command (environment, stdin, …).
+/// Starts `[WRAPPER…] nodedoc lab-helper ARGS`, waits for its `ready` line, and records it in
+/// the guard. Returns its pid (the wrapper's, when there is one: `unshare --fork` stays the
+/// parent; `ip netns exec` execs into the helper). `configure` can adjust the command
+/// (environment, …).
 pub(crate) fn spawn_helper(
     guard: &mut LabGuard,
     cx: &LabContext,
     role: &str,
+    wrapper: &[&str],
     args: &[&str],
     configure: impl FnOnce(&mut Command),
 ) -> Result<i32, LabError> {
     let scenario = guard.instance().scenario.clone();
-    let mut command = Command::new(&cx.helper);
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(&cx.helper);
+            command
+        }
+        None => Command::new(&cx.helper),
+    };
     // Helpers outlive `lab start`: they must not hold its stderr or stdin, or whoever reads
     // those (a terminal, a test capturing output) would wait for them forever. A helper
     // reports failure on its stdout instead of `ready`.
@@ -126,4 +145,91 @@ pub(crate) fn spawn_helper(
             detail: format!("reading its ready line: {e}"),
         }),
     }
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.
+pub(crate) fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The pids whose parent is `parent`.
+pub(crate) fn children_of(parent: i32) -> Vec<i32> {
+    let mut children = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return children;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+            continue;
+        };
+        let ppid = std::str::from_utf8(&stat[close + 1..])
+            .ok()
+            .and_then(|rest| rest.split_ascii_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(parent) {
+            children.push(pid);
+        }
+    }
+    children.sort_unstable();
+    children
+}
+
+/// Waits for the first child of `parent` and records it as a lab process.
+pub(crate) fn adopt_child(guard: &mut LabGuard, parent: i32, role: &str) -> Result<i32, LabError> {
+    let mut child = None;
+    wait_until(Duration::from_secs(10), || {
+        child = children_of(parent).first().copied();
+        child.is_some()
+    });
+    let pid = child.ok_or_else(|| LabError::Helper {
+        helper: role.to_string(),
+        detail: format!("no child of pid {parent} appeared"),
+    })?;
+    record_process(guard, role, pid);
+    Ok(pid)
+}
+
+/// Records an existing process as a lab resource (killed on teardown).
+pub(crate) fn record_process(guard: &mut LabGuard, role: &str, pid: i32) {
+    let start_time_ticks = start_time(pid).unwrap_or(0);
+    guard.instance_mut().resources.push(Resource::Process {
+        role: role.to_string(),
+        pid,
+        start_time_ticks,
+    });
+}
+
+/// The kernel function `pid` sleeps in.
+pub(crate) fn wchan(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/wchan")).ok()
+}
+
+/// True when `/proc/PID/stack` holds `function`.
+pub(crate) fn stack_has(pid: i32, function: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stack")).is_ok_and(|s| {
+        s.lines().any(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|f| f.split('+').next() == Some(function))
+        })
+    })
 }

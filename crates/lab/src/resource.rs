@@ -33,6 +33,12 @@ pub enum Resource {
         /// The freezer cgroup.
         path: PathBuf,
     },
+    /// A mount the lab made, detached on release (`umount -l`): a FUSE mount whose daemon is
+    /// gone cannot be unmounted any other way.
+    Mount {
+        /// The mount point.
+        path: PathBuf,
+    },
     /// A directory the lab owns, removed with its contents.
     Dir {
         /// The directory.
@@ -109,6 +115,15 @@ impl Resource {
                     Ok(()) => Ok(()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                     Err(e) => Err(format!("thaw {}: {e}", state.display())),
+                }
+            }
+            Resource::Mount { path } => {
+                match rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH) {
+                    // EINVAL: not a mount point (any more); ENOENT: gone.
+                    Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("umount -l {}: {e}", path.display())),
                 }
             }
             Resource::Dir { path } => match std::fs::remove_dir_all(path) {

@@ -10,6 +10,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     name: "fd-exhaustion",
     summary: "a process at 99% of its fd limit, holding thousands of NETLINK_GENERIC sockets",
     seed: "000 (ovs-vswitchd: 102,409 fds, nearly all NETLINK_GENERIC, limit 102,400)",
+    settle_secs: 0,
     start,
 };
 
@@ -23,6 +24,7 @@ fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
         guard,
         cx,
         "fd-hog",
+        &[],
         &[
             "fd-hog",
             "--sockets",

@@ -1,7 +1,12 @@
 //! The scenarios, one file each.
 
+mod cni_stdin_hang;
+mod d_state;
 mod fd_exhaustion;
+mod fuse_hang;
 mod netdev_unregister;
+mod netns_gone;
+mod pidns_exit_hang;
 mod zombies;
 
 use crate::{LabContext, LabError, LabGuard};
@@ -14,6 +19,9 @@ pub struct Scenario {
     pub summary: &'static str,
     /// The seed incident it comes from.
     pub seed: &'static str,
+    /// How long the fault must last before `check` reports it with default settings
+    /// (`cni-plugin-hang` waits 10 s); `lab run` waits this long before checking.
+    pub settle_secs: u64,
     /// Creates the fault, recording resources and expectations in the guard.
     pub start: fn(&mut LabGuard, &LabContext) -> Result<(), LabError>,
 }
@@ -24,6 +32,11 @@ pub fn scenarios() -> &'static [Scenario] {
         fd_exhaustion::SCENARIO,
         zombies::SCENARIO,
         netdev_unregister::SCENARIO,
+        d_state::SCENARIO,
+        fuse_hang::SCENARIO,
+        pidns_exit_hang::SCENARIO,
+        netns_gone::SCENARIO,
+        cni_stdin_hang::SCENARIO,
     ]
 }
 
@@ -41,5 +54,73 @@ pub(crate) fn require_root(scenario: &str) -> Result<(), LabError> {
             scenario: scenario.to_string(),
             reason: "labs create namespaces, cgroups and kernel log records: run as root".into(),
         })
+    }
+}
+
+/// The cgroup v1 freezer hierarchy, or why a lab cannot use it.
+pub(crate) fn v1_freezer(scenario: &str) -> Result<std::path::PathBuf, LabError> {
+    let root = std::path::PathBuf::from("/sys/fs/cgroup/freezer");
+    if root.join("cgroup.procs").exists() {
+        Ok(root)
+    } else {
+        Err(LabError::Unsupported {
+            scenario: scenario.to_string(),
+            reason: "needs the cgroup v1 freezer at /sys/fs/cgroup/freezer (cgroup2 freezing does not reproduce the hang: frozen cgroup2 tasks die on SIGKILL)".into(),
+        })
+    }
+}
+
+/// Creates a v1 freezer cgroup, moves `pid` into it and freezes it; records the cgroup and
+/// the freeze so teardown thaws, then removes it. Returns the cgroup path in the hierarchy.
+pub(crate) fn freeze(guard: &mut LabGuard, scenario: &str, pid: i32) -> Result<String, LabError> {
+    use crate::Resource;
+    let root = v1_freezer(scenario)?;
+    let name = format!("nodedoc-lab-{}", crate::unique_suffix());
+    let dir = root.join(&name);
+    std::fs::create_dir(&dir)
+        .map_err(|e| LabError::setup(scenario, &format!("mkdir {}", dir.display()), e))?;
+    // The cgroup can only be removed once the task has left it: record it before the task,
+    // so teardown kills the task first, then removes the cgroup.
+    let resources = &mut guard.instance_mut().resources;
+    let task = resources
+        .iter()
+        .position(|r| matches!(r, Resource::Process { pid: p, .. } if *p == pid))
+        .unwrap_or(resources.len());
+    resources.insert(task, Resource::Cgroup { path: dir.clone() });
+    std::fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(|e| {
+        LabError::setup(
+            scenario,
+            &format!("move pid {pid} into {}", dir.display()),
+            e,
+        )
+    })?;
+    guard
+        .instance_mut()
+        .resources
+        .push(Resource::Frozen { path: dir.clone() });
+    std::fs::write(dir.join("freezer.state"), "FROZEN")
+        .map_err(|e| LabError::setup(scenario, "freeze", e))?;
+    let frozen = crate::process::wait_until(std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(dir.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+    });
+    if !frozen {
+        return Err(LabError::setup(
+            scenario,
+            "freeze",
+            "the cgroup did not reach FROZEN",
+        ));
+    }
+    Ok(format!("/{name}"))
+}
+
+/// Moves the resource recorded for `pid` to the end, so teardown releases it first.
+pub(crate) fn release_first(guard: &mut LabGuard, pid: i32) {
+    let resources = &mut guard.instance_mut().resources;
+    if let Some(i) = resources
+        .iter()
+        .position(|r| matches!(r, crate::Resource::Process { pid: p, .. } if *p == pid))
+    {
+        let resource = resources.remove(i);
+        resources.push(resource);
     }
 }

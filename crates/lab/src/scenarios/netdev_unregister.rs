@@ -12,6 +12,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     name: "netdev-unregister",
     summary: "the kernel's `unregister_netdevice: waiting for DEV to become free` line, repeating",
     seed: "001 (pods stuck Terminating: waiting for cli-veth to become free. Usage count = 1)",
+    settle_secs: 0,
     start,
 };
 
@@ -25,6 +26,7 @@ fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
         guard,
         cx,
         "kmsg-repeat",
+        &[],
         &["kmsg-repeat", "--every", "10", "--line", &line],
         |_| {},
     )?;

@@ -9,6 +9,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     name: "zombies",
     summary: "a parent that never reaps its exited children (three `calico` zombies)",
     seed: "001 (a calico CNI process left as a zombie, never reaped)",
+    settle_secs: 0,
     start,
 };
 
@@ -17,6 +18,7 @@ fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
         guard,
         cx,
         "zombie-parent",
+        &[],
         &["zombie-parent", "--children", "3", "--name", "calico"],
         |_| {},
     )?;
