@@ -101,12 +101,11 @@ impl<'a> Context<'a> {
             if finding.fix.is_empty() {
                 finding.fix = render(&entry.fix, values);
             }
-            for reference in &entry.references {
-                if !finding.references.contains(reference) {
-                    finding.references.push(reference.clone());
-                }
-            }
+            finding.references.extend(entry.references.iter().cloned());
         }
+        // One line per document, whichever table cited it first.
+        let mut seen = std::collections::HashSet::new();
+        finding.references.retain(|r| seen.insert(r.url.clone()));
         self.findings.push(finding);
     }
 }
