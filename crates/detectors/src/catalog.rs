@@ -211,6 +211,11 @@ mod tests {
                 "{} matches nothing",
                 signature.id
             );
+            assert!(
+                !signature.references.is_empty(),
+                "{} cites no reference",
+                signature.id
+            );
         }
         for id in [
             "frozen-cgroup",

@@ -39,7 +39,24 @@ impl Detector for PidnsExitHang {
             if !stack.iter().any(|f| f.function == "zap_pid_ns_processes") {
                 continue;
             }
-            let members = snapshot.descendants(init.pid);
+            // The tasks of its namespace: its descendants, and anything else whose pid
+            // namespace inode is theirs (the init's own link is gone while it exits).
+            let mut members = snapshot.descendants(init.pid);
+            let namespaces: std::collections::BTreeSet<u64> =
+                members.iter().filter_map(|m| m.namespaces.pid).collect();
+            for other in &snapshot.processes {
+                let same_namespace = other
+                    .namespaces
+                    .pid
+                    .is_some_and(|ns| namespaces.contains(&ns));
+                if same_namespace
+                    && other.pid != init.pid
+                    && !members.iter().any(|m| m.pid == other.pid)
+                {
+                    members.push(other);
+                }
+            }
+            members.sort_by_key(|m| m.pid);
             let frozen = |p: &Process| {
                 snapshot
                     .freezer_of(p)
@@ -97,6 +114,12 @@ impl Detector for PidnsExitHang {
                 format!("kernel stack: {}", stack_line(stack, 6)),
                 format!("cat /proc/{}/stack", init.pid),
             ));
+            if let Some(ns) = namespaces.iter().next() {
+                finding.evidence.push(Evidence::new(
+                    format!("its pid namespace is pid:[{ns}] (the init's own link is gone: it is exiting)"),
+                    format!("ls -l /proc/*/ns/pid 2>/dev/null | grep 'pid:\\[{ns}\\]'"),
+                ));
+            }
             if let Some(inner) = init.nspid.last() {
                 finding.evidence.push(Evidence::new(
                     format!(

@@ -12,6 +12,8 @@ mod host;
 pub mod parse;
 mod scan;
 mod system;
+#[cfg(feature = "fake-root")]
+pub mod testing;
 
 use std::ffi::CStr;
 use std::os::fd::{BorrowedFd, OwnedFd};
