@@ -73,10 +73,7 @@ impl Detector for CniPluginHang {
             let mut finding = Finding::new(
                 self.id(),
                 Severity::Warning,
-                Subject::Process {
-                    pid,
-                    comm: process.comm.clone(),
-                },
+                Subject::process(process),
                 format!(
                     "CNI plugin {} has run CNI_COMMAND={command} for {}{}",
                     process.label(),

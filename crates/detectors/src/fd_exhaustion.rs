@@ -49,10 +49,7 @@ impl Detector for FdExhaustion {
                 continue;
             };
             let pid = process.pid;
-            let subject = Subject::Process {
-                pid,
-                comm: process.comm.clone(),
-            };
+            let subject = Subject::process(process);
             let dominant = fds.kinds.first();
             let dominant_text = dominant.map_or_else(String::new, |k| {
                 format!(", {} of them {}", thousands(k.count), plural(&k.kind))

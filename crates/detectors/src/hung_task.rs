@@ -156,10 +156,7 @@ impl HungTask {
         let mut finding = Finding::new(
             self.id(),
             severity,
-            Subject::Process {
-                pid,
-                comm: process.comm.clone(),
-            },
+            Subject::process(process),
             format!(
                 "{} is stuck in uninterruptible sleep: {title}",
                 process.label()
@@ -262,8 +259,8 @@ impl HungTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{process, snapshot};
-    use nodedoc_model::{KernelLog, Resample, TaskSample};
+    use crate::testing::{process, resampled, sample, snapshot};
+    use nodedoc_model::KernelLog;
     use nodedoc_procfs::parse::parse_stack;
 
     fn blocked(pid: i32, comm: &str, stack: &str) -> Process {
@@ -271,23 +268,6 @@ mod tests {
         p.state = TaskState::UninterruptibleSleep;
         p.kernel_stack = Some(parse_stack(stack));
         p
-    }
-
-    fn resampled(processes: &[&Process], state: TaskState) -> Resample {
-        Resample {
-            interval_ms: 300,
-            tasks: processes
-                .iter()
-                .map(|p| TaskSample {
-                    pid: p.pid,
-                    start_time_ticks: p.start_time_ticks,
-                    state,
-                    utime_ticks: 0,
-                    stime_ticks: 0,
-                    sampled_at_us: 0,
-                })
-                .collect(),
-        }
     }
 
     #[test]
@@ -339,14 +319,7 @@ mod tests {
         let stuck = blocked(11, "mystery", "[<0>] some_driver_wait+0x1/0x2\n");
         let mut snap = snapshot(vec![passing.clone(), stuck.clone()]);
         let mut resample = resampled(&[&stuck], TaskState::UninterruptibleSleep);
-        resample.tasks.push(TaskSample {
-            pid: 10,
-            start_time_ticks: passing.start_time_ticks,
-            state: TaskState::Running,
-            utime_ticks: 0,
-            stime_ticks: 0,
-            sampled_at_us: 0,
-        });
+        resample.tasks.push(sample(&passing, TaskState::Running));
         resample.tasks.sort_by_key(|t| t.pid);
         snap.resample = Some(resample);
         let findings = crate::run(&snap, &Default::default());

@@ -91,10 +91,7 @@ impl Detector for NetnsGone {
             let mut finding = Finding::new(
                 self.id(),
                 severity,
-                Subject::Process {
-                    pid,
-                    comm: process.comm.clone(),
-                },
+                Subject::process(process),
                 format!(
                     "{}'s network namespace net:[{ns}] was torn down under it{}",
                     process.label(),

@@ -104,7 +104,7 @@ impl Detector for PidnsExitHang {
             let mut finding = Finding::new(
                 self.id(),
                 Severity::Critical,
-                Subject::Process { pid: init.pid, comm: init.comm.clone() },
+                Subject::process(init),
                 format!(
                     "{} is a killed pid-namespace init that cannot exit: {summary_tail}; the container cannot exit until it dies",
                     init.label()
@@ -180,10 +180,7 @@ impl Detector for PidnsExitHang {
                         blocker.comm, blocker.pid, blocker.pid
                     ));
                 }
-                let subject = Subject::Process {
-                    pid: blocker.pid,
-                    comm: blocker.comm.clone(),
-                };
+                let subject = Subject::process(blocker);
                 if let Some(cause) = cx.finding("hung-task", &subject) {
                     finding.caused_by.push(cause.id.clone());
                 }
@@ -211,8 +208,8 @@ impl Detector for PidnsExitHang {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{process, snapshot};
-    use nodedoc_model::{CgroupHierarchy, CgroupMembership, FreezerCgroup, Resample, TaskSample};
+    use crate::testing::{process, resampled, snapshot};
+    use nodedoc_model::{CgroupHierarchy, CgroupMembership, FreezerCgroup};
     use nodedoc_procfs::parse::parse_stack;
 
     #[test]
@@ -225,17 +222,7 @@ mod tests {
         s6.state = TaskState::UninterruptibleSleep;
         s6.kernel_stack = Some(parse_stack(crate::stacks::tests::SEED_S6_SYNC));
         let mut snap = snapshot(vec![init, s6.clone()]);
-        snap.resample = Some(Resample {
-            interval_ms: 300,
-            tasks: vec![TaskSample {
-                pid: s6.pid,
-                start_time_ticks: s6.start_time_ticks,
-                state: TaskState::UninterruptibleSleep,
-                utime_ticks: 0,
-                stime_ticks: 0,
-                sampled_at_us: 0,
-            }],
-        });
+        snap.resample = Some(resampled(&[&s6], TaskState::UninterruptibleSleep));
         let findings = crate::run(&snap, &Default::default());
         let hang = findings
             .iter()

@@ -1,6 +1,6 @@
 //! Builders for detector unit tests.
 
-use nodedoc_model::{HostInfo, NamespaceIds, Process, Snapshot, TaskState};
+use nodedoc_model::{HostInfo, NamespaceIds, Process, Resample, Snapshot, TaskSample, TaskState};
 
 /// A sleeping user process with nothing else filled in.
 pub(crate) fn process(pid: i32, comm: &str) -> Process {
@@ -44,4 +44,26 @@ pub(crate) fn snapshot(mut processes: Vec<Process>) -> Snapshot {
     });
     snapshot.processes = processes;
     snapshot
+}
+
+/// The second reading of `p`, in `state`.
+pub(crate) fn sample(p: &Process, state: TaskState) -> TaskSample {
+    TaskSample {
+        pid: p.pid,
+        start_time_ticks: p.start_time_ticks,
+        state,
+        utime_ticks: 0,
+        stime_ticks: 0,
+        sampled_at_us: 0,
+    }
+}
+
+/// A second reading 300 ms later that finds every one of `processes` in `state`.
+pub(crate) fn resampled(processes: &[&Process], state: TaskState) -> Resample {
+    let mut tasks: Vec<TaskSample> = processes.iter().map(|p| sample(p, state)).collect();
+    tasks.sort_by_key(|t| t.pid);
+    Resample {
+        interval_ms: 300,
+        tasks,
+    }
 }

@@ -138,8 +138,8 @@ impl Detector for ZombieProcesses {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{process, snapshot};
-    use nodedoc_model::{Resample, TaskSample};
+    use crate::testing::{process, sample, snapshot};
+    use nodedoc_model::Resample;
 
     fn zombie(pid: i32, ppid: i32, comm: &str, start: u64) -> Process {
         let mut p = process(pid, comm);
@@ -147,17 +147,6 @@ mod tests {
         p.state = TaskState::Zombie;
         p.start_time_ticks = start;
         p
-    }
-
-    fn sample(p: &Process, state: TaskState) -> TaskSample {
-        TaskSample {
-            pid: p.pid,
-            start_time_ticks: p.start_time_ticks,
-            state,
-            utime_ticks: 0,
-            stime_ticks: 0,
-            sampled_at_us: 0,
-        }
     }
 
     #[test]

@@ -73,6 +73,14 @@ pub enum Subject {
 }
 
 impl Subject {
+    /// The subject for one process.
+    pub fn process(process: &crate::Process) -> Subject {
+        Subject::Process {
+            pid: process.pid,
+            comm: process.comm.clone(),
+        }
+    }
+
     /// The part of a [`FindingId`] that names the subject.
     pub fn key(&self) -> String {
         match self {

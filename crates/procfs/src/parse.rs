@@ -1,7 +1,9 @@
 //! Parsers for the text the kernel writes under `/proc`. Pure functions over bytes: no I/O,
 //! so they are tested on hostile input and on recorded real files. None of them panics.
 
-use nodedoc_model::{CgroupMembership, Limit, NetlinkProtocol, ResourceLimit, StackFrame};
+use nodedoc_model::{
+    CgroupMembership, Limit, MountEntry, NetlinkProtocol, ResourceLimit, StackFrame,
+};
 
 /// The fields nodedoc uses from `/proc/PID/stat`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,29 +192,10 @@ pub fn parse_syscall(text: &str) -> Result<Option<(i64, Vec<u64>)>, String> {
     Ok(Some((number, args)))
 }
 
-/// One line of `/proc/PID/mountinfo`:
-/// `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MountInfoLine {
-    /// Mount id.
-    pub mount_id: u64,
-    /// Device major.
-    pub major: u32,
-    /// Device minor.
-    pub minor: u32,
-    /// Root within the filesystem.
-    pub root: String,
-    /// Mount point.
-    pub mount_point: String,
-    /// Filesystem type.
-    pub fs_type: String,
-    /// Source.
-    pub source: String,
-}
-
-/// Parses `/proc/PID/mountinfo`; returns the lines that parse and the numbers of those
-/// that do not.
-pub fn parse_mountinfo(text: &str) -> (Vec<MountInfoLine>, Vec<usize>) {
+/// Parses `/proc/PID/mountinfo` (`36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3
+/// /dev/root rw,errors=continue`); returns the lines that parse, with `mount_namespace` and
+/// `seen_via_pid` left 0 for the caller, and the numbers of the lines that do not.
+pub fn parse_mountinfo(text: &str) -> (Vec<MountEntry>, Vec<usize>) {
     let mut mounts = Vec::new();
     let mut bad = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -227,7 +210,7 @@ pub fn parse_mountinfo(text: &str) -> (Vec<MountInfoLine>, Vec<usize>) {
     (mounts, bad)
 }
 
-fn parse_mountinfo_line(line: &str) -> Option<MountInfoLine> {
+fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
     let (before, after) = line.split_once(" - ")?;
     let mut fields = before.split(' ');
     let mount_id = fields.next()?.parse().ok()?;
@@ -238,7 +221,9 @@ fn parse_mountinfo_line(line: &str) -> Option<MountInfoLine> {
     let mut tail = after.split(' ');
     let fs_type = unescape_octal(tail.next()?);
     let source = unescape_octal(tail.next().unwrap_or(""));
-    Some(MountInfoLine {
+    Some(MountEntry {
+        mount_namespace: 0,
+        seen_via_pid: 0,
         mount_id,
         major: major.parse().ok()?,
         minor: minor.parse().ok()?,

@@ -66,13 +66,7 @@ pub fn read_mounts(root: &ProcRoot, processes: &[Process], gaps: &mut Gaps) -> V
                 .map(|m| MountEntry {
                     mount_namespace: mnt,
                     seen_via_pid: pid,
-                    mount_id: m.mount_id,
-                    major: m.major,
-                    minor: m.minor,
-                    root: m.root,
-                    mount_point: m.mount_point,
-                    fs_type: m.fs_type,
-                    source: m.source,
+                    ..m
                 }),
         );
     }
