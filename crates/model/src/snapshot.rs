@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{Gap, KernelLog, Process, TaskSample};
+use crate::{Gap, KernelLog, NetworkNamespaces, OvsState, Process, TaskSample};
 
 /// The value of [`Snapshot::format`]: tells a nodedoc snapshot from any other JSON.
 pub const SNAPSHOT_FORMAT: &str = "nodedoc-snapshot";
@@ -32,6 +32,12 @@ pub struct Snapshot {
     /// What could not be read.
     #[serde(default)]
     pub gaps: Vec<Gap>,
+    /// Open vSwitch, when an OVSDB socket was found.
+    #[serde(default)]
+    pub ovs: Option<OvsState>,
+    /// The kernel's network devices in every network namespace, when read.
+    #[serde(default)]
+    pub network: Option<NetworkNamespaces>,
 }
 
 impl Snapshot {
@@ -46,6 +52,8 @@ impl Snapshot {
             resample: None,
             kernel_log: None,
             gaps: Vec::new(),
+            ovs: None,
+            network: None,
         }
     }
 

@@ -36,6 +36,9 @@ pub struct OpenVSwitch {
     pub db_version: Option<String>,
     /// The bridges.
     pub bridges: Vec<Uuid>,
+    /// The datapath types this ovs-vswitchd supports (`system`, `netdev`), as it reports.
+    #[serde(default)]
+    pub datapath_types: Vec<String>,
     /// The configuration generation clients asked for.
     pub next_cfg: i64,
     /// The configuration generation ovs-vswitchd has applied; lagging behind `next_cfg`
@@ -59,6 +62,7 @@ impl OpenVSwitch {
             ovs_version: r.optional_string("ovs_version")?,
             db_version: r.optional_string("db_version")?,
             bridges: r.uuid_set("bridges")?,
+            datapath_types: r.string_set("datapath_types")?,
             next_cfg: r.integer("next_cfg")?,
             cur_cfg: r.integer("cur_cfg")?,
             other_config: r.string_map("other_config")?,
