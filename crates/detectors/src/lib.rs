@@ -17,6 +17,11 @@ pub mod catalog;
 mod fd_exhaustion;
 pub mod kernel_release;
 mod netdev_unregister_stuck;
+mod ovs;
+mod ovs_netlink_socket_excess;
+mod ovs_orphan_port;
+mod ovs_port_flapping;
+mod ovs_vswitchd_busy;
 #[cfg(test)]
 mod testing;
 mod zombie_processes;
@@ -39,6 +44,14 @@ pub struct Config {
     /// `netdev-unregister-stuck` treats a device as still stuck when its last line is this
     /// recent (the kernel repeats the line every 10 s while it waits).
     pub netdev_still_waiting_secs: u64,
+    /// `ovs-vswitchd-busy` reports ovs-vswitchd above this share of one core between the
+    /// two readings.
+    pub ovs_busy_cpu_share: f64,
+    /// `ovs-port-flapping` needs at least this many add/delete cycles of one interface.
+    pub ovs_flap_min_cycles: u64,
+    /// `ovs-netlink-socket-excess` needs at least this many generic netlink sockets beyond
+    /// what the ports need (and more than twice that need).
+    pub ovs_netlink_excess_min: u64,
 }
 
 impl Default for Config {
@@ -48,6 +61,9 @@ impl Default for Config {
             fd_critical_ratio: 0.95,
             zombie_critical_count: 500,
             netdev_still_waiting_secs: 30,
+            ovs_busy_cpu_share: 0.5,
+            ovs_flap_min_cycles: 3,
+            ovs_netlink_excess_min: 512,
         }
     }
 }
@@ -118,6 +134,11 @@ pub fn detectors() -> &'static [&'static dyn Detector] {
         &fd_exhaustion::FdExhaustion,
         &zombie_processes::ZombieProcesses,
         &netdev_unregister_stuck::NetdevUnregisterStuck,
+        // OVS: root cause first, so each later one can link to what it explains.
+        &ovs_port_flapping::OvsPortFlapping,
+        &ovs_orphan_port::OvsOrphanPort,
+        &ovs_netlink_socket_excess::OvsNetlinkSocketExcess,
+        &ovs_vswitchd_busy::OvsVswitchdBusy,
     ]
 }
 

@@ -41,3 +41,21 @@ pub(crate) fn snapshot(mut processes: Vec<Process>) -> Snapshot {
     snapshot.processes = processes;
     snapshot
 }
+
+/// An OVS state with one kernel-datapath bridge and the events of `log_text`.
+pub(crate) fn ovs_with_log(log_text: &str) -> nodedoc_model::OvsState {
+    let mut log = nodedoc_ovs::log::reduce(log_text, Some(1));
+    log.path = "/var/log/openvswitch/ovs-vswitchd.log".into();
+    nodedoc_model::OvsState {
+        endpoint: "unix:/var/run/openvswitch/db.sock".into(),
+        ovs_version: Some("2.12.0".into()),
+        bridges: vec![nodedoc_model::OvsBridge {
+            uuid: "b".into(),
+            name: "br-int".into(),
+            datapath_type: "system".into(),
+            ports: vec![],
+        }],
+        log: Some(log),
+        ..Default::default()
+    }
+}

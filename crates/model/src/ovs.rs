@@ -228,7 +228,10 @@ impl OvsLog {
     }
 
     /// The events about one interface, in log order.
-    pub fn events_of<'a>(&'a self, interface: &'a str) -> impl Iterator<Item = &'a OvsLogEvent> {
+    pub fn events_of<'a>(
+        &'a self,
+        interface: &'a str,
+    ) -> impl DoubleEndedIterator<Item = &'a OvsLogEvent> {
         self.events
             .iter()
             .filter(move |e| e.kind.interface() == Some(interface))
