@@ -8,7 +8,9 @@ mod cli;
 mod collect;
 mod explain;
 mod fds;
+mod fix;
 mod lab;
+mod ovs;
 mod report;
 
 use std::io::{IsTerminal, Write};
@@ -84,6 +86,10 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Explain { id } => explain::explain(id.as_deref()),
         Command::Fds(args) => fds::fds(&args),
+        Command::Ovs(args) => match args.action {
+            cli::OvsAction::Ports { format, source } => ovs::ports(&source, format),
+        },
+        Command::Fix(args) => fix::fix(args.action),
         Command::Lab(args) => lab::lab(args.action),
         Command::LabHelper { args } => match nodedoc_lab::run_helper(&args) {
             Ok(()) => Ok(exit::OK),

@@ -29,7 +29,7 @@ fn number(helper: &str, args: &[String], name: &str, default: u64) -> Result<u64
     }
 }
 
-fn ready() {
+pub(crate) fn ready() {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "ready");
     let _ = out.flush();
@@ -58,6 +58,7 @@ pub fn run_helper(args: &[String]) -> Result<(), LabError> {
         "fd-hog" => fd_hog(rest),
         "zombie-parent" => zombie_parent(rest),
         "kmsg-repeat" => kmsg_repeat(rest),
+        "ovs-daemons" => crate::ovs_daemons::ovs_daemons(rest),
         other => Err(helper_error(other, "unknown helper")),
     }
 }

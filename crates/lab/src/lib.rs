@@ -14,6 +14,7 @@
 
 mod error;
 mod helpers;
+mod ovs_daemons;
 mod process;
 mod resource;
 mod scenarios;

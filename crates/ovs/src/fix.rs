@@ -13,9 +13,10 @@
 //! `wait` fails, [`OrphanRemoval::apply`] names the port that changed, spares it, and
 //! retries once more with the rest (still guarded), until only unchanged ports remain.
 
+use nodedoc_model::OvsState;
 use nodedoc_ovsdb::{
-    Client, Condition, Datum, Error as OvsdbError, Mutate, Mutation, Operation, OvsDump, Row, Uuid,
-    Wait, WaitUntil, OPEN_VSWITCH_DB,
+    Client, Condition, Datum, Error as OvsdbError, Mutate, Mutation, Operation, Row, Uuid, Wait,
+    WaitUntil, OPEN_VSWITCH_DB,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -117,38 +118,40 @@ pub struct RemovalOutcome {
 }
 
 impl OrphanRemoval {
-    /// Plans the removal of the ports holding the named interfaces, from rows in `dump`.
-    pub fn plan(dump: &OvsDump, interfaces: &[String]) -> Result<OrphanRemoval, OvsError> {
+    /// Plans the removal of the ports holding the named interfaces, from the rows as they
+    /// were read into `state` (the same read the detector judged).
+    pub fn plan(state: &OvsState, interfaces: &[String]) -> Result<OrphanRemoval, OvsError> {
+        let uuid = |text: &str, what: &str| {
+            text.parse::<Uuid>()
+                .map_err(|_| OvsError::Plan(format!("{what} has no valid uuid ({text:?})")))
+        };
         let mut removals: Vec<PlannedRemoval> = Vec::new();
         for name in interfaces {
-            let (bridge, port, _) = dump.find_interface(name).ok_or_else(|| {
-                OvsError::Plan(format!("interface {name} is not on any bridge any more"))
-            })?;
-            if removals.iter().any(|r| r.port_uuid == port.uuid) {
+            let (bridge, port, _) = state
+                .interface(name)
+                .ok_or_else(|| OvsError::Plan(format!("interface {name} is not on any bridge")))?;
+            let port_uuid = uuid(&port.uuid, &format!("port {}", port.name))?;
+            if removals.iter().any(|r| r.port_uuid == port_uuid) {
                 continue;
             }
-            let topology = dump
-                .bridge(&bridge.name)
-                .and_then(|b| b.ports.iter().find(|p| p.port.uuid == port.uuid))
-                .ok_or_else(|| {
-                    OvsError::Plan(format!("port {} vanished from the dump", port.name))
-                })?;
             removals.push(PlannedRemoval {
                 bridge: bridge.name.clone(),
-                bridge_uuid: bridge.uuid,
+                bridge_uuid: uuid(&bridge.uuid, &format!("bridge {}", bridge.name))?,
                 port: port.name.clone(),
-                port_uuid: port.uuid,
-                interfaces: topology
+                port_uuid,
+                interfaces: port
                     .interfaces
                     .iter()
-                    .map(|i| SeenInterface {
-                        uuid: i.uuid,
-                        name: i.name.clone(),
-                        ofport: i.ofport,
-                        ifindex: i.ifindex,
-                        error: i.error.clone(),
+                    .map(|i| {
+                        Ok(SeenInterface {
+                            uuid: uuid(&i.uuid, &format!("interface {}", i.name))?,
+                            name: i.name.clone(),
+                            ofport: i.ofport,
+                            ifindex: i.ifindex,
+                            error: i.error.clone(),
+                        })
                     })
-                    .collect(),
+                    .collect::<Result<_, OvsError>>()?,
             });
         }
         Ok(OrphanRemoval { removals })

@@ -2,6 +2,7 @@
 
 mod fd_exhaustion;
 mod netdev_unregister;
+mod ovs_netns_leak;
 mod zombies;
 
 use crate::{LabContext, LabError, LabGuard};
@@ -24,6 +25,7 @@ pub fn scenarios() -> &'static [Scenario] {
         fd_exhaustion::SCENARIO,
         zombies::SCENARIO,
         netdev_unregister::SCENARIO,
+        ovs_netns_leak::SCENARIO,
     ]
 }
 
