@@ -267,6 +267,25 @@ pub(crate) mod tests {
         assert_eq!(orphan.subject.key(), "ovs-interface/ha-d489f511-9f");
     }
 
+    /// The same snapshot as a file, for `nodedoc check --from` in the integration tests.
+    /// Regenerate with `NODEDOC_BLESS=1 cargo test -p nodedoc-detectors`.
+    #[test]
+    fn the_committed_snapshot_fixture_is_this_snapshot() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/seed-000-ovs-snapshot.json"
+        );
+        let json = serde_json::to_string_pretty(&seed_000_snapshot()).unwrap() + "\n";
+        if std::env::var_os("NODEDOC_BLESS").is_some() {
+            std::fs::write(path, &json).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == json,
+            "{path} is stale: rerun with NODEDOC_BLESS=1"
+        );
+    }
+
     #[test]
     fn a_healthy_count_is_not_an_excess() {
         let mut s = seed_000_snapshot();

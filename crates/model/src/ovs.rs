@@ -370,7 +370,7 @@ pub struct NetNamespace {
     /// Its names under /run/netns (`ip netns`), if any.
     #[serde(default)]
     pub names: Vec<String>,
-    /// True for the namespace of pid 1 (the host's).
+    /// True for the host's namespace (pid 1's; nodedoc's own when pid 1's cannot be read).
     #[serde(default)]
     pub initial: bool,
     /// How it was entered: `/run/netns/NAME` or `/proc/PID/ns/net`.

@@ -33,8 +33,10 @@ struct Target {
 /// Reads the devices of every namespace: those of `processes` (`(pid, net inode)` pairs) and
 /// those named under `run_netns` (normally [`NETNS_RUN_DIR`]).
 pub fn collect(processes: &[(i32, u64)], run_netns: &Path) -> NetworkNamespaces {
-    let initial = inode_of(Path::new("/proc/1/ns/net"));
     let own = inode_of(Path::new("/proc/self/ns/net"));
+    // The host's namespace is pid 1's; where pid 1 cannot be inspected (a sandbox), the one
+    // nodedoc runs in stands for it.
+    let initial = inode_of(Path::new("/proc/1/ns/net")).or(own);
     let mut targets: BTreeMap<u64, Target> = BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir(run_netns) {
         let mut entries: Vec<_> = entries.flatten().collect();
