@@ -148,7 +148,8 @@ pub fn ports(source: &OvsSourceArgs, format: Format) -> Result<u8> {
     }
     let ovs = require_ovs(&snapshot)?;
     let rows = rows(ovs, snapshot.network.as_ref());
-    let mut out = anstream::stdout().lock();
+    // Thousands of rows: one buffer, not a write per line (and no colour to strip).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut out, &rows)?;
@@ -209,5 +210,6 @@ pub fn ports(source: &OvsSourceArgs, format: Format) -> Result<u8> {
             )?;
         }
     }
+    out.flush()?;
     Ok(crate::exit::OK)
 }

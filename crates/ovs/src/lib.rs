@@ -91,9 +91,27 @@ pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, OvsError
     Ok(runtime.block_on(future))
 }
 
-/// Reads the OVSDB topology at `endpoint`.
+/// Reads the OVSDB topology at `endpoint`: the lean dump (what the detectors and `ovs ports`
+/// use), bounded by `timeout` as a whole.
 pub fn read_dump(endpoint: &Endpoint, timeout: Duration) -> Result<OvsDump, OvsError> {
-    Ok(block_on(nodedoc_ovsdb::dump(endpoint, timeout))??)
+    let options = nodedoc_ovsdb::ClientOptions {
+        connect_timeout: timeout,
+        request_timeout: Some(timeout),
+        ..nodedoc_ovsdb::ClientOptions::default()
+    };
+    let work = async {
+        let client = nodedoc_ovsdb::Client::connect_with(endpoint, options).await?;
+        OvsDump::fetch_monitored(&client).await
+    };
+    let outcome = block_on(async { tokio::time::timeout(timeout, work).await })?;
+    match outcome {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(OvsError::Ovsdb(nodedoc_ovsdb::Error::Timeout {
+            endpoint: endpoint.to_string(),
+            method: "dump".into(),
+            timeout,
+        })),
+    }
 }
 
 /// Collects Open vSwitch. `processes` is the procfs scan (for ovs-vswitchd and the network
