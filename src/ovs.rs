@@ -157,48 +157,73 @@ pub fn ports(source: &OvsSourceArgs, format: Format) -> Result<u8> {
         }
         Format::Text => {
             let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
-            writeln!(
-                out,
-                "{:<12} {:<16} {:<9} {:>7} {:<9} {:<24} OWNER",
-                "BRIDGE", "INTERFACE", "TYPE", "OFPORT", "STATE", "DEVICE"
-            )?;
-            for row in &rows {
-                let device = if row.device.is_empty() {
-                    if row.device_missing {
-                        "MISSING (no netns has it)".to_string()
+            let lines: Vec<[String; 7]> = rows
+                .iter()
+                .map(|row| {
+                    let device = if row.device.is_empty() {
+                        if row.device_missing {
+                            "MISSING (no netns has it)".to_string()
+                        } else {
+                            "-".to_string()
+                        }
                     } else {
-                        "-".to_string()
+                        row.device
+                            .iter()
+                            .map(|d| format!("{} #{}", d.namespace, d.ifindex))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let mut owner = Vec::new();
+                    if let Some(v) = &row.iface_id {
+                        owner.push(format!("iface-id={v}"));
                     }
-                } else {
-                    row.device
-                        .iter()
-                        .map(|d| format!("{} #{}", d.namespace, d.ifindex))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                let mut owner = Vec::new();
-                if let Some(v) = &row.iface_id {
-                    owner.push(format!("iface-id={v}"));
+                    if let Some(v) = &row.vm_uuid {
+                        owner.push(format!("vm-uuid={v}"));
+                    }
+                    if let Some(v) = &row.attached_mac {
+                        owner.push(format!("mac={v}"));
+                    }
+                    [
+                        row.bridge.clone(),
+                        row.interface.clone(),
+                        row.interface_type.clone(),
+                        row.ofport.map_or("-".to_string(), |p| p.to_string()),
+                        format!("{}/{}", dash(&row.admin_state), dash(&row.link_state)),
+                        device,
+                        owner.join(" "),
+                    ]
+                })
+                .collect();
+            let header = [
+                "BRIDGE",
+                "INTERFACE",
+                "TYPE",
+                "OFPORT",
+                "ADMIN/LINK",
+                "DEVICE",
+                "OWNER",
+            ];
+            let mut widths = header.map(str::len);
+            for line in &lines {
+                for (width, cell) in widths.iter_mut().zip(line) {
+                    *width = (*width).max(cell.chars().count());
                 }
-                if let Some(v) = &row.vm_uuid {
-                    owner.push(format!("vm-uuid={v}"));
+            }
+            let write_line = |out: &mut dyn Write, cells: [&str; 7]| -> std::io::Result<()> {
+                for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+                    match i {
+                        3 => write!(out, "{cell:>width$}  ")?,
+                        6 => write!(out, "{cell}")?,
+                        _ => write!(out, "{cell:<width$}  ")?,
+                    }
                 }
-                if let Some(v) = &row.attached_mac {
-                    owner.push(format!("mac={v}"));
-                }
-                writeln!(
-                    out,
-                    "{:<12} {:<16} {:<9} {:>7} {:<9} {:<24} {}",
-                    row.bridge,
-                    row.interface,
-                    row.interface_type,
-                    row.ofport.map_or("-".to_string(), |p| p.to_string()),
-                    format!("{}/{}", dash(&row.admin_state), dash(&row.link_state)),
-                    device,
-                    owner.join(" ")
-                )?;
+                writeln!(out)
+            };
+            write_line(&mut out, header)?;
+            for (line, row) in lines.iter().zip(&rows) {
+                write_line(&mut out, line.each_ref().map(String::as_str))?;
                 if let Some(error) = &row.error {
-                    writeln!(out, "{:<12} error: {error}", "")?;
+                    writeln!(out, "{:>w$}error: {error}", "", w = widths[0] + 2)?;
                 }
             }
             let missing = rows.iter().filter(|r| r.device_missing).count();

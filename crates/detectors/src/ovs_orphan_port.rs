@@ -12,7 +12,8 @@
 //!   device is looked up in every namespace; when the namespaces could not be read, the
 //!   log's `error receiving Ethernet packet on X` lines stand in as the proof.
 //!
-//! A device present in any namespace is never reported.
+//! A device present in any namespace is never reported, and the second case needs a running
+//! ovs-vswitchd (with it stopped, every row is stale and a userspace datapath's taps are gone).
 //!
 //! **Sources.** The OVSDB dump (Interface rows with bridge and port), the devices of every
 //! network namespace (`RTM_GETLINK` in each), the ovs-vswitchd.log tail.
@@ -59,9 +60,13 @@ impl Detector for OvsOrphanPort {
             let holds_ofport = iface.ofport.is_some_and(|p| p >= 0);
             let receive_errors = log.map_or(0, |l| l.interface_count(name, "receive-error"));
             let absent_everywhere = network.is_some_and(|n| n.complete());
+            // Without a running ovs-vswitchd the rows are stale, not orphaned: nobody holds
+            // their devices (a userspace datapath's taps vanish with it) or their ofports.
+            let vswitchd_running = ovs_state.vswitchd.is_some();
             let orphan = no_such_device
-                || (holds_ofport && absent_everywhere)
-                || (holds_ofport && iface.ifindex == Some(0) && receive_errors > 0);
+                || (vswitchd_running
+                    && holds_ofport
+                    && (absent_everywhere || (iface.ifindex == Some(0) && receive_errors > 0)));
             if !orphan {
                 continue;
             }
@@ -331,6 +336,17 @@ mod tests {
             "{}",
             f.explanation
         );
+    }
+
+    #[test]
+    fn rows_of_a_stopped_ovs_vswitchd_are_stale_not_orphaned() {
+        let mut s = snapshot(vec![]);
+        let mut ovs_state = ovs_with_log("");
+        ovs_state.vswitchd = None;
+        ovs_state.bridges[0].ports = vec![iface("tap-stale", 3, 0, None)];
+        s.ovs = Some(ovs_state);
+        s.network = Some(network(&[]));
+        assert!(crate::run(&s, &Default::default()).is_empty());
     }
 
     #[test]

@@ -55,6 +55,14 @@ pub(crate) fn ovs_with_log(log_text: &str) -> nodedoc_model::OvsState {
             datapath_type: "system".into(),
             ports: vec![],
         }],
+        vswitchd: Some(nodedoc_model::VswitchdProcess {
+            pid: 812,
+            start_time_ticks: 100,
+            found_by: "pidfile /var/run/openvswitch/ovs-vswitchd.pid".into(),
+            handler_threads: 1,
+            revalidator_threads: 1,
+            threads: 6,
+        }),
         log: Some(log),
         ..Default::default()
     }

@@ -33,14 +33,16 @@ pub fn parse_line(line: &str) -> Option<(String, OvsLogEventKind)> {
     let mut fields = line.splitn(5, '|');
     let timestamp = fields.next()?;
     let _sequence = fields.next()?;
-    let module = fields.next()?;
+    // The messages are matched by their text alone: the same message comes from different
+    // modules across OVS versions (dpif vs dpif_netlink, bridge vs netdev).
+    let _module = fields.next()?;
     let _level = fields.next()?;
     let message = fields.next()?.trim_end();
-    let kind = parse_message(module, message)?;
+    let kind = parse_message(message)?;
     Some((timestamp.to_string(), kind))
 }
 
-fn parse_message(module: &str, message: &str) -> Option<OvsLogEventKind> {
+fn parse_message(message: &str) -> Option<OvsLogEventKind> {
     if let Some(rest) = message.strip_prefix("bridge ") {
         // "bridge BR: added interface X on port N"
         let (bridge, what) = rest.split_once(": ")?;
@@ -97,7 +99,6 @@ fn parse_message(module: &str, message: &str) -> Option<OvsLogEventKind> {
     }
     if let Some((datapath, rest)) = message.split_once(": failed to query port ") {
         // "system@ovs-system: failed to query port X: No such device" (module dpif)
-        let _ = module;
         let (interface, error) = rest.split_once(": ")?;
         return Some(OvsLogEventKind::QueryPortFailed {
             datapath: datapath.to_string(),
