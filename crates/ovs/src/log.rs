@@ -23,7 +23,7 @@ pub const DEFAULT_TAIL_BYTES: u64 = 16 << 20;
 
 /// Below this, the skipped head of the file is read once to count its lines, so events
 /// carry their real line numbers (`sed -n Np` works); above it they count from the tail.
-const LINE_COUNT_LIMIT: u64 = 256 << 20;
+const LINE_COUNT_LIMIT: u64 = 64 << 20;
 
 /// Add/delete events kept per interface (the most recent; counts keep the rest).
 const ADD_DELETE_KEPT_PER_INTERFACE: usize = 512;
