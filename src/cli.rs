@@ -18,6 +18,8 @@ Examples:
   nodedoc collect -o node-1.json        save a snapshot to analyse elsewhere
   nodedoc check --from node-1.json      analyse a saved snapshot
   nodedoc explain fd-exhaustion         what a finding means and how it is detected
+  nodedoc ovs ports                     Open vSwitch interfaces, owners and devices
+  nodedoc fix ovs-orphan-port           delete OVS ports whose device is gone (asks first)
   sudo nodedoc lab run fd-exhaustion    reproduce a known failure in a sandbox and detect it";
 
 /// nodedoc finds the root cause of Linux node failures.
@@ -56,6 +58,12 @@ pub enum Command {
     /// Actively test components (opt-in: this runs programs).
     #[command(subcommand)]
     Probe(ProbeCommand),
+    /// Open vSwitch: every interface with its owner, OpenFlow port, state and device.
+    Ovs(OvsArgs),
+    /// Repair what a detector found, after showing what will change and asking.
+    ///
+    /// Dry run by default: without a terminal to ask on and without --yes, nothing changes.
+    Fix(FixArgs),
     /// Reproduce a known failure in a sandbox, to prove a detector on this kernel.
     ///
     /// Labs create real processes, network namespaces, cgroups and kernel log records, all
@@ -120,6 +128,22 @@ pub struct CollectionArgs {
     /// Worker threads for the process scan (default: online CPUs).
     #[arg(long)]
     pub threads: Option<usize>,
+
+    #[command(flatten)]
+    pub ovs: OvsSourceArgs,
+}
+
+/// Where Open vSwitch is.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OvsSourceArgs {
+    /// The OVSDB to read: unix:PATH or tcp:HOST:PORT. Default: unix:/var/run/openvswitch/db.sock
+    /// when that socket exists (no socket: no Open vSwitch here, which is not an error).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub ovsdb: Option<String>,
+
+    /// ovs-vswitchd's log, when it is not among the daemon's open files (only its end is read).
+    #[arg(long, value_name = "FILE")]
+    pub ovs_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +208,50 @@ pub struct FdsArgs {
     /// How sockets are told apart.
     #[arg(long, value_enum, default_value_t = SocketResolutionArg::Auto)]
     pub socket_resolution: SocketResolutionArg,
+}
+
+#[derive(Debug, Args)]
+pub struct OvsArgs {
+    #[command(subcommand)]
+    pub action: OvsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OvsAction {
+    /// Every interface: bridge, port, type, owner ids (iface-id, vm-uuid, attached-mac),
+    /// ofport, state, and whether its device exists and in which network namespace.
+    Ports {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+
+        #[command(flatten)]
+        source: OvsSourceArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    #[command(subcommand)]
+    pub action: FixAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixAction {
+    /// Delete the OVS ports whose device no longer exists (the ovs-orphan-port findings).
+    ///
+    /// Shows the OVSDB transaction, asks on a terminal, then deletes every orphaned port in
+    /// one transaction guarded by `wait` operations on the rows it read: a port that came
+    /// back meanwhile (re-created, or with a new ofport or ifindex) is left alone.
+    #[command(name = "ovs-orphan-port")]
+    OvsOrphanPort {
+        /// Apply without asking.
+        #[arg(long)]
+        yes: bool,
+
+        #[command(flatten)]
+        source: OvsSourceArgs,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use nodedoc_model::{
 };
 use nodedoc_procfs::{ProcRoot, ResolutionMode, ScanOptions};
 
-use crate::cli::{CollectionArgs, SocketResolutionArg};
+use crate::cli::{CollectionArgs, OvsSourceArgs, SocketResolutionArg};
 
 impl From<SocketResolutionArg> for ResolutionMode {
     fn from(arg: SocketResolutionArg) -> Self {
@@ -154,6 +154,9 @@ pub fn collect_live(args: &CollectionArgs, progress: &crate::Progress) -> Result
         detail,
     });
 
+    progress.step("reading Open vSwitch");
+    collect_ovs(&args.ovs, &mut snapshot, &mut gaps);
+
     progress.step("reading the kernel log");
     match kernel_log.join() {
         Ok(Ok(log)) => {
@@ -184,6 +187,40 @@ pub fn collect_live(args: &CollectionArgs, progress: &crate::Progress) -> Result
             tasks: nodedoc_procfs::resample(&root, &keys),
         });
     }
+    snapshot.gaps = gaps.into_vec();
+    Ok(snapshot)
+}
+
+/// Adds Open vSwitch (and the network devices of every namespace) to a snapshot whose
+/// processes are read.
+pub fn collect_ovs(args: &OvsSourceArgs, snapshot: &mut Snapshot, gaps: &mut Gaps) {
+    let options = nodedoc_ovs::OvsOptions {
+        endpoint: args.ovsdb.clone(),
+        log: args.ovs_log.clone(),
+        ..nodedoc_ovs::OvsOptions::default()
+    };
+    let collection = nodedoc_ovs::collect(&options, &snapshot.processes);
+    snapshot.sources.extend(collection.sources);
+    gaps.merge(collection.gaps);
+    snapshot.ovs = collection.ovs;
+    snapshot.network = collection.network;
+}
+
+/// What `ovs ports` and `fix` need: processes without their fd census (for ovs-vswitchd
+/// and the network namespaces) and Open vSwitch.
+pub fn collect_ovs_only(args: &OvsSourceArgs) -> Result<Snapshot> {
+    let mut snapshot = Snapshot::new(nodedoc_procfs::host_info());
+    let mut gaps = Gaps::new();
+    let root = ProcRoot::live().context("cannot open /proc")?;
+    let options = ScanOptions {
+        fd_census: false,
+        wants_kernel_detail: &|_| false,
+        ..ScanOptions::default()
+    };
+    let scan = nodedoc_procfs::scan(&root, &options).context("cannot list /proc")?;
+    gaps.merge(scan.gaps);
+    snapshot.processes = scan.processes;
+    collect_ovs(args, &mut snapshot, &mut gaps);
     snapshot.gaps = gaps.into_vec();
     Ok(snapshot)
 }

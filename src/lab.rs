@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use nodedoc_lab::{Expectation, Instance, LabContext, LabGuard};
 use nodedoc_model::Report;
 
-use crate::cli::{CollectionArgs, Format, LabAction, SocketResolutionArg};
+use crate::cli::{CollectionArgs, Format, LabAction, OvsSourceArgs, SocketResolutionArg};
 
 const BOLD: Style = Style::new().bold();
 
@@ -80,12 +80,20 @@ fn run(scenario: &str, format: Format) -> Result<u8> {
         .as_ref()
         .map(|g| g.instance().clone())
         .context("lab stopped before it ran")?;
+    // A lab with its own Open vSwitch says where it is; CPU shares need a longer second
+    // reading than process states do.
+    let ovs = OvsSourceArgs {
+        ovsdb: instance.fact("ovsdb").map(str::to_string),
+        ovs_log: instance.fact("ovs_log").map(std::path::PathBuf::from),
+    };
+    let interval = if ovs.ovsdb.is_some() { 1000 } else { 300 };
     let collection = CollectionArgs {
-        interval: std::time::Duration::from_millis(300),
+        interval: std::time::Duration::from_millis(interval),
         since: None,
         socket_resolution: SocketResolutionArg::Auto,
         no_fds: false,
         threads: None,
+        ovs,
     };
     if let Some(scenario) = nodedoc_lab::scenario(scenario).filter(|s| s.settle_secs > 0) {
         // Some faults only count after a while (a CNI plugin is hung after 10 s).

@@ -8,7 +8,9 @@ mod cli;
 mod collect;
 mod explain;
 mod fds;
+mod fix;
 mod lab;
+mod ovs;
 mod probe;
 mod report;
 
@@ -90,6 +92,10 @@ fn run(cli: Cli) -> Result<u8> {
             timeout,
             format,
         }) => probe::cni(&dirs, timeout, format),
+        Command::Ovs(args) => match args.action {
+            cli::OvsAction::Ports { format, source } => ovs::ports(&source, format),
+        },
+        Command::Fix(args) => fix::fix(args.action),
         Command::Lab(args) => lab::lab(args.action),
         Command::LabHelper { args } => match nodedoc_lab::run_helper(&args) {
             Ok(()) => Ok(exit::OK),

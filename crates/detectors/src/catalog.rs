@@ -22,6 +22,12 @@ pub struct Catalog {
     /// Kernel stacks of blocked tasks, most specific first.
     #[serde(default)]
     pub stack_signature: Vec<StackSignature>,
+    /// Open vSwitch constants.
+    #[serde(default)]
+    pub ovs: OvsSignatures,
+    /// Interface-name prefixes and who creates such ports.
+    #[serde(default)]
+    pub ovs_port_prefix: Vec<OvsPortPrefix>,
 }
 
 /// A known shape of a blocked task's kernel stack.
@@ -56,6 +62,28 @@ impl StackSignature {
                 .iter()
                 .any(|p| function.starts_with(p.as_str()))
     }
+}
+
+/// Open vSwitch constants the OVS detectors use.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OvsSignatures {
+    /// Interface types backed by a kernel network device of the same name.
+    #[serde(default)]
+    pub kernel_device_types: Vec<String>,
+    /// NETLINK_GENERIC sockets ovs-vswitchd holds independently of its ports.
+    #[serde(default)]
+    pub generic_netlink_baseline: u64,
+}
+
+/// Who creates OVS ports whose names start with a prefix.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OvsPortPrefix {
+    /// The prefix, e.g. `ha-`.
+    pub prefix: String,
+    /// Who adds and deletes such ports.
+    pub owner: String,
 }
 
 /// What one detector means.
@@ -144,6 +172,13 @@ impl Catalog {
     /// The stack signature with this id.
     pub fn stack_signature(&self, id: &str) -> Option<&StackSignature> {
         self.stack_signature.iter().find(|s| s.id == id)
+    }
+
+    /// Who creates a port named `name`, by the neutron/nova prefix conventions.
+    pub fn ovs_port_owner(&self, name: &str) -> Option<&OvsPortPrefix> {
+        self.ovs_port_prefix
+            .iter()
+            .find(|p| name.starts_with(p.prefix.as_str()))
     }
 
     /// The hint for a dominant fd kind key.

@@ -200,7 +200,7 @@ mod tests {
             socket_resolution: SocketResolution::NoSockets,
             namespace_fds: vec![],
             stdin: Some(FdKind::Pipe),
-            fuse_device_fds: 0,
+            ..Default::default()
         });
         p
     }

@@ -239,9 +239,7 @@ mod tests {
                 })
                 .collect(),
             socket_resolution: SocketResolution::PidfdGetfd,
-            namespace_fds: vec![],
-            stdin: None,
-            fuse_device_fds: 0,
+            ..Default::default()
         }
     }
 

@@ -20,6 +20,11 @@ mod hung_task;
 pub mod kernel_release;
 mod netdev_unregister_stuck;
 mod netns_gone;
+mod ovs;
+mod ovs_netlink_socket_excess;
+mod ovs_orphan_port;
+mod ovs_port_flapping;
+mod ovs_vswitchd_busy;
 mod pidns_exit_hang;
 mod stacks;
 #[cfg(test)]
@@ -46,6 +51,14 @@ pub struct Config {
     pub netdev_still_waiting_secs: u64,
     /// `cni-plugin-hang` reports plugins running longer than this.
     pub cni_plugin_timeout_secs: u64,
+    /// `ovs-vswitchd-busy` reports ovs-vswitchd above this share of one core between the
+    /// two readings.
+    pub ovs_busy_cpu_share: f64,
+    /// `ovs-port-flapping` needs at least this many add/delete cycles of one interface.
+    pub ovs_flap_min_cycles: u64,
+    /// `ovs-netlink-socket-excess` needs at least this many generic netlink sockets beyond
+    /// what the ports need (and more than twice that need).
+    pub ovs_netlink_excess_min: u64,
 }
 
 impl Default for Config {
@@ -56,6 +69,9 @@ impl Default for Config {
             zombie_critical_count: 500,
             netdev_still_waiting_secs: 30,
             cni_plugin_timeout_secs: 10,
+            ovs_busy_cpu_share: 0.5,
+            ovs_flap_min_cycles: 3,
+            ovs_netlink_excess_min: 512,
         }
     }
 }
@@ -130,6 +146,11 @@ pub fn detectors() -> &'static [&'static dyn Detector] {
         &hung_task::HungTask,
         &pidns_exit_hang::PidnsExitHang,
         &cni_plugin_hang::CniPluginHang,
+        // OVS: root cause first, so each later one can link to what it explains.
+        &ovs_port_flapping::OvsPortFlapping,
+        &ovs_orphan_port::OvsOrphanPort,
+        &ovs_netlink_socket_excess::OvsNetlinkSocketExcess,
+        &ovs_vswitchd_busy::OvsVswitchdBusy,
     ]
 }
 

@@ -204,8 +204,7 @@ mod tests {
                 namespace: "net".into(),
                 inode: 502,
             }],
-            stdin: None,
-            fuse_device_fds: 0,
+            ..Default::default()
         });
         let mut exiting = in_netns(13, "c", 503);
         exiting.kernel_stack = Some(parse_stack(

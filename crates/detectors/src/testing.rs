@@ -67,3 +67,29 @@ pub(crate) fn resampled(processes: &[&Process], state: TaskState) -> Resample {
         tasks,
     }
 }
+
+/// An OVS state with one kernel-datapath bridge and the events of `log_text`.
+pub(crate) fn ovs_with_log(log_text: &str) -> nodedoc_model::OvsState {
+    let mut log = nodedoc_ovs::log::reduce(log_text, Some(1));
+    log.path = "/var/log/openvswitch/ovs-vswitchd.log".into();
+    nodedoc_model::OvsState {
+        endpoint: "unix:/var/run/openvswitch/db.sock".into(),
+        ovs_version: Some("2.12.0".into()),
+        bridges: vec![nodedoc_model::OvsBridge {
+            uuid: "b".into(),
+            name: "br-int".into(),
+            datapath_type: "system".into(),
+            ports: vec![],
+        }],
+        vswitchd: Some(nodedoc_model::VswitchdProcess {
+            pid: 812,
+            start_time_ticks: 100,
+            found_by: "pidfile /var/run/openvswitch/ovs-vswitchd.pid".into(),
+            handler_threads: 1,
+            revalidator_threads: 1,
+            threads: 6,
+        }),
+        log: Some(log),
+        ..Default::default()
+    }
+}

@@ -65,6 +65,7 @@ pub fn run_helper(args: &[String]) -> Result<(), LabError> {
         "udp-wait" => udp_wait(),
         "cni-runtime" => cni_runtime(rest),
         "ipam-skel-0.6" => old_skel_plugin(),
+        "ovs-daemons" => crate::ovs_daemons::ovs_daemons(rest),
         other => Err(helper_error(other, "unknown helper")),
     }
 }

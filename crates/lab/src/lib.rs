@@ -15,6 +15,7 @@
 mod error;
 mod fuse;
 mod helpers;
+mod ovs_daemons;
 mod process;
 mod resource;
 mod scenarios;

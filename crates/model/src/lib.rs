@@ -14,6 +14,7 @@ mod file;
 mod finding;
 mod gaps;
 mod kernel_log;
+mod ovs;
 mod process;
 mod snapshot;
 mod system;
@@ -25,6 +26,10 @@ pub use finding::{
 };
 pub use gaps::{Gap, Gaps};
 pub use kernel_log::{KernelLog, KernelLogSource, KmsgRecord};
+pub use ovs::{
+    NetDevice, NetNamespace, NetworkNamespaces, OvsBridge, OvsInterface, OvsLog, OvsLogEvent,
+    OvsLogEventKind, OvsPort, OvsState, VswitchdProcess,
+};
 pub use process::{
     syscall_name, BlockedSyscall, CgroupMembership, FdCensus, FdKind, FdKindCount, Limit,
     NamespaceFd, NamespaceIds, NetlinkProtocol, Process, ProcessKey, ResourceLimit,

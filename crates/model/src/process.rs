@@ -433,7 +433,7 @@ impl fmt::Display for StackFrame {
 }
 
 /// How many descriptors of each kind a process holds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FdCensus {
     /// Open descriptors (entries of `/proc/PID/fd`).
     pub total: u64,
@@ -494,10 +494,13 @@ pub struct NamespaceFd {
 }
 
 /// How a census told socket protocols apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum SocketResolution {
     /// The process holds no sockets.
+    #[default]
     NoSockets,
     /// Each socket was duplicated with `pidfd_getfd(2)` and asked `SO_DOMAIN`/`SO_PROTOCOL`:
     /// exact, linear in the number of sockets.

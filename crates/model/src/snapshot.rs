@@ -1,6 +1,8 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{FreezerCgroup, Gap, KernelLog, MountEntry, Process, TaskSample};
+use crate::{
+    FreezerCgroup, Gap, KernelLog, MountEntry, NetworkNamespaces, OvsState, Process, TaskSample,
+};
 
 /// The value of [`Snapshot::format`]: tells a nodedoc snapshot from any other JSON.
 pub const SNAPSHOT_FORMAT: &str = "nodedoc-snapshot";
@@ -38,6 +40,12 @@ pub struct Snapshot {
     /// Mounts of interest from every mount namespace (nsfs, FUSE, network filesystems).
     #[serde(default)]
     pub mounts: Vec<MountEntry>,
+    /// Open vSwitch, when an OVSDB socket was found.
+    #[serde(default)]
+    pub ovs: Option<OvsState>,
+    /// The kernel's network devices in every network namespace, when read.
+    #[serde(default)]
+    pub network: Option<NetworkNamespaces>,
 }
 
 impl Snapshot {
@@ -54,6 +62,8 @@ impl Snapshot {
             gaps: Vec::new(),
             freezers: Vec::new(),
             mounts: Vec::new(),
+            ovs: None,
+            network: None,
         }
     }
 

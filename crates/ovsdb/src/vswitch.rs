@@ -13,8 +13,8 @@ use crate::client::{rows_of, Client, ClientOptions};
 use crate::data::{Row, Uuid};
 use crate::endpoint::IntoEndpoint;
 use crate::error::{DataError, Error};
-use crate::monitor::TableReplica;
-use crate::ops::Select;
+use crate::monitor::{MonitorRequest, TableReplica};
+use crate::ops::{Operation, Select};
 
 /// The name of the Open vSwitch configuration database.
 pub const OPEN_VSWITCH_DB: &str = "Open_vSwitch";
@@ -36,6 +36,9 @@ pub struct OpenVSwitch {
     pub db_version: Option<String>,
     /// The bridges.
     pub bridges: Vec<Uuid>,
+    /// The datapath types this ovs-vswitchd supports (`system`, `netdev`), as it reports.
+    #[serde(default)]
+    pub datapath_types: Vec<String>,
     /// The configuration generation clients asked for.
     pub next_cfg: i64,
     /// The configuration generation ovs-vswitchd has applied; lagging behind `next_cfg`
@@ -50,6 +53,18 @@ pub struct OpenVSwitch {
 impl OpenVSwitch {
     /// The table name.
     pub const TABLE: &'static str = "Open_vSwitch";
+    /// The columns [`from_row`](Self::from_row) reads.
+    pub const COLUMNS: &'static [&'static str] = &[
+        "_uuid",
+        "ovs_version",
+        "db_version",
+        "bridges",
+        "datapath_types",
+        "next_cfg",
+        "cur_cfg",
+        "other_config",
+        "external_ids",
+    ];
 
     /// Reads a row. `uuid` may be `None` when the row has a `_uuid` column.
     pub fn from_row(uuid: Option<Uuid>, row: &Row) -> Result<Self, DataError> {
@@ -59,6 +74,7 @@ impl OpenVSwitch {
             ovs_version: r.optional_string("ovs_version")?,
             db_version: r.optional_string("db_version")?,
             bridges: r.uuid_set("bridges")?,
+            datapath_types: r.string_set("datapath_types")?,
             next_cfg: r.integer("next_cfg")?,
             cur_cfg: r.integer("cur_cfg")?,
             other_config: r.string_map("other_config")?,
@@ -91,6 +107,17 @@ pub struct Bridge {
 impl Bridge {
     /// The table name.
     pub const TABLE: &'static str = "Bridge";
+    /// The columns [`from_row`](Self::from_row) reads.
+    pub const COLUMNS: &'static [&'static str] = &[
+        "_uuid",
+        "name",
+        "ports",
+        "datapath_type",
+        "datapath_id",
+        "fail_mode",
+        "other_config",
+        "external_ids",
+    ];
 
     /// Reads a row. `uuid` may be `None` when the row has a `_uuid` column.
     pub fn from_row(uuid: Option<Uuid>, row: &Row) -> Result<Self, DataError> {
@@ -128,6 +155,15 @@ pub struct Port {
 impl Port {
     /// The table name.
     pub const TABLE: &'static str = "Port";
+    /// The columns [`from_row`](Self::from_row) reads.
+    pub const COLUMNS: &'static [&'static str] = &[
+        "_uuid",
+        "name",
+        "interfaces",
+        "tag",
+        "other_config",
+        "external_ids",
+    ];
 
     /// Reads a row. `uuid` may be `None` when the row has a `_uuid` column.
     pub fn from_row(uuid: Option<Uuid>, row: &Row) -> Result<Self, DataError> {
@@ -186,6 +222,37 @@ pub struct Interface {
 impl Interface {
     /// The table name.
     pub const TABLE: &'static str = "Interface";
+    /// The columns [`from_row`](Self::from_row) reads.
+    pub const COLUMNS: &'static [&'static str] = &[
+        "_uuid",
+        "name",
+        "type",
+        "ofport",
+        "ofport_request",
+        "error",
+        "link_state",
+        "admin_state",
+        "ifindex",
+        "mac_in_use",
+        "mtu",
+        "external_ids",
+        "options",
+        "other_config",
+        "status",
+    ];
+    /// The columns [`OvsDump::fetch_lean`] reads.
+    pub const LEAN_COLUMNS: &'static [&'static str] = &[
+        "_uuid",
+        "name",
+        "type",
+        "ofport",
+        "error",
+        "link_state",
+        "admin_state",
+        "ifindex",
+        "mac_in_use",
+        "external_ids",
+    ];
 
     /// Reads a row. `uuid` may be `None` when the row has a `_uuid` column.
     pub fn from_row(uuid: Option<Uuid>, row: &Row) -> Result<Self, DataError> {
@@ -290,17 +357,77 @@ pub struct OvsDump {
 impl OvsDump {
     /// Reads the four tables in one `transact` of selects on an open connection, so the
     /// tables are mutually consistent.
+    ///
+    /// Only the columns the typed views read are selected: a whole Interface row also carries
+    /// `statistics` and more, which at 5,000 interfaces makes the reply four times larger and
+    /// the server three times slower. The columns are first checked against the server's
+    /// schema (one `get_schema`), because selecting a column the schema lacks is an error,
+    /// while the views read a missing column as its default.
     pub async fn fetch(client: &Client) -> Result<OvsDump, Error> {
-        // No column lists: selecting a column the server's schema lacks is an error, while
-        // the typed views already treat missing columns as defaults.
+        OvsDump::fetch_columns(client, Interface::COLUMNS).await
+    }
+
+    /// Like [`fetch`](Self::fetch), but Interface rows carry only what diagnosing port
+    /// problems needs ([`Interface::LEAN_COLUMNS`]: identity, OpenFlow port, state, error,
+    /// ifindex, MAC, external ids); `options`, `other_config`, `status`, `mtu` and
+    /// `ofport_request` read as their defaults. A third less server time at 5,000
+    /// interfaces.
+    pub async fn fetch_lean(client: &Client) -> Result<OvsDump, Error> {
+        OvsDump::fetch_columns(client, Interface::LEAN_COLUMNS).await
+    }
+
+    /// Like [`fetch_lean`](Self::fetch_lean), read as the initial state of a `monitor_cond`
+    /// that is cancelled at once, instead of a `transact` of selects. Equally consistent
+    /// (the initial state is one database state), and much cheaper for ovsdb-server, which
+    /// serves monitors from its own replica while a select goes through a transaction:
+    /// at 5,000 interfaces it answers in well under half the time.
+    pub async fn fetch_monitored(client: &Client) -> Result<OvsDump, Error> {
+        let schema = client.get_schema(OPEN_VSWITCH_DB).await?;
+        let request = |table: &str, columns: &[&str]| {
+            MonitorRequest::new(table).columns(
+                columns
+                    .iter()
+                    .copied()
+                    .filter(|c| !c.starts_with('_') && schema.column_type(table, c).is_some()),
+            )
+        };
+        let requests = [
+            request(OpenVSwitch::TABLE, OpenVSwitch::COLUMNS),
+            request(Bridge::TABLE, Bridge::COLUMNS),
+            request(Port::TABLE, Port::COLUMNS),
+            request(Interface::TABLE, Interface::LEAN_COLUMNS),
+        ];
+        let monitor = client.monitor_cond(OPEN_VSWITCH_DB, &requests).await?;
+        let mut replica = TableReplica::new(schema);
+        let endpoint = client.endpoint().to_owned();
+        let data_error = |source| Error::Data {
+            endpoint: endpoint.clone(),
+            source: Box::new(source),
+        };
+        replica.reset(&monitor.initial).map_err(data_error)?;
+        // Dropping the updates stream sends monitor_cancel without waiting for it.
+        drop(monitor.updates);
+        OvsDump::from_replica(&replica).map_err(data_error)
+    }
+
+    async fn fetch_columns(client: &Client, interface_columns: &[&str]) -> Result<OvsDump, Error> {
+        let schema = client.get_schema(OPEN_VSWITCH_DB).await?;
+        let select = |table: &str, columns: &[&str]| -> Operation {
+            let present: Vec<&str> = columns
+                .iter()
+                .copied()
+                .filter(|c| c.starts_with('_') || schema.column_type(table, c).is_some())
+                .collect();
+            Select::new(table).columns(present).into()
+        };
         let results = client
             .transact(
                 OPEN_VSWITCH_DB,
                 [
-                    Select::new(OpenVSwitch::TABLE).into(),
-                    Select::new(Bridge::TABLE).into(),
-                    Select::new(Port::TABLE).into(),
-                    Select::new(Interface::TABLE).into(),
+                    select(OpenVSwitch::TABLE, OpenVSwitch::COLUMNS),
+                    select(Bridge::TABLE, Bridge::COLUMNS),
+                    select(Port::TABLE, Port::COLUMNS),
+                    select(Interface::TABLE, interface_columns),
                 ],
             )
             .await?;

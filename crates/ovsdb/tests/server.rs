@@ -754,3 +754,42 @@ fn test_server_is_stopped_and_removed_even_when_a_test_panics() {
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
     assert!(!dir.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitored_and_transacted_dumps_agree() {
+    let server = server();
+    server
+        .vsctl(&[
+            "add-br",
+            "br-m",
+            "--",
+            "add-port",
+            "br-m",
+            "tap1",
+            "--",
+            "set",
+            "Interface",
+            "tap1",
+            "external_ids:iface-id=lp1",
+            "external_ids:vm-uuid=vm1",
+            "--",
+            "add-port",
+            "br-m",
+            "tap2",
+        ])
+        .unwrap();
+    let client = connect(&server).await;
+    let lean = OvsDump::fetch_lean(&client).await.unwrap();
+    let monitored = OvsDump::fetch_monitored(&client).await.unwrap();
+    assert_eq!(lean, monitored);
+    let (bridge, port, iface) = monitored.find_interface("tap1").unwrap();
+    assert_eq!((bridge.name.as_str(), port.name.as_str()), ("br-m", "tap1"));
+    assert_eq!(iface.iface_id(), Some("lp1"));
+    assert_eq!(iface.vm_uuid(), Some("vm1"));
+    // The lean dump leaves out what it does not read; the full one has it.
+    let full = OvsDump::fetch(&client).await.unwrap();
+    assert_eq!(full.bridges.len(), 1);
+    assert_eq!(full.interfaces().count(), lean.interfaces().count());
+    // The monitor used for the dump was cancelled: the connection still answers.
+    assert_eq!(client.echo(vec![json!(1)]).await.unwrap(), vec![json!(1)]);
+}

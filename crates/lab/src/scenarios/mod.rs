@@ -6,6 +6,7 @@ mod fd_exhaustion;
 mod fuse_hang;
 mod netdev_unregister;
 mod netns_gone;
+mod ovs_netns_leak;
 mod pidns_exit_hang;
 mod zombies;
 
@@ -37,6 +38,7 @@ pub fn scenarios() -> &'static [Scenario] {
         pidns_exit_hang::SCENARIO,
         netns_gone::SCENARIO,
         cni_stdin_hang::SCENARIO,
+        ovs_netns_leak::SCENARIO,
     ]
 }
 

@@ -1,0 +1,322 @@
+//! nodedoc's Open vSwitch collector, and the guarded fix for orphaned ports.
+//!
+//! [`collect`] joins the snapshot when an OVSDB socket is found (by default
+//! `/var/run/openvswitch/db.sock`): the bridge → port → interface topology read in one OVSDB
+//! transaction ([`nodedoc_ovsdb::dump`]), the ovs-vswitchd serving it (pid, handler and
+//! revalidator threads), the events of its log ([`log`]) and the kernel's network devices in
+//! every network namespace ([`netns`]), so detectors can tell an interface whose device was
+//! moved into a namespace from one whose device no longer exists anywhere. No socket means
+//! no OVS on this host: the `ovsdb` source is `absent`, which is not an error.
+//!
+//! Like every nodedoc collector it never judges: what is wrong is the detectors' business.
+//! [`fix`] is the one place that writes: it removes ports the `ovs-orphan-port` detector
+//! named, in one transaction guarded by `wait` operations on the rows that were read.
+#![deny(missing_docs)]
+
+mod error;
+pub mod fix;
+pub mod log;
+pub mod netns;
+pub mod vswitchd;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nodedoc_model::{
+    Gaps, NetworkNamespaces, OvsBridge, OvsInterface, OvsPort, OvsState, Process, SourceState,
+    SourceStatus,
+};
+use nodedoc_ovsdb::{Endpoint, OvsDump};
+
+pub use error::OvsError;
+
+/// The database socket of a packaged Open vSwitch.
+pub const DEFAULT_ENDPOINT: &str = "unix:/var/run/openvswitch/db.sock";
+
+/// What to read.
+#[derive(Clone, Debug)]
+pub struct OvsOptions {
+    /// The OVSDB endpoint (`unix:PATH`, `tcp:HOST:PORT`); `None` for [`DEFAULT_ENDPOINT`],
+    /// whose absence is not an error.
+    pub endpoint: Option<String>,
+    /// ovs-vswitchd.log, when not to be found among ovs-vswitchd's open files.
+    pub log: Option<PathBuf>,
+    /// Bounds connecting and reading OVSDB.
+    pub timeout: Duration,
+    /// How much of the end of the log to read.
+    pub log_tail_bytes: u64,
+    /// Where named network namespaces are (`/run/netns`).
+    pub run_netns: PathBuf,
+}
+
+impl Default for OvsOptions {
+    fn default() -> Self {
+        OvsOptions {
+            endpoint: None,
+            log: None,
+            timeout: Duration::from_secs(10),
+            log_tail_bytes: log::DEFAULT_TAIL_BYTES,
+            run_netns: PathBuf::from(netns::NETNS_RUN_DIR),
+        }
+    }
+}
+
+/// What [`collect`] read, with how each source went.
+#[derive(Debug, Default)]
+pub struct OvsCollection {
+    /// `ovsdb`, and when OVS was found, `netns` and `ovs-log`.
+    pub sources: Vec<SourceStatus>,
+    /// The OVS state, when the database was read.
+    pub ovs: Option<OvsState>,
+    /// Network devices in every namespace, when OVS was found.
+    pub network: Option<NetworkNamespaces>,
+    /// What could not be read.
+    pub gaps: Gaps,
+}
+
+fn status(source: &str, state: SourceState, detail: impl Into<String>) -> SourceStatus {
+    SourceStatus {
+        source: source.into(),
+        state,
+        detail: detail.into(),
+    }
+}
+
+/// Runs a future on a private single-threaded runtime (the rest of nodedoc is synchronous).
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, OvsError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(OvsError::Runtime)?;
+    Ok(runtime.block_on(future))
+}
+
+/// Reads the OVSDB topology at `endpoint`: the lean dump (what the detectors and `ovs ports`
+/// use), bounded by `timeout` as a whole.
+pub fn read_dump(endpoint: &Endpoint, timeout: Duration) -> Result<OvsDump, OvsError> {
+    let options = nodedoc_ovsdb::ClientOptions {
+        connect_timeout: timeout,
+        request_timeout: Some(timeout),
+        ..nodedoc_ovsdb::ClientOptions::default()
+    };
+    let work = async {
+        let client = nodedoc_ovsdb::Client::connect_with(endpoint, options).await?;
+        OvsDump::fetch_monitored(&client).await
+    };
+    let outcome = block_on(async { tokio::time::timeout(timeout, work).await })?;
+    match outcome {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(OvsError::Ovsdb(nodedoc_ovsdb::Error::Timeout {
+            endpoint: endpoint.to_string(),
+            method: "dump".into(),
+            timeout,
+        })),
+    }
+}
+
+/// Collects Open vSwitch. `processes` is the procfs scan (for ovs-vswitchd and the network
+/// namespaces of running processes).
+pub fn collect(options: &OvsOptions, processes: &[Process]) -> OvsCollection {
+    let mut out = OvsCollection::default();
+    let explicit = options.endpoint.is_some();
+    let text = options.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
+    let endpoint: Endpoint = match text.parse() {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            out.sources
+                .push(status("ovsdb", SourceState::Failed, e.to_string()));
+            return out;
+        }
+    };
+    let socket = match &endpoint {
+        Endpoint::Unix(path) => Some(path.clone()),
+        Endpoint::Tcp { .. } => None,
+    };
+    if let Some(path) = &socket {
+        if !path.exists() {
+            let (state, detail) = if explicit {
+                (
+                    SourceState::Failed,
+                    format!("no OVSDB socket at {}", path.display()),
+                )
+            } else {
+                (
+                    SourceState::Absent,
+                    format!(
+                        "no OVSDB socket at {} (Open vSwitch not running here)",
+                        path.display()
+                    ),
+                )
+            };
+            out.sources.push(status("ovsdb", state, detail));
+            return out;
+        }
+    }
+    let dump = match read_dump(&endpoint, options.timeout) {
+        Ok(dump) => dump,
+        Err(e) => {
+            out.sources
+                .push(status("ovsdb", SourceState::Failed, e.to_string()));
+            out.gaps.record("ovsdb", "OVSDB dump", e.to_string(), text);
+            return out;
+        }
+    };
+    let mut ovs = state_from_dump(&dump, &endpoint.to_string());
+    let interfaces = ovs.interfaces().count();
+    out.sources.push(status(
+        "ovsdb",
+        SourceState::Collected,
+        format!(
+            "{endpoint}: Open vSwitch {}, {} bridges, {interfaces} interfaces",
+            ovs.ovs_version.as_deref().unwrap_or("(version not set)"),
+            ovs.bridges.len()
+        ),
+    ));
+
+    let default_endpoint = !explicit;
+    let found = vswitchd::find(socket.as_deref(), default_endpoint, processes);
+    let vswitchd_process = found.as_ref().and_then(|(pid, _)| {
+        processes
+            .binary_search_by_key(pid, |p| p.pid)
+            .ok()
+            .map(|i| &processes[i])
+    });
+    ovs.vswitchd = found.and_then(|(pid, how)| vswitchd::describe(pid, how));
+
+    // The log: --ovs-log, else among ovs-vswitchd's open files.
+    let log_path = match &options.log {
+        Some(path) => Some((path.clone(), "--ovs-log".to_string())),
+        None => ovs.vswitchd.as_ref().and_then(|v| {
+            vswitchd::find_log(v.pid, vswitchd_process.map_or(&[][..], |p| &p.cmdline))
+        }),
+    };
+    match log_path {
+        Some((path, how)) => match log::read_log(&path, options.log_tail_bytes, &how) {
+            Ok(log) => {
+                out.sources.push(status(
+                    "ovs-log",
+                    SourceState::Collected,
+                    format!(
+                        "{} ({how}): {} lines read from byte {} of {}",
+                        log.path, log.lines_read, log.read_from, log.size
+                    ),
+                ));
+                ovs.log = Some(log);
+            }
+            Err(e) => {
+                out.gaps.record(
+                    "ovs-log",
+                    "ovs-vswitchd.log",
+                    e.to_string(),
+                    path.display().to_string(),
+                );
+                out.sources
+                    .push(status("ovs-log", SourceState::Failed, e.to_string()));
+            }
+        },
+        None => out.sources.push(status(
+            "ovs-log",
+            SourceState::Absent,
+            match &ovs.vswitchd {
+                Some(v) => format!(
+                    "ovs-vswitchd (pid {}) has no log file open; pass --ovs-log",
+                    v.pid
+                ),
+                None => "no ovs-vswitchd found for this database; pass --ovs-log".to_string(),
+            },
+        )),
+    }
+
+    let pairs: Vec<(i32, u64)> = processes
+        .iter()
+        .filter_map(|p| Some((p.pid, p.namespaces.net?)))
+        .collect();
+    let network = netns::collect(&pairs, &options.run_netns);
+    let devices: usize = network.namespaces.iter().map(|n| n.devices.len()).sum();
+    let detail = format!(
+        "{devices} devices in {} network namespaces{}",
+        network.namespaces.len(),
+        if network.unreadable.is_empty() {
+            String::new()
+        } else {
+            format!("; {} unreadable", network.unreadable.len())
+        }
+    );
+    for reason in &network.unreadable {
+        out.gaps
+            .record("netns", "network namespace", reason.clone(), "");
+    }
+    out.sources.push(status(
+        "netns",
+        if network.complete() {
+            SourceState::Collected
+        } else {
+            SourceState::Partial
+        },
+        detail,
+    ));
+    out.network = Some(network);
+    out.ovs = Some(ovs);
+    out
+}
+
+/// Converts the OVSDB dump into the snapshot's OVS part.
+pub fn state_from_dump(dump: &OvsDump, endpoint: &str) -> OvsState {
+    let root = dump.open_vswitch.as_ref();
+    let other_config = root.map(|r| r.other_config.clone()).unwrap_or_default();
+    let number = |key: &str| other_config.get(key).and_then(|v| v.parse::<u32>().ok());
+    OvsState {
+        endpoint: endpoint.to_string(),
+        ovs_version: root.and_then(|r| r.ovs_version.clone()),
+        db_version: root.and_then(|r| r.db_version.clone()),
+        datapath_types: root.map(|r| r.datapath_types.clone()).unwrap_or_default(),
+        n_handler_threads: number("n-handler-threads"),
+        n_revalidator_threads: number("n-revalidator-threads"),
+        other_config: other_config.clone(),
+        next_cfg: root.map_or(0, |r| r.next_cfg),
+        cur_cfg: root.map_or(0, |r| r.cur_cfg),
+        bridges: dump
+            .bridges
+            .iter()
+            .map(|b| OvsBridge {
+                uuid: b.bridge.uuid.to_string(),
+                name: b.bridge.name.clone(),
+                datapath_type: b.bridge.datapath_type.clone(),
+                ports: b
+                    .ports
+                    .iter()
+                    .map(|p| OvsPort {
+                        uuid: p.port.uuid.to_string(),
+                        name: p.port.name.clone(),
+                        interfaces: p
+                            .interfaces
+                            .iter()
+                            .map(|i| OvsInterface {
+                                uuid: i.uuid.to_string(),
+                                name: i.name.clone(),
+                                interface_type: i.interface_type.clone(),
+                                ofport: i.ofport,
+                                error: i.error.clone(),
+                                link_state: i.link_state.clone(),
+                                admin_state: i.admin_state.clone(),
+                                ifindex: i.ifindex,
+                                mac_in_use: i.mac_in_use.clone(),
+                                external_ids: i.external_ids.clone(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        vswitchd: None,
+        log: None,
+    }
+}
+
+/// The socket path of a `unix:` endpoint.
+pub fn socket_path(endpoint: &Endpoint) -> Option<&Path> {
+    match endpoint {
+        Endpoint::Unix(path) => Some(path),
+        Endpoint::Tcp { .. } => None,
+    }
+}

@@ -1,0 +1,240 @@
+//! `nodedoc ovs ports`: every OVS interface with its owner, OpenFlow port, state and device —
+//! the tap lifecycle of seed 002 (libvirt adds the port with iface-id/attached-mac/vm-uuid,
+//! neutron's agent watches it, libvirt deletes it) made visible, with the device's namespace.
+
+use std::io::Write;
+
+use anyhow::{bail, Result};
+use nodedoc_model::{NetworkNamespaces, OvsState, Snapshot, SourceState};
+use serde::Serialize;
+
+use crate::cli::{Format, OvsSourceArgs};
+
+/// One row of `ovs ports` (`--format json` prints an array of these).
+#[derive(Debug, Serialize)]
+pub struct PortRow {
+    /// The bridge.
+    pub bridge: String,
+    /// Its datapath type (`system` when empty).
+    pub datapath_type: String,
+    /// The port.
+    pub port: String,
+    /// The interface.
+    pub interface: String,
+    /// The interface type (`system` when empty).
+    #[serde(rename = "type")]
+    pub interface_type: String,
+    /// The OpenFlow port (null while unassigned, -1 when ovs-vswitchd failed).
+    pub ofport: Option<i64>,
+    /// `link_state`.
+    pub link_state: Option<String>,
+    /// `admin_state`.
+    pub admin_state: Option<String>,
+    /// `ifindex` as ovs-vswitchd sees it.
+    pub ifindex: Option<i64>,
+    /// `error`.
+    pub error: Option<String>,
+    /// `external_ids:iface-id`.
+    pub iface_id: Option<String>,
+    /// `external_ids:vm-uuid`.
+    pub vm_uuid: Option<String>,
+    /// `external_ids:attached-mac`.
+    pub attached_mac: Option<String>,
+    /// `external_ids:iface-status`.
+    pub iface_status: Option<String>,
+    /// Where its device is: one entry per namespace holding a device of that name.
+    pub device: Vec<DeviceLocation>,
+    /// True when the kernel-backed interface has no device in any namespace read.
+    pub device_missing: bool,
+}
+
+/// A device found for an interface.
+#[derive(Debug, Serialize)]
+pub struct DeviceLocation {
+    /// `host`, the `ip netns` name, or `net:[INODE]`.
+    pub namespace: String,
+    /// The namespace inode.
+    pub netns_inode: u64,
+    /// The device's ifindex there.
+    pub ifindex: u32,
+}
+
+fn kernel_backed(interface_type: &str) -> bool {
+    nodedoc_detectors::catalog()
+        .ovs
+        .kernel_device_types
+        .iter()
+        .any(|t| t == interface_type)
+}
+
+/// The rows of `ovs ports`.
+pub fn rows(ovs: &OvsState, network: Option<&NetworkNamespaces>) -> Vec<PortRow> {
+    let system = |t: &str| {
+        if t.is_empty() {
+            "system".to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    ovs.interfaces()
+        .map(|(bridge, port, iface)| {
+            let device: Vec<DeviceLocation> = network
+                .map(|n| n.find(&iface.name))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(ns, d)| DeviceLocation {
+                    namespace: if ns.initial {
+                        "host".to_string()
+                    } else {
+                        ns.names
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| format!("net:[{}]", ns.inode))
+                    },
+                    netns_inode: ns.inode,
+                    ifindex: d.ifindex,
+                })
+                .collect();
+            let device_missing =
+                network.is_some() && device.is_empty() && kernel_backed(&iface.interface_type);
+            PortRow {
+                bridge: bridge.name.clone(),
+                datapath_type: system(&bridge.datapath_type),
+                port: port.name.clone(),
+                interface: iface.name.clone(),
+                interface_type: system(&iface.interface_type),
+                ofport: iface.ofport,
+                link_state: iface.link_state.clone(),
+                admin_state: iface.admin_state.clone(),
+                ifindex: iface.ifindex,
+                error: iface.error.clone(),
+                iface_id: iface.iface_id().map(str::to_string),
+                vm_uuid: iface.vm_uuid().map(str::to_string),
+                attached_mac: iface.attached_mac().map(str::to_string),
+                iface_status: iface.iface_status().map(str::to_string),
+                device,
+                device_missing,
+            }
+        })
+        .collect()
+}
+
+/// Fails unless the snapshot holds Open vSwitch; says why.
+pub fn require_ovs(snapshot: &Snapshot) -> Result<&OvsState> {
+    match &snapshot.ovs {
+        Some(ovs) => Ok(ovs),
+        None => {
+            let why = snapshot
+                .source("ovsdb")
+                .map_or("not read".to_string(), |s| s.detail.clone());
+            bail!("cannot read Open vSwitch: {why}")
+        }
+    }
+}
+
+/// `nodedoc ovs ports`.
+pub fn ports(source: &OvsSourceArgs, format: Format) -> Result<u8> {
+    let snapshot = crate::collect::collect_ovs_only(source)?;
+    if snapshot
+        .source("ovsdb")
+        .is_some_and(|s| s.state == SourceState::Absent)
+        && format == Format::Text
+    {
+        println!(
+            "no Open vSwitch here ({})",
+            snapshot.source("ovsdb").map_or("", |s| s.detail.as_str())
+        );
+        return Ok(crate::exit::OK);
+    }
+    let ovs = require_ovs(&snapshot)?;
+    let rows = rows(ovs, snapshot.network.as_ref());
+    // Thousands of rows: one buffer, not a write per line (and no colour to strip).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &rows)?;
+            writeln!(out)?;
+        }
+        Format::Text => {
+            let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+            let lines: Vec<[String; 7]> = rows
+                .iter()
+                .map(|row| {
+                    let device = if row.device.is_empty() {
+                        if row.device_missing {
+                            "MISSING (no netns has it)".to_string()
+                        } else {
+                            "-".to_string()
+                        }
+                    } else {
+                        row.device
+                            .iter()
+                            .map(|d| format!("{} #{}", d.namespace, d.ifindex))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let mut owner = Vec::new();
+                    if let Some(v) = &row.iface_id {
+                        owner.push(format!("iface-id={v}"));
+                    }
+                    if let Some(v) = &row.vm_uuid {
+                        owner.push(format!("vm-uuid={v}"));
+                    }
+                    if let Some(v) = &row.attached_mac {
+                        owner.push(format!("mac={v}"));
+                    }
+                    [
+                        row.bridge.clone(),
+                        row.interface.clone(),
+                        row.interface_type.clone(),
+                        row.ofport.map_or("-".to_string(), |p| p.to_string()),
+                        format!("{}/{}", dash(&row.admin_state), dash(&row.link_state)),
+                        device,
+                        owner.join(" "),
+                    ]
+                })
+                .collect();
+            let header = [
+                "BRIDGE",
+                "INTERFACE",
+                "TYPE",
+                "OFPORT",
+                "ADMIN/LINK",
+                "DEVICE",
+                "OWNER",
+            ];
+            let mut widths = header.map(str::len);
+            for line in &lines {
+                for (width, cell) in widths.iter_mut().zip(line) {
+                    *width = (*width).max(cell.chars().count());
+                }
+            }
+            let write_line = |out: &mut dyn Write, cells: [&str; 7]| -> std::io::Result<()> {
+                for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+                    match i {
+                        3 => write!(out, "{cell:>width$}  ")?,
+                        6 => write!(out, "{cell}")?,
+                        _ => write!(out, "{cell:<width$}  ")?,
+                    }
+                }
+                writeln!(out)
+            };
+            write_line(&mut out, header)?;
+            for (line, row) in lines.iter().zip(&rows) {
+                write_line(&mut out, line.each_ref().map(String::as_str))?;
+                if let Some(error) = &row.error {
+                    writeln!(out, "{:>w$}error: {error}", "", w = widths[0] + 2)?;
+                }
+            }
+            let missing = rows.iter().filter(|r| r.device_missing).count();
+            writeln!(
+                out,
+                "{} interfaces on {} bridges; {missing} without a device (see `nodedoc check`, `nodedoc fix ovs-orphan-port`)",
+                rows.len(),
+                ovs.bridges.len()
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(crate::exit::OK)
+}

@@ -1,0 +1,376 @@
+//! Open vSwitch, for real: the `ovs-netns-leak` lab (a private ovsdb-server and ovs-vswitchd)
+//! found by `check` with its chain, `ovs ports`, the guarded fix; offline, seed 000's figures
+//! from a snapshot file; and a host without OVS giving no OVS finding.
+//!
+//! The labs of this file run one at a time (each is a busy ovs-vswitchd; the busy detector
+//! measures CPU shares, which other labs running beside it would disturb).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+
+use common::{check_json, finding, has_evidence, lab_context, nodedoc};
+use nodedoc_model::{FindingId, Severity};
+
+static ONE_OVS_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn vsctl(db: &str, args: &[&str]) -> String {
+    let output = Command::new("ovs-vsctl")
+        .arg(format!("--db={db}"))
+        .arg("--timeout=20")
+        .args(args)
+        .output()
+        .expect("run ovs-vsctl");
+    assert!(
+        output.status.success(),
+        "ovs-vsctl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().expect("run ip");
+    assert!(status.success(), "ip {args:?}");
+}
+
+fn ports_of(db: &str, bridge: &str) -> Vec<String> {
+    vsctl(db, &["list-ports", bridge])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Adds an internal port, moves its device into a fresh namespace and deletes the namespace:
+/// seed 000's script for one more port.
+fn orphan_another(db: &str, bridge: &str, name: &str) {
+    let namespace = format!("{name}-ns");
+    ip(&["netns", "add", &namespace]);
+    vsctl(
+        db,
+        &[
+            "--",
+            "add-port",
+            bridge,
+            name,
+            "--",
+            "set",
+            "Interface",
+            name,
+            "type=internal",
+        ],
+    );
+    ip(&["link", "set", "netns", &namespace, name]);
+    ip(&["netns", "del", &namespace]);
+}
+
+#[test]
+fn lab_orphan_is_found_with_its_chain_and_healthy_ports_are_not() {
+    let _one = ONE_OVS_LAB_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let lab = nodedoc_lab::start("ovs-netns-leak", &lab_context()).expect("start lab");
+    let fact = |key: &str| lab.instance().fact(key).unwrap().to_string();
+    let (db, bridge, orphan) = (fact("ovsdb"), fact("bridge"), fact("orphan"));
+    let (healthy, router_port, router_ns) =
+        (fact("healthy"), fact("router_port"), fact("router_netns"));
+    let vswitchd: i32 = fact("vswitchd_pid").parse().unwrap();
+    let server: i32 = fact("ovsdb_server_pid").parse().unwrap();
+    let dir = fact("dir");
+
+    // No --ovs-log: the log is found among ovs-vswitchd's open files.
+    let (report, _) = check_json(&["--ovsdb", &db, "--interval", "1s"]);
+    let log_source = report
+        .sources
+        .iter()
+        .find(|s| s.source == "ovs-log")
+        .unwrap();
+    assert!(
+        log_source.detail.contains("open by ovs-vswitchd (fd"),
+        "{log_source:?}"
+    );
+
+    let key = format!("ovs-interface/{orphan}");
+    let orphaned = finding(&report, "ovs-orphan-port", &key);
+    assert_eq!(orphaned.severity, Severity::Warning);
+    match &orphaned.subject {
+        nodedoc_model::Subject::OvsInterface { bridge: b, name } => {
+            assert_eq!(b.as_deref(), Some(bridge.as_str()));
+            assert_eq!(name, &orphan);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        orphaned
+            .summary
+            .contains("(iface-id d489f511-9f9f-49e9-b772-f43bf3bfa04b)"),
+        "{}",
+        orphaned.summary
+    );
+    assert!(
+        has_evidence(orphaned, "ifindex 0"),
+        "{:#?}",
+        orphaned.evidence
+    );
+    assert!(
+        has_evidence(orphaned, &format!("no device {orphan} in any")),
+        "{:#?}",
+        orphaned.evidence
+    );
+    assert!(
+        has_evidence(
+            orphaned,
+            &format!("error receiving Ethernet packet on {orphan}")
+        ),
+        "{:#?}",
+        orphaned.evidence
+    );
+    assert!(orphaned
+        .fix
+        .contains(&format!("ovs-vsctl --if-exists del-port {bridge} {orphan}")));
+
+    // The healthy tap and the port living in its router namespace are not orphans.
+    for other in [&healthy, &router_port] {
+        assert!(
+            !report
+                .findings
+                .iter()
+                .any(|f| f.subject.key() == format!("ovs-interface/{other}")),
+            "{other} flagged"
+        );
+    }
+
+    // The retry loop, from the log the lab produced.
+    let flapping = finding(&report, "ovs-port-flapping", &key);
+    assert!(
+        flapping.summary.contains("added 4 and deleted 3 times"),
+        "{}",
+        flapping.summary
+    );
+    assert!(
+        has_evidence(flapping, "ofport climbing"),
+        "{:#?}",
+        flapping.evidence
+    );
+    assert!(
+        has_evidence(flapping, "neutron-l3-agent (HA router"),
+        "{:#?}",
+        flapping.evidence
+    );
+    assert_eq!(orphaned.caused_by, vec![flapping.id.clone()]);
+
+    // ovs-vswitchd polls the dead device: busy, because of the orphan.
+    let busy = finding(&report, "ovs-vswitchd-busy", &format!("pid/{vswitchd}"));
+    assert_eq!(busy.caused_by, vec![orphaned.id.clone()]);
+    assert!(orphaned.causes.contains(&busy.id));
+
+    // `ovs ports` shows each device and where it lives.
+    let out = nodedoc(&["ovs", "ports", "--ovsdb", &db, "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["interface"] == name)
+            .unwrap_or_else(|| panic!("{name} in {rows:#?}"))
+            .clone()
+    };
+    assert_eq!(row(&orphan)["device_missing"], true);
+    assert_eq!(
+        row(&orphan)["iface_id"],
+        "d489f511-9f9f-49e9-b772-f43bf3bfa04b"
+    );
+    assert_eq!(row(&healthy)["device"][0]["namespace"], "host");
+    assert!(row(&healthy)["vm_uuid"].is_string());
+    assert_eq!(
+        row(&router_port)["device"][0]["namespace"],
+        router_ns.as_str()
+    );
+    assert_eq!(row(&router_port)["ifindex"], 0);
+    assert_eq!(row(&router_port)["device_missing"], false);
+    let text = nodedoc(&["ovs", "ports", "--ovsdb", &db]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("MISSING"));
+
+    lab.stop().expect("clean teardown");
+    for pid in [vswitchd, server] {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "pid {pid} left behind (zombie or running)"
+        );
+    }
+    assert!(!Path::new(&dir).exists(), "{dir} removed");
+    assert!(!Path::new("/run/netns").join(&router_ns).exists());
+}
+
+#[test]
+fn fix_removes_exactly_the_orphans_and_spares_a_port_that_came_back() {
+    let _one = ONE_OVS_LAB_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let lab = nodedoc_lab::start("ovs-netns-leak", &lab_context()).expect("start lab");
+    let fact = |key: &str| lab.instance().fact(key).unwrap().to_string();
+    let (db, bridge, orphan) = (fact("ovsdb"), fact("bridge"), fact("orphan"));
+    let (healthy, router_port) = (fact("healthy"), fact("router_port"));
+    let comeback = orphan.replace("-9f", "-b2");
+    orphan_another(&db, &bridge, &comeback);
+
+    // Without a terminal and without --yes: shows the transaction, changes nothing.
+    let dry = nodedoc(&["fix", "ovs-orphan-port", "--ovsdb", &db]);
+    let stdout = String::from_utf8_lossy(&dry.stdout);
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(stdout.contains("2 orphaned OVS port(s)"), "{stdout}");
+    assert!(stdout.contains("\"op\": \"wait\""), "{stdout}");
+    assert!(stdout.contains("dry run: nothing changed"), "{stdout}");
+    assert!(ports_of(&db, &bridge).contains(&orphan));
+    assert!(ports_of(&db, &bridge).contains(&comeback));
+
+    // Plan from what was read, then the second port comes back (the agent re-adds it with a
+    // live device: another uuid, another ofport) before the plan is applied.
+    let snapshot_file = tempfile::NamedTempFile::new().unwrap();
+    let path = snapshot_file.path().to_str().unwrap();
+    let out = nodedoc(&["collect", "-o", path, "--ovsdb", &db, "--interval", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snapshot = nodedoc_model::read_snapshot(snapshot_file.path()).unwrap();
+    let findings = nodedoc_detectors::run(&snapshot, &Default::default());
+    let mut names: Vec<String> = findings
+        .iter()
+        .filter(|f| f.detector == "ovs-orphan-port")
+        .map(|f| match &f.subject {
+            nodedoc_model::Subject::OvsInterface { name, .. } => name.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, [orphan.clone(), comeback.clone()]);
+    let plan =
+        nodedoc_ovs::fix::OrphanRemoval::plan(snapshot.ovs.as_ref().unwrap(), &names).unwrap();
+    vsctl(&db, &["--if-exists", "del-port", &comeback]);
+    vsctl(
+        &db,
+        &[
+            "--",
+            "add-port",
+            &bridge,
+            &comeback,
+            "--",
+            "set",
+            "Interface",
+            &comeback,
+            "type=internal",
+        ],
+    );
+    let outcome = nodedoc_ovs::block_on(async {
+        let client = nodedoc_ovsdb::Client::connect(db.as_str()).await?;
+        plan.apply(&client).await
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(outcome.removed, [format!("{bridge}/{orphan}")]);
+    assert_eq!(outcome.spared.len(), 1, "{outcome:?}");
+    assert_eq!(outcome.spared[0].0, format!("{bridge}/{comeback}"));
+    let mut left = ports_of(&db, &bridge);
+    left.sort();
+    let mut expected = vec![comeback.clone(), healthy.clone(), router_port.clone()];
+    expected.sort();
+    assert_eq!(left, expected, "exactly the orphan went");
+
+    // The CLI with --yes on a fresh orphan: removed, the rest untouched.
+    vsctl(&db, &["--if-exists", "del-port", &comeback]);
+    orphan_another(&db, &bridge, &comeback);
+    let applied = nodedoc(&["fix", "ovs-orphan-port", "--ovsdb", &db, "--yes"]);
+    let stdout = String::from_utf8_lossy(&applied.stdout);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("removed {bridge}/{comeback}")),
+        "{stdout}"
+    );
+    let mut left = ports_of(&db, &bridge);
+    left.sort();
+    let mut expected = vec![healthy, router_port];
+    expected.sort();
+    assert_eq!(left, expected);
+    // Nothing left to fix.
+    let again = nodedoc(&["fix", "ovs-orphan-port", "--ovsdb", &db, "--yes"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("no orphaned OVS ports"));
+    lab.stop().expect("clean teardown");
+}
+
+#[test]
+fn seed_000_snapshot_chains_fd_exhaustion_to_the_flapping_port() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/seed-000-ovs-snapshot.json"
+    );
+    let (report, code) = check_json(&["--from", fixture]);
+    assert_eq!(code, 2);
+    let exhaustion = finding(&report, "fd-exhaustion", "pid/812");
+    let excess = finding(&report, "ovs-netlink-socket-excess", "pid/812");
+    let orphan = finding(&report, "ovs-orphan-port", "ovs-interface/ha-d489f511-9f");
+    let flapping = finding(&report, "ovs-port-flapping", "ovs-interface/ha-d489f511-9f");
+    assert!(
+        excess.summary.contains("102,409 NETLINK_GENERIC"),
+        "{}",
+        excess.summary
+    );
+    assert!(
+        has_evidence(excess, "40 ports × 47 handler threads + 64"),
+        "{:#?}",
+        excess.evidence
+    );
+    assert_eq!(exhaustion.caused_by, vec![excess.id.clone()]);
+    assert_eq!(excess.caused_by, vec![orphan.id.clone()]);
+    assert_eq!(orphan.caused_by, vec![flapping.id.clone()]);
+    assert_eq!(
+        flapping.causes,
+        vec![FindingId(
+            "ovs-orphan-port:ovs-interface/ha-d489f511-9f".into()
+        )]
+    );
+}
+
+#[test]
+fn a_host_without_open_vswitch_gives_no_ovs_finding() {
+    let (report, _) = check_json(&["--interval", "0", "--ovsdb", "unix:/nonexistent/db.sock"]);
+    let source = report.sources.iter().find(|s| s.source == "ovsdb").unwrap();
+    assert_eq!(source.state, nodedoc_model::SourceState::Failed);
+    assert!(source.detail.contains("/nonexistent/db.sock"), "{source:?}");
+    assert!(!report
+        .findings
+        .iter()
+        .any(|f| f.detector.starts_with("ovs-")));
+
+    // The default socket: absent on a host without OVS (and then not an error).
+    let (report, _) = check_json(&["--interval", "0"]);
+    let source = report.sources.iter().find(|s| s.source == "ovsdb").unwrap();
+    if source.state == nodedoc_model::SourceState::Absent {
+        assert!(!report
+            .findings
+            .iter()
+            .any(|f| f.detector.starts_with("ovs-")));
+        let ports = nodedoc(&["ovs", "ports"]);
+        assert_eq!(ports.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&ports.stdout).contains("no Open vSwitch here"));
+        let fix = nodedoc(&["fix", "ovs-orphan-port"]);
+        assert_eq!(fix.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&fix.stdout).contains("nothing to fix"));
+    }
+}
