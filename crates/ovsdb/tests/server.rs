@@ -326,7 +326,10 @@ async fn per_operation_errors_name_the_failing_index() {
     assert!(client.list_dbs().await.is_ok());
 }
 
-async fn next_update(updates: &mut nodedoc_ovsdb::MonitorUpdates<TableUpdates2>) -> TableUpdates2 {
+/// The next update of a monitor (`update` or `update2`), or a failed test.
+async fn next_update<U: nodedoc_ovsdb::UpdateFormat>(
+    updates: &mut nodedoc_ovsdb::MonitorUpdates<U>,
+) -> U {
     tokio::time::timeout(PATIENCE, updates.next())
         .await
         .expect("no update arrived")
@@ -495,16 +498,6 @@ async fn monitor_cond_conditions_filter_rows() {
     assert_eq!(names, vec![Datum::from("wanted")]);
 }
 
-async fn next_plain_update(
-    updates: &mut nodedoc_ovsdb::MonitorUpdates<nodedoc_ovsdb::TableUpdates>,
-) -> nodedoc_ovsdb::TableUpdates {
-    tokio::time::timeout(PATIENCE, updates.next())
-        .await
-        .expect("no update arrived")
-        .expect("monitor ended")
-        .expect("monitor failed")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_monitor_reports_old_and_new_rows() {
     let server = server();
@@ -520,7 +513,7 @@ async fn plain_monitor_reports_old_and_new_rows() {
     assert_eq!(monitor.initial.tables["Interface"].len(), 1);
 
     server.vsctl(&["add-port", "br0", "p1"]).unwrap();
-    let update = next_plain_update(&mut monitor.updates).await;
+    let update = next_update(&mut monitor.updates).await;
     let (uuid, change) = update.tables["Interface"].iter().next().unwrap();
     assert!(change.old.is_none());
     assert_eq!(
@@ -531,7 +524,7 @@ async fn plain_monitor_reports_old_and_new_rows() {
     server
         .vsctl(&["set", "Interface", "p1", "ofport=3"])
         .unwrap();
-    let update = next_plain_update(&mut monitor.updates).await;
+    let update = next_update(&mut monitor.updates).await;
     let change = &update.tables["Interface"][uuid];
     // "old" holds only the changed columns' previous values; "new" the whole row.
     assert_eq!(
@@ -545,7 +538,7 @@ async fn plain_monitor_reports_old_and_new_rows() {
     );
 
     server.vsctl(&["del-port", "p1"]).unwrap();
-    let update = next_plain_update(&mut monitor.updates).await;
+    let update = next_update(&mut monitor.updates).await;
     let change = &update.tables["Interface"][uuid];
     assert!(change.new.is_none());
     assert!(change.old.is_some());
