@@ -104,6 +104,24 @@ pub(crate) fn spawn_helper(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
+    // Nor may they hold any other descriptor of their caller (a test harness's jobserver
+    // pipe, a terminal): a lab's fault must look the same wherever it is started, down to
+    // the fd count, and a long-lived helper must not keep someone else's pipe open.
+    // SAFETY: close_range is async-signal-safe; it runs after stdio is in place.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            if libc::close_range(
+                3,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     configure(&mut command);
     let mut child = command.spawn().map_err(|e| {
         LabError::setup(
