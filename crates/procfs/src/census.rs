@@ -101,7 +101,7 @@ impl NetTables {
     ) -> Arc<HashMap<u64, FdKind>> {
         let mut by_netns = self.by_netns.lock().unwrap_or_else(|e| e.into_inner());
         let mut budget = MAX_TABLE_REREADS;
-        let mut entry = netns.and_then(|ns| by_netns.get_mut(&ns));
+        let entry = netns.and_then(|ns| by_netns.get_mut(&ns));
         if let Some(entry) = entry.as_deref() {
             // Another process of this namespace may already have merged more in.
             table = entry.table.clone();
@@ -116,7 +116,7 @@ impl NetTables {
             }
             table = Arc::new(merged);
         }
-        if let Some(entry) = entry.as_deref_mut() {
+        if let Some(entry) = entry {
             entry.table = table.clone();
             entry.rereads += spent;
         }
