@@ -129,6 +129,12 @@ pub struct CollectionArgs {
     #[arg(long)]
     pub threads: Option<usize>,
 
+    /// Give up reading a process's command line after this long. The read waits for the
+    /// process's memory-map lock, which a stuck task can hold forever (why `ps` hangs on a
+    /// sick node); such a process is reported, not waited for.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub memory_map_deadline: Duration,
+
     #[command(flatten)]
     pub ovs: OvsSourceArgs,
 }

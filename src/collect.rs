@@ -35,6 +35,7 @@ fn wants_kernel_detail(process: &Process) -> bool {
             && process.nspid.len() > 1
             && process.nspid.last() == Some(&1))
         || process.environment.contains_key("CNI_COMMAND")
+        || process.memory_map_blocked
 }
 
 /// The only environment variables nodedoc reads (see `cni-plugin-hang`).
@@ -100,6 +101,7 @@ pub fn collect_live(args: &CollectionArgs, progress: &crate::Progress) -> Result
         threads,
         wants_kernel_detail: &wants_kernel_detail,
         environment_prefixes: ENVIRONMENT_PREFIXES,
+        memory_map_deadline: args.memory_map_deadline,
     };
     let scan = nodedoc_procfs::scan(&root, &options).context("cannot list /proc")?;
     let process_count = scan.processes.len();

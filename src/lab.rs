@@ -93,6 +93,7 @@ fn run(scenario: &str, format: Format) -> Result<u8> {
         socket_resolution: SocketResolutionArg::Auto,
         no_fds: false,
         threads: None,
+        memory_map_deadline: nodedoc_procfs::DEFAULT_MEMORY_MAP_DEADLINE,
         ovs,
     };
     if let Some(scenario) = nodedoc_lab::scenario(scenario).filter(|s| s.settle_secs > 0) {

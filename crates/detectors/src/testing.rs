@@ -27,6 +27,7 @@ pub(crate) fn process(pid: i32, comm: &str) -> Process {
         environment: Default::default(),
         syscall: None,
         sigkill_pending: false,
+        memory_map_blocked: false,
     }
 }
 

@@ -69,6 +69,11 @@ pub struct Process {
     /// and has not been able to act on it.
     #[serde(default)]
     pub sigkill_pending: bool,
+    /// Reading `/proc/PID/cmdline` did not finish within the scan's deadline: its memory-map
+    /// lock is held, so `ps`, `top` and `pgrep -f` hang on this process too. `cmdline` and
+    /// `environment` are then empty because they could not be read, not because they are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub memory_map_blocked: bool,
 }
 
 /// What `/proc/PID/syscall` says a sleeping task is doing.

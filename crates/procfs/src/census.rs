@@ -267,7 +267,8 @@ pub fn census(req: &CensusRequest<'_>) -> Result<FdCensus, ReadError> {
             if missing.is_empty() {
                 table
             } else {
-                req.tables.reread_for(req.pid_dir, req.netns, table, &missing)
+                req.tables
+                    .reread_for(req.pid_dir, req.netns, table, &missing)
             }
         });
         for (fd, inode) in &pending {

@@ -9,6 +9,7 @@
 mod census;
 mod error;
 mod host;
+mod memory_map;
 pub mod parse;
 mod scan;
 mod system;
@@ -27,6 +28,7 @@ pub use host::{host_info, monotonic_us};
 pub use nodedoc_model::Gaps;
 pub use scan::{
     read_kernel_detail, read_process, read_stack, resample, scan, ProcessScan, ScanOptions,
+    DEFAULT_MEMORY_MAP_DEADLINE,
 };
 pub use system::{read_freezers, read_mounts};
 

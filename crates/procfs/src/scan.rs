@@ -1,5 +1,6 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use nodedoc_model::{
     BlockedSyscall, Gaps, NamespaceIds, Process, ProcessKey, SocketResolution, StackFrame,
@@ -7,6 +8,7 @@ use nodedoc_model::{
 };
 
 use crate::census::{census, CensusRequest, NetTables, ResolutionMode};
+use crate::memory_map::{Guarded, MemoryMapReader};
 use crate::parse::{
     parse_cgroup, parse_cmdline, parse_environ_selected, parse_limits_nofile, parse_namespace_link,
     parse_stack, parse_stat, parse_status, parse_syscall, parse_wchan, Stat, PF_KTHREAD,
@@ -30,6 +32,10 @@ pub struct ScanOptions<'a> {
     /// Environment variables to keep, by name prefix (`CNI_`). Everything else in
     /// `/proc/PID/environ` is discarded while it is parsed; empty skips the file.
     pub environment_prefixes: &'a [&'a str],
+    /// How long reading one process's `cmdline` and `environ` may take before the scan gives
+    /// up on them: those reads wait for the process's memory-map lock, which a stuck task can
+    /// hold forever (the reason `ps` hangs on a sick node).
+    pub memory_map_deadline: Duration,
 }
 
 impl Default for ScanOptions<'_> {
@@ -40,9 +46,14 @@ impl Default for ScanOptions<'_> {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             wants_kernel_detail: &|p: &Process| p.state == TaskState::UninterruptibleSleep,
             environment_prefixes: &[],
+            memory_map_deadline: DEFAULT_MEMORY_MAP_DEADLINE,
         }
     }
 }
+
+/// Long enough that a busy 2-core host does not trip it (a normal read takes microseconds),
+/// short enough that a stuck process costs one pause, not the diagnosis.
+pub const DEFAULT_MEMORY_MAP_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The result of a scan.
 #[derive(Debug, Default)]
@@ -75,12 +86,23 @@ pub fn scan(root: &ProcRoot, options: &ScanOptions<'_>) -> Result<ProcessScan, R
     let worker = || {
         let mut part = ProcessScan::default();
         let mut buf = Vec::with_capacity(4096);
+        let mut memory_map = MemoryMapReader::new(options.memory_map_deadline);
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(&pid) = pids.get(i) else { break };
             // Every thread is already busy with a process of its own: splitting one process's
             // census further would only add contention.
-            match read_process_with(root, pid, options, &tables, 1, &mut part.gaps, &mut buf) {
+            let read = read_process_with(
+                root,
+                pid,
+                options,
+                &tables,
+                1,
+                &mut part.gaps,
+                &mut buf,
+                &mut memory_map,
+            );
+            match read {
                 Ok(process) => part.processes.push(process),
                 Err(e) if e.is_vanished() => part.vanished += 1,
                 Err(e) => part
@@ -126,7 +148,17 @@ pub fn read_process(
 ) -> Result<Process, ReadError> {
     let tables = NetTables::default();
     let mut buf = Vec::new();
-    read_process_with(root, pid, options, &tables, options.threads, gaps, &mut buf)
+    let mut memory_map = MemoryMapReader::new(options.memory_map_deadline);
+    read_process_with(
+        root,
+        pid,
+        options,
+        &tables,
+        options.threads,
+        gaps,
+        &mut buf,
+        &mut memory_map,
+    )
 }
 
 fn read_stat(
@@ -148,6 +180,7 @@ fn read_process_with(
     census_threads: usize,
     gaps: &mut Gaps,
     buf: &mut Vec<u8>,
+    memory_map: &mut MemoryMapReader,
 ) -> Result<Process, ReadError> {
     let dir_fd = root.open_pid(pid)?;
     let dir = dir_fd.as_fd();
@@ -179,6 +212,7 @@ fn read_process_with(
         environment: Default::default(),
         syscall: None,
         sigkill_pending: false,
+        memory_map_blocked: false,
     };
 
     // Each optional read records a gap on failure, except when the process is simply gone:
@@ -237,18 +271,48 @@ fn read_process_with(
         return Ok(process);
     }
 
-    let cmdline = read_at(dir, c"cmdline", buf)
-        .map_err(|e| ReadError::from_io(root.display(pid, "cmdline"), e))
-        .map(|()| process.cmdline = parse_cmdline(buf));
-    optional("/proc/PID/cmdline", cmdline, gaps)?;
-
-    if !options.environment_prefixes.is_empty() {
-        let environ = read_at(dir, c"environ", buf)
-            .map_err(|e| ReadError::from_io(root.display(pid, "environ"), e))
-            .map(|()| {
-                process.environment = parse_environ_selected(buf, options.environment_prefixes)
-            });
-        optional("/proc/PID/environ", environ, gaps)?;
+    let want_environ = !options.environment_prefixes.is_empty();
+    let files: &[&'static std::ffi::CStr] = if want_environ {
+        &[c"cmdline", c"environ"]
+    } else {
+        &[c"cmdline"]
+    };
+    // Only a task of the process itself can be the writer everyone queues behind (or, rarely,
+    // a vfork child sharing its memory, which then shows D as well). A single-threaded process
+    // that is not in D has no such writer, and reading it directly saves the helper thread's
+    // two context switches (a quarter of a whole-host check with 1,000 processes here).
+    let may_block = stat.num_threads > 1 || state == TaskState::UninterruptibleSleep;
+    match memory_map.read(dir, files, may_block) {
+        Guarded::Read(mut results) => {
+            let environ = want_environ.then(|| results.pop()).flatten();
+            if let Some(cmdline) = results.pop() {
+                let cmdline = cmdline
+                    .map_err(|e| ReadError::from_io(root.display(pid, "cmdline"), e))
+                    .map(|bytes| process.cmdline = parse_cmdline(&bytes));
+                optional("/proc/PID/cmdline", cmdline, gaps)?;
+            }
+            if let Some(environ) = environ {
+                let environ = environ
+                    .map_err(|e| ReadError::from_io(root.display(pid, "environ"), e))
+                    .map(|bytes| {
+                        process.environment =
+                            parse_environ_selected(&bytes, options.environment_prefixes)
+                    });
+                optional("/proc/PID/environ", environ, gaps)?;
+            }
+        }
+        Guarded::Blocked => {
+            process.memory_map_blocked = true;
+            gaps.record(
+                SOURCE,
+                "/proc/PID/cmdline",
+                format!(
+                    "blocked for {} s: its memory-map lock is held (ps hangs on it too)",
+                    options.memory_map_deadline.as_secs_f32()
+                ),
+                pid.to_string(),
+            );
+        }
     }
 
     let limits = read_at(dir, c"limits", buf)
