@@ -13,15 +13,17 @@
 //! (also when only `freezer.state` says so: a v1-frozen task shows an ordinary sleep stack),
 //! FUSE daemon not answering (named), vfork parent, `sync()` across all filesystems (seed 003's
 //! `s6-sync`), network filesystem (seed 003's ceph client), block I/O, kernel lock — and the
-//! kernel's own reports. An unknown stack is shown, not guessed at. Critical when the kernel
+//! kernel's own reports, and a task waiting for its own memory-map lock (the reason `ps` hangs)
+//! with the task suspected of holding it. An unknown stack is shown, not guessed at. Critical when the kernel
 //! reported the task or a SIGKILL is pending on it (it was killed and cannot die).
-//! A `netns-gone` finding for the same task is linked as its cause.
+//! A `netns-gone` finding for the same task is linked as its cause, and so is the `hung-task`
+//! finding of a task stuck reading this one's memory (it holds the memory-map lock).
 
 use std::collections::BTreeMap;
 
 use nodedoc_model::{Evidence, Finding, KmsgRecord, Process, Severity, Subject, TaskState};
 
-use crate::stacks::{classify, describe, stack_line};
+use crate::stacks::{classify, describe, memory_map_lock_suspects, stack_line};
 use crate::{duration, Context, Detector};
 
 /// See the module documentation.
@@ -69,7 +71,16 @@ impl Detector for HungTask {
             }
         }
 
-        for process in &snapshot.processes {
+        // A task waiting for its memory-map lock links to the reader that holds it, whose
+        // finding must exist first: those writers go last.
+        let writes_memory_map = |p: &Process| {
+            classify(snapshot, p).is_some_and(|c| c.signature.id == "memory-map-lock-write")
+        };
+        let (writers, others): (Vec<&Process>, Vec<&Process>) = snapshot
+            .processes
+            .iter()
+            .partition(|p| p.state == TaskState::UninterruptibleSleep && writes_memory_map(p));
+        for process in others.into_iter().chain(writers) {
             if process.state != TaskState::UninterruptibleSleep || process.kernel_thread {
                 continue;
             }
@@ -249,6 +260,16 @@ impl HungTask {
         if let Some(cause) = cx.finding("netns-gone", &finding.subject) {
             finding.caused_by.push(cause.id.clone());
         }
+        if classification
+            .as_ref()
+            .is_some_and(|c| c.signature.id == "memory-map-lock-write")
+        {
+            for reader in memory_map_lock_suspects(snapshot, process) {
+                if let Some(cause) = cx.finding(self.id(), &Subject::process(reader)) {
+                    finding.caused_by.push(cause.id.clone());
+                }
+            }
+        }
         (
             finding,
             vec![("classification", explanation), ("classification_fix", fix)],
@@ -311,6 +332,30 @@ mod tests {
             "{}",
             f.explanation
         );
+    }
+
+    #[test]
+    fn a_memory_map_writer_is_caused_by_the_reader_that_holds_its_lock() {
+        // The writer has the lower pid: it is still linked to the reader found after it.
+        let mut writer = blocked(100, "victim", crate::stacks::tests::LAB_MMAP_WRITER);
+        writer.memory_map_blocked = true;
+        let reader = blocked(200, "mem-reader", crate::stacks::tests::LAB_MEM_READER);
+        let mut snap = snapshot(vec![writer.clone(), reader.clone()]);
+        snap.resample = Some(resampled(
+            &[&writer, &reader],
+            TaskState::UninterruptibleSleep,
+        ));
+        let findings = crate::run(&snap, &Default::default());
+        let find = |pid| findings.iter().find(|f| f.pid == Some(pid)).unwrap();
+        let (w, r) = (find(100), find(200));
+        assert!(w.summary.contains("memory-map lock"), "{}", w.summary);
+        assert!(
+            r.summary.contains("reading another process's memory"),
+            "{}",
+            r.summary
+        );
+        assert_eq!(w.caused_by, vec![r.id.clone()]);
+        assert_eq!(r.causes, vec![w.id.clone()]);
     }
 
     #[test]

@@ -58,6 +58,44 @@ pub(crate) fn classify(snapshot: &Snapshot, process: &Process) -> Option<Classif
     })
 }
 
+/// The tasks that may hold `process`'s memory-map lock for reading. The kernel does not
+/// record readers of an rwsem, so these are the suspects: tasks blocked while reading another
+/// process's memory (the `remote-memory-access` signature).
+pub(crate) fn memory_map_lock_suspects<'a>(
+    snapshot: &'a Snapshot,
+    process: &Process,
+) -> Vec<&'a Process> {
+    let Some(remote) = catalog()
+        .stack_signature
+        .iter()
+        .find(|s| s.id == "remote-memory-access")
+    else {
+        return Vec::new();
+    };
+    let readers: Vec<&Process> = snapshot
+        .processes
+        .iter()
+        .filter(|p| p.pid != process.pid)
+        .filter(|p| {
+            p.kernel_stack
+                .as_deref()
+                .is_some_and(|stack| stack.iter().any(|f| remote.matches(&f.function)))
+        })
+        .collect();
+    // A reader blocked in a read of this very process's /proc/PID/mem is no longer a suspect.
+    let mem = format!("/proc/{}/mem", process.pid);
+    let proven: Vec<&Process> = readers
+        .iter()
+        .copied()
+        .filter(|p| p.syscall.as_ref().and_then(|s| s.fd_target.as_deref()) == Some(mem.as_str()))
+        .collect();
+    if proven.is_empty() {
+        readers
+    } else {
+        proven
+    }
+}
+
 /// The stack's top frames, innermost first: `a ← b ← c`.
 pub(crate) fn stack_line(stack: &[StackFrame], frames: usize) -> String {
     let mut line = stack
@@ -278,6 +316,68 @@ pub(crate) fn describe(
             values.push(("child_short", child_short));
             values.push(("child_pid", child_pid));
         }
+        "remote-memory-access" => {
+            let fault = if stack.iter().any(|f| f.function == "filemap_fault") {
+                ", a page of a file mapping (is its filesystem answering?)"
+            } else {
+                ""
+            };
+            values.push(("fault", fault.to_string()));
+        }
+        "memory-map-lock-write" => {
+            if process.memory_map_blocked {
+                evidence.push(Evidence::new(
+                    format!("reading /proc/{pid}/cmdline did not return: `ps aux` hangs on this process"),
+                    format!("timeout 5 cat /proc/{pid}/cmdline"),
+                ));
+            }
+            let mem = format!("/proc/{pid}/mem");
+            let readers = memory_map_lock_suspects(snapshot, process);
+            let reads_ours = |reader: &Process| {
+                reader.syscall.as_ref().and_then(|s| s.fd_target.as_deref()) == Some(mem.as_str())
+            };
+            for reader in &readers {
+                let what = if reads_ours(reader) {
+                    format!("this process's memory through {mem}")
+                } else {
+                    "another process's memory".to_string()
+                };
+                evidence.push(Evidence::new(
+                    format!(
+                        "{} (pid {}) is stuck reading {what}: {}",
+                        reader.comm,
+                        reader.pid,
+                        stack_line(reader.kernel_stack.as_deref().unwrap_or(&[]), 4)
+                    ),
+                    format!(
+                        "cat /proc/{}/stack; ls -l /proc/{}/fd | grep /mem",
+                        reader.pid, reader.pid
+                    ),
+                ));
+            }
+            let names: Vec<String> = readers
+                .iter()
+                .map(|p| format!("{} (pid {})", p.comm, p.pid))
+                .collect();
+            let holders = match readers.as_slice() {
+                [] => String::new(),
+                [one] if reads_ours(one) => format!(
+                    "It is held by {} (pid {}), stuck reading {mem}.",
+                    one.comm, one.pid
+                ),
+                _ => format!(
+                    "Suspected holder: {}, stuck reading another process's memory.",
+                    names.join(", ")
+                ),
+            };
+            let holders_short = if names.is_empty() {
+                "none found".to_string()
+            } else {
+                names.join(", ")
+            };
+            values.push(("holders", holders));
+            values.push(("holders_short", holders_short));
+        }
         "lock-wait" => {
             values.push((
                 "lock_site",
@@ -381,6 +481,28 @@ pub(crate) mod tests {
 [<0>] do_syscall_64+0x71/0x290
 [<0>] entry_SYSCALL_64_after_hwframe+0x76/0x7e";
 
+    /// Captured on kernel 6.18: a process's main thread creating a thread (which maps its
+    /// stack) while another task holds the process's mmap_lock for reading.
+    pub(crate) const LAB_MMAP_WRITER: &str = "[<0>] vm_mmap_pgoff+0xe9/0x210
+[<0>] do_syscall_64+0x71/0x290
+[<0>] entry_SYSCALL_64_after_hwframe+0x76/0x7e";
+
+    /// Captured on kernel 6.18: pread of /proc/PID/mem faulting on a page of a file whose
+    /// FUSE daemon does not answer; it holds PID's mmap_lock for reading meanwhile.
+    pub(crate) const LAB_MEM_READER: &str = "[<0>] filemap_fault+0xac0/0x1700
+[<0>] __do_fault+0x34/0xd0
+[<0>] do_fault+0x319/0x660
+[<0>] __handle_mm_fault+0x842/0xf80
+[<0>] handle_mm_fault+0xd0/0x310
+[<0>] __get_user_pages+0x1a3/0x1120
+[<0>] get_user_pages_remote+0xee/0x440
+[<0>] __access_remote_vm+0xd9/0x3b0
+[<0>] mem_rw+0x1c4/0x2d0
+[<0>] vfs_read+0xbb/0x3d0
+[<0>] __x64_sys_pread64+0xa3/0xe0
+[<0>] do_syscall_64+0x71/0x290
+[<0>] entry_SYSCALL_64_after_hwframe+0x76/0x7e";
+
     fn classified(text: &str) -> Option<&'static str> {
         let mut p = process(10, "t");
         p.kernel_stack = Some(stack(text));
@@ -393,6 +515,8 @@ pub(crate) mod tests {
         assert_eq!(classified(SEED_CEPH), Some("network-filesystem"));
         assert_eq!(classified(LAB_VFORK), Some("vfork-parent"));
         assert_eq!(classified(LAB_FUSE), Some("fuse-no-answer"));
+        assert_eq!(classified(LAB_MMAP_WRITER), Some("memory-map-lock-write"));
+        assert_eq!(classified(LAB_MEM_READER), Some("remote-memory-access"));
         assert_eq!(classified("[<0>] __mutex_lock.constprop.0+0x1/0x2\n[<0>] mutex_lock+0x1/0x2\n[<0>] rtnl_lock+0x15/0x20"), Some("lock-wait"));
         // Unknown stacks are not guessed at.
         assert_eq!(classified(LAB_FROZEN_SLEEP), None);
@@ -424,6 +548,75 @@ pub(crate) mod tests {
                 .contains("echo THAWED > /sys/fs/cgroup/freezer/nodedoc-lab-1/freezer.state"),
             "{}",
             description.fix
+        );
+    }
+
+    #[test]
+    fn a_memory_map_writer_names_the_reader_that_holds_its_lock() {
+        let mut writer = process(10, "victim");
+        writer.kernel_stack = Some(stack(LAB_MMAP_WRITER));
+        writer.memory_map_blocked = true;
+        let mut reader = process(20, "mem-reader");
+        reader.kernel_stack = Some(stack(LAB_MEM_READER));
+        let snap = snapshot(vec![writer.clone(), reader.clone()]);
+
+        let class = classify(&snap, &writer).unwrap();
+        let description = describe(&snap, &writer, &class);
+        assert!(
+            description
+                .explanation
+                .contains("Suspected holder: mem-reader (pid 20)"),
+            "{}",
+            description.explanation
+        );
+        let facts: Vec<&str> = description
+            .evidence
+            .iter()
+            .map(|e| e.fact.as_str())
+            .collect();
+        assert!(
+            facts
+                .iter()
+                .any(|f| f.contains("`ps aux` hangs on this process")),
+            "{facts:?}"
+        );
+        assert!(
+            facts.iter().any(|f| f.starts_with(
+                "mem-reader (pid 20) is stuck reading another process's memory: filemap_fault"
+            )),
+            "{facts:?}"
+        );
+
+        let class = classify(&snap, &reader).unwrap();
+        let description = describe(&snap, &reader, &class);
+        assert!(
+            description.explanation.contains("a page of a file mapping"),
+            "{}",
+            description.explanation
+        );
+
+        // Once its blocked read is known to target the writer's /proc/PID/mem, it is the holder.
+        let mut proven = reader.clone();
+        proven.syscall = Some(nodedoc_model::BlockedSyscall {
+            number: 17,
+            args: vec![3],
+            fd_target: Some("/proc/10/mem".into()),
+        });
+        let mut other = process(30, "gdb");
+        other.kernel_stack = Some(stack(LAB_MEM_READER));
+        let snap = snapshot(vec![writer.clone(), proven, other]);
+        let description = describe(&snap, &writer, &classify(&snap, &writer).unwrap());
+        assert!(
+            description
+                .explanation
+                .contains("It is held by mem-reader (pid 20), stuck reading /proc/10/mem."),
+            "{}",
+            description.explanation
+        );
+        assert!(
+            !description.explanation.contains("gdb"),
+            "{}",
+            description.explanation
         );
     }
 
