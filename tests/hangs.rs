@@ -109,6 +109,84 @@ fn fuse_hang_lab_names_the_daemon_behind_the_killed_reader() {
 }
 
 #[test]
+fn memory_map_lock_lab_does_not_hang_check_and_names_writer_and_holder() {
+    let lab = nodedoc_lab::start("memory-map-lock", &lab_context()).expect("start lab");
+    let victim = lab.instance().fact("victim_pid").unwrap().to_string();
+    let reader = lab.instance().fact("reader_pid").unwrap().to_string();
+
+    // `ps aux` would hang here for as long as the lab runs; check must come back on its own.
+    // The generous deadline only turns a hang into a failure instead of a stuck test run.
+    let mut child = std::process::Command::new(common::NODEDOC)
+        .args(["check", "--format", "json", "--memory-map-deadline", "1s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run nodedoc check");
+    // The report is bigger than a pipe: read it while check runs.
+    let mut out = child.stdout.take().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut stdout = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut stdout).map(|_| stdout)
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for check") {
+            break Some(status);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let status = status.expect("check hung on a process whose memory-map lock is held");
+    let stdout = reading.join().unwrap().expect("read the report");
+    let report: nodedoc_model::Report = serde_json::from_slice(&stdout).expect("a JSON report");
+    assert!(status.code().is_some_and(|c| c >= 1));
+
+    let writer = finding(&report, "hung-task", &format!("pid/{victim}"));
+    assert!(
+        has_evidence(writer, "stack classified as memory-map-lock-write"),
+        "{:#?}",
+        writer.evidence
+    );
+    assert!(
+        has_evidence(writer, "`ps aux` hangs on this process"),
+        "{:#?}",
+        writer.evidence
+    );
+    assert!(
+        has_evidence(
+            writer,
+            &format!("mem-reader (pid {reader}) is stuck reading this process's memory through /proc/{victim}/mem")
+        ),
+        "{:#?}",
+        writer.evidence
+    );
+    let holder = finding(&report, "hung-task", &format!("pid/{reader}"));
+    assert!(
+        has_evidence(holder, "stack classified as remote-memory-access"),
+        "{:#?}",
+        holder.evidence
+    );
+    assert_eq!(writer.caused_by, vec![holder.id.clone()], "the chain");
+    let gap = report.gaps.iter().find(|g| {
+        g.what == "/proc/PID/cmdline"
+            && g.reason.contains("memory-map lock")
+            && g.examples.contains(&victim)
+    });
+    assert!(
+        gap.is_some(),
+        "the unread command line is said: {:#?}",
+        report.gaps
+    );
+
+    lab.stop().expect("clean teardown");
+    assert!(!alive(&victim) && !alive(&reader));
+}
+
+#[test]
 fn pidns_exit_hang_lab_names_the_init_and_its_frozen_child() {
     let lab = nodedoc_lab::start("pidns-exit-hang", &lab_context()).expect("start lab");
     let init = lab.instance().fact("init_pid").unwrap().to_string();

@@ -61,6 +61,8 @@ pub fn run_helper(args: &[String]) -> Result<(), LabError> {
         }
         "fuse-daemon" => crate::fuse::serve(rest),
         "fuse-reader" => fuse_reader(rest),
+        "mm-victim" => memory_map_victim(rest),
+        "mem-reader" => memory_reader(rest),
         "pidns-init" => pidns_init(),
         "udp-wait" => udp_wait(),
         "cni-runtime" => cni_runtime(rest),
@@ -215,6 +217,74 @@ fn fuse_reader(args: &[String]) -> Result<(), LabError> {
     ready();
     let mut buf = [0u8; 4096];
     let _ = file.read(&mut buf);
+    wait_forever()
+}
+
+/// Maps `--path` (a file whose reads never answer) and waits for SIGUSR1; then asks for its
+/// memory-map lock for writing (an anonymous mmap, as a new thread's stack would), which
+/// blocks while `mem-reader` holds the lock for reading. Its main thread is the writer, so
+/// `/proc/PID/stat` shows the D state.
+fn memory_map_victim(args: &[String]) -> Result<(), LabError> {
+    const NAME: &str = "mm-victim";
+    let path = arg(args, "--path").ok_or_else(|| helper_error(NAME, "--path is required"))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| helper_error(NAME, format!("open {path}: {e}")))?;
+    // SAFETY: a read-only private mapping of a file we keep open; nothing reads it here.
+    let mapped = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            4096,
+            rustix::mm::ProtFlags::READ,
+            rustix::mm::MapFlags::PRIVATE,
+            &file,
+            0,
+        )
+    }
+    .map_err(|e| helper_error(NAME, format!("mmap {path}: {e}")))?;
+    // SAFETY: plain signal-mask calls on a single-threaded process.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    ready();
+    let mut signal = 0;
+    // SAFETY: waits for the signal blocked above.
+    unsafe { libc::sigwait(&set, &mut signal) };
+    // SAFETY: a fresh anonymous mapping, never used.
+    let _writer = unsafe {
+        rustix::mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            1 << 20,
+            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+            rustix::mm::MapFlags::PRIVATE,
+        )
+    };
+    let _ = (mapped, file);
+    wait_forever()
+}
+
+/// Reads the first page of `--path` as mapped in `--pid`, through `/proc/PID/mem`: the fault
+/// waits for the FUSE daemon that never answers, holding the target's memory-map lock for
+/// reading, as a debugger, a profiler or a monitoring agent reading a process's memory would.
+fn memory_reader(args: &[String]) -> Result<(), LabError> {
+    const NAME: &str = "mem-reader";
+    let pid = arg(args, "--pid").ok_or_else(|| helper_error(NAME, "--pid is required"))?;
+    let path = arg(args, "--path").ok_or_else(|| helper_error(NAME, "--path is required"))?;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map_err(|e| helper_error(NAME, format!("read /proc/{pid}/maps: {e}")))?;
+    let start = maps
+        .lines()
+        .find(|line| line.ends_with(path))
+        .and_then(|line| line.split('-').next())
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .ok_or_else(|| helper_error(NAME, format!("{path} is not mapped in {pid}")))?;
+    let memory = std::fs::File::open(format!("/proc/{pid}/mem"))
+        .map_err(|e| helper_error(NAME, format!("open /proc/{pid}/mem: {e}")))?;
+    ready();
+    let mut buf = [0u8; 16];
+    let _ = std::os::unix::fs::FileExt::read_at(&memory, &mut buf, start);
     wait_forever()
 }
 

@@ -17,19 +17,36 @@ pub(super) const SCENARIO: Scenario = Scenario {
     start,
 };
 
-fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
-    require_root(SCENARIO.name)?;
+/// A mounted FUSE filesystem of ours whose daemon never answers a read.
+pub(super) struct StuckFuse {
+    /// The daemon's pid.
+    pub daemon: i32,
+    /// Where it is mounted.
+    pub mountpoint: String,
+    /// Its one file: reading it never returns.
+    pub file: String,
+    /// Appears once the daemon has received a read (and holds it unanswered).
+    pub read_received: std::path::PathBuf,
+}
+
+/// Mounts a FUSE filesystem whose reads never answer, recording the mount, its directory and
+/// its daemon in the guard.
+pub(super) fn mount_stuck_fuse(
+    guard: &mut LabGuard,
+    cx: &LabContext,
+    scenario: &str,
+) -> Result<StuckFuse, LabError> {
+    require_root(scenario)?;
     if !std::path::Path::new("/dev/fuse").exists() {
         return Err(LabError::Unsupported {
-            scenario: SCENARIO.name.into(),
+            scenario: scenario.into(),
             reason: "/dev/fuse is missing (load the fuse module)".into(),
         });
     }
     let dir = std::env::temp_dir().join(format!("nodedoc-lab-fuse-{}", unique_suffix()));
     let mountpoint = dir.join("mnt");
-    std::fs::create_dir_all(&mountpoint).map_err(|e| {
-        LabError::setup(SCENARIO.name, &format!("mkdir {}", mountpoint.display()), e)
-    })?;
+    std::fs::create_dir_all(&mountpoint)
+        .map_err(|e| LabError::setup(scenario, &format!("mkdir {}", mountpoint.display()), e))?;
     guard
         .instance_mut()
         .resources
@@ -54,7 +71,21 @@ fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
     guard.instance_mut().resources.push(Resource::Mount {
         path: mountpoint.clone(),
     });
-    let file = mountpoint.join(STUCK_FILE).display().to_string();
+    Ok(StuckFuse {
+        daemon,
+        mountpoint: mount_text,
+        file: mountpoint.join(STUCK_FILE).display().to_string(),
+        read_received: marker,
+    })
+}
+
+fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
+    let StuckFuse {
+        daemon,
+        mountpoint: mount_text,
+        file,
+        read_received: marker,
+    } = mount_stuck_fuse(guard, cx, SCENARIO.name)?;
     let reader = spawn_helper(
         guard,
         cx,

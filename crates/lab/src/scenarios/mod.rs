@@ -4,6 +4,7 @@ mod cni_stdin_hang;
 mod d_state;
 mod fd_exhaustion;
 mod fuse_hang;
+mod memory_map_lock;
 mod netdev_unregister;
 mod netns_gone;
 mod ovs_netns_leak;
@@ -35,6 +36,7 @@ pub fn scenarios() -> &'static [Scenario] {
         netdev_unregister::SCENARIO,
         d_state::SCENARIO,
         fuse_hang::SCENARIO,
+        memory_map_lock::SCENARIO,
         pidns_exit_hang::SCENARIO,
         netns_gone::SCENARIO,
         cni_stdin_hang::SCENARIO,
