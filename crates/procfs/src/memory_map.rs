@@ -8,7 +8,9 @@
 //! behind the writer: this is why `ps`, `top` and `pgrep -f` hang on a sick node. Measured on
 //! kernel 6.18 with the `memory-map-lock` lab: the read never returns until the filesystem
 //! answers. nodedoc runs on exactly such nodes, so these reads go through a helper thread and
-//! the scan gives up on one after a deadline, records it, and goes on.
+//! the scan gives up on one after a deadline, records it, and goes on. Processes that cannot
+//! have such a writer (one thread, not in D) are read directly: the helper's round trip is
+//! two context switches (see docs/benchmarks.md).
 //!
 //! An abandoned helper stays blocked in the kernel until the lock frees; the wait is killable,
 //! so it ends at the latest when nodedoc exits. The next read starts a fresh helper.
