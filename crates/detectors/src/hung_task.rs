@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use nodedoc_model::{Evidence, Finding, KmsgRecord, Process, Severity, Subject, TaskState};
 
-use crate::stacks::{classify, describe, memory_map_lock_suspects, stack_line};
+use crate::stacks::{classify, describe, memory_map_lock_suspects, stack_line, Classification};
 use crate::{duration, Context, Detector};
 
 /// See the module documentation.
@@ -71,32 +71,31 @@ impl Detector for HungTask {
             }
         }
 
-        // A task waiting for its memory-map lock links to the reader that holds it, whose
-        // finding must exist first: those writers go last.
-        let writes_memory_map = |p: &Process| {
-            classify(snapshot, p).is_some_and(|c| c.signature.id == "memory-map-lock-write")
-        };
-        let (writers, others): (Vec<&Process>, Vec<&Process>) = snapshot
+        let mut blocked: Vec<(&Process, Option<Classification>)> = snapshot
             .processes
             .iter()
-            .partition(|p| p.state == TaskState::UninterruptibleSleep && writes_memory_map(p));
-        for process in others.into_iter().chain(writers) {
-            if process.state != TaskState::UninterruptibleSleep || process.kernel_thread {
-                continue;
-            }
-            let second = snapshot.resample.as_ref().map(|r| r.task(process.key()));
-            let still_blocked = match second {
-                Some(Some(sample)) => sample.state == TaskState::UninterruptibleSleep,
-                // Gone at the second reading: it was passing through D.
-                Some(None) => false,
-                // No second reading in this snapshot: one reading has to do.
-                None => true,
-            };
-            if !still_blocked {
-                continue;
-            }
+            .filter(|p| p.state == TaskState::UninterruptibleSleep && !p.kernel_thread)
+            .filter(
+                |p| match snapshot.resample.as_ref().map(|r| r.task(p.key())) {
+                    Some(Some(sample)) => sample.state == TaskState::UninterruptibleSleep,
+                    // Gone at the second reading: it was passing through D.
+                    Some(None) => false,
+                    // No second reading in this snapshot: one reading has to do.
+                    None => true,
+                },
+            )
+            .map(|p| (p, classify(snapshot, p)))
+            .collect();
+        // A task waiting for its memory-map lock links to the reader that holds it, whose
+        // finding must exist first: those writers go last (the sort is stable).
+        blocked.sort_by_key(|(_, class)| {
+            class
+                .as_ref()
+                .is_some_and(|c| c.signature.id == "memory-map-lock-write")
+        });
+        for (process, classification) in blocked {
             let report = reports.remove(&process.pid);
-            let finding = self.blocked_task(cx, process, report.as_ref());
+            let finding = self.blocked_task(cx, process, classification, report.as_ref());
             let values = finding.1;
             let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
             cx.emit(finding.0, &pairs);
@@ -151,11 +150,11 @@ impl HungTask {
         &self,
         cx: &Context<'_>,
         process: &Process,
+        classification: Option<Classification>,
         report: Option<&KernelReport<'_>>,
     ) -> (Finding, Vec<(&'static str, String)>) {
         let snapshot = cx.snapshot;
         let pid = process.pid;
-        let classification = classify(snapshot, process);
         let title = classification
             .as_ref()
             .map_or("unclassified stack", |c| c.signature.title.as_str());

@@ -83,17 +83,25 @@ pub(crate) fn memory_map_lock_suspects<'a>(
         })
         .collect();
     // A reader blocked in a read of this very process's /proc/PID/mem is no longer a suspect.
-    let mem = format!("/proc/{}/mem", process.pid);
     let proven: Vec<&Process> = readers
         .iter()
         .copied()
-        .filter(|p| p.syscall.as_ref().and_then(|s| s.fd_target.as_deref()) == Some(mem.as_str()))
+        .filter(|reader| reads_memory_of(reader, process.pid))
         .collect();
     if proven.is_empty() {
         readers
     } else {
         proven
     }
+}
+
+/// True when `reader` is blocked in a read of `/proc/PID/mem` of process `pid`.
+fn reads_memory_of(reader: &Process, pid: i32) -> bool {
+    reader
+        .syscall
+        .as_ref()
+        .and_then(|s| s.fd_target.as_deref())
+        .is_some_and(|target| target == format!("/proc/{pid}/mem"))
 }
 
 /// The stack's top frames, innermost first: `a ← b ← c`.
@@ -333,9 +341,7 @@ pub(crate) fn describe(
             }
             let mem = format!("/proc/{pid}/mem");
             let readers = memory_map_lock_suspects(snapshot, process);
-            let reads_ours = |reader: &Process| {
-                reader.syscall.as_ref().and_then(|s| s.fd_target.as_deref()) == Some(mem.as_str())
-            };
+            let reads_ours = |reader: &Process| reads_memory_of(reader, process.pid);
             for reader in &readers {
                 let what = if reads_ours(reader) {
                     format!("this process's memory through {mem}")
