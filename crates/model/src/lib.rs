@@ -18,6 +18,7 @@ mod ovs;
 mod process;
 mod snapshot;
 mod system;
+pub mod text;
 
 pub use file::{read_snapshot, write_snapshot, SnapshotFileError};
 pub use finding::{
