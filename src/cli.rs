@@ -166,6 +166,11 @@ pub struct CheckArgs {
     #[arg(long, short)]
     pub verbose: bool,
 
+    /// Show at most N chains in detail, and N evidence lines per finding, in the text report;
+    /// a line says what was left out (0: show everything; JSON always has everything).
+    #[arg(long, value_name = "N", default_value_t = crate::report::DEFAULT_LIMIT)]
+    pub limit: usize,
+
     #[command(flatten)]
     pub collection: CollectionArgs,
 

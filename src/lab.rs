@@ -123,7 +123,7 @@ fn run(scenario: &str, format: Format) -> Result<u8> {
         format!("live, lab {}", instance.id),
         &nodedoc_detectors::Config::default(),
     );
-    crate::print_report(&report, format, false)?;
+    crate::print_report(&report, format, crate::report::TextOptions::default())?;
     stop()?;
 
     let mut err = anstream::stderr().lock();

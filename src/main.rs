@@ -123,7 +123,14 @@ fn check(args: &CheckArgs) -> Result<u8> {
         }
     };
     let report = analyse(&snapshot, origin, &args.thresholds.config());
-    print_report(&report, args.format, args.verbose)?;
+    print_report(
+        &report,
+        args.format,
+        report::TextOptions {
+            verbose: args.verbose,
+            limit: (args.limit > 0).then_some(args.limit),
+        },
+    )?;
     Ok(exit_code(&report))
 }
 
@@ -140,11 +147,11 @@ pub fn analyse(snapshot: &Snapshot, origin: String, config: &nodedoc_detectors::
 }
 
 /// Prints a report to standard output.
-pub fn print_report(report: &Report, format: Format, verbose: bool) -> Result<()> {
+pub fn print_report(report: &Report, format: Format, options: report::TextOptions) -> Result<()> {
     let mut out = anstream::stdout().lock();
     match format {
         Format::Json => report::write_json(&mut out, report),
-        Format::Text => report::write_text(&mut out, report, verbose),
+        Format::Text => report::write_text(&mut out, report, options),
     }
     .context("cannot write the report")
 }

@@ -207,7 +207,7 @@ pub fn worst(findings: &[Finding]) -> Option<Severity> {
 }
 
 /// Formats a count with thousands separators: `102409` → `102,409`.
-pub(crate) fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
