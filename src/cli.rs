@@ -139,6 +139,35 @@ pub struct CollectionArgs {
     pub ovs: OvsSourceArgs,
 }
 
+impl CollectionArgs {
+    /// The collector's options.
+    pub fn options(&self) -> nodedoc_collect::CollectOptions {
+        nodedoc_collect::CollectOptions {
+            interval: self.interval,
+            since: self.since,
+            socket_resolution: self.socket_resolution.into(),
+            fd_census: !self.no_fds,
+            threads: self
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            memory_map_deadline: self.memory_map_deadline,
+            ovs: self.ovs.source(),
+        }
+    }
+}
+
+impl From<SocketResolutionArg> for nodedoc_procfs::ResolutionMode {
+    fn from(arg: SocketResolutionArg) -> Self {
+        use nodedoc_procfs::ResolutionMode;
+        match arg {
+            SocketResolutionArg::Auto => ResolutionMode::Auto,
+            SocketResolutionArg::Pidfd => ResolutionMode::PidfdOnly,
+            SocketResolutionArg::ProcNet => ResolutionMode::ProcNetTables,
+            SocketResolutionArg::None => ResolutionMode::None,
+        }
+    }
+}
+
 /// Where Open vSwitch is.
 #[derive(Debug, Args, Clone, Default)]
 pub struct OvsSourceArgs {
@@ -150,6 +179,16 @@ pub struct OvsSourceArgs {
     /// ovs-vswitchd's log, when it is not among the daemon's open files (only its end is read).
     #[arg(long, value_name = "FILE")]
     pub ovs_log: Option<PathBuf>,
+}
+
+impl OvsSourceArgs {
+    /// The collector's view of it.
+    pub fn source(&self) -> nodedoc_collect::OvsSource {
+        nodedoc_collect::OvsSource {
+            endpoint: self.ovsdb.clone(),
+            log: self.ovs_log.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -40,7 +40,7 @@ fn ask(question: &str) -> Result<Consent> {
 }
 
 fn ovs_orphan_port(source: &OvsSourceArgs, yes: bool) -> Result<u8> {
-    let snapshot = crate::collect::collect_ovs_only(source)?;
+    let snapshot = nodedoc_collect::collect_ovs_only(&source.source())?;
     if snapshot
         .source("ovsdb")
         .is_some_and(|s| s.state == SourceState::Absent)

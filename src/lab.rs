@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use nodedoc_lab::{Expectation, Instance, LabContext, LabGuard};
 use nodedoc_model::Report;
 
-use crate::cli::{CollectionArgs, Format, LabAction, OvsSourceArgs, SocketResolutionArg};
+use crate::cli::{Format, LabAction};
 
 const BOLD: Style = Style::new().bold();
 
@@ -82,19 +82,15 @@ fn run(scenario: &str, format: Format) -> Result<u8> {
         .context("lab stopped before it ran")?;
     // A lab with its own Open vSwitch says where it is; CPU shares need a longer second
     // reading than process states do.
-    let ovs = OvsSourceArgs {
-        ovsdb: instance.fact("ovsdb").map(str::to_string),
-        ovs_log: instance.fact("ovs_log").map(std::path::PathBuf::from),
+    let ovs = nodedoc_collect::OvsSource {
+        endpoint: instance.fact("ovsdb").map(str::to_string),
+        log: instance.fact("ovs_log").map(std::path::PathBuf::from),
     };
-    let interval = if ovs.ovsdb.is_some() { 1000 } else { 300 };
-    let collection = CollectionArgs {
+    let interval = if ovs.endpoint.is_some() { 1000 } else { 300 };
+    let options = nodedoc_collect::CollectOptions {
         interval: std::time::Duration::from_millis(interval),
-        since: None,
-        socket_resolution: SocketResolutionArg::Auto,
-        no_fds: false,
-        threads: None,
-        memory_map_deadline: nodedoc_procfs::DEFAULT_MEMORY_MAP_DEADLINE,
         ovs,
+        ..nodedoc_collect::CollectOptions::default()
     };
     if let Some(scenario) = nodedoc_lab::scenario(scenario).filter(|s| s.settle_secs > 0) {
         // Some faults only count after a while (a CNI plugin is hung after 10 s).
@@ -103,7 +99,7 @@ fn run(scenario: &str, format: Format) -> Result<u8> {
             std::thread::sleep(std::time::Duration::from_secs(1));
         }
     }
-    let result = crate::collect::collect_live(&collection, &progress);
+    let result = nodedoc_collect::Collector::new(options).snapshot(&progress);
     progress.done();
     let stop = || -> Result<()> {
         if let Some(guard) = shared.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -115,7 +111,7 @@ fn run(scenario: &str, format: Format) -> Result<u8> {
         Ok(snapshot) => snapshot,
         Err(e) => {
             stop()?;
-            return Err(e);
+            return Err(e.into());
         }
     };
     let report = crate::analyse(

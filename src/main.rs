@@ -5,7 +5,6 @@
 //! `crates/`.
 
 mod cli;
-mod collect;
 mod explain;
 mod fds;
 mod fix;
@@ -19,6 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
+use nodedoc_collect::Collector;
 use nodedoc_model::{Report, Severity, Snapshot};
 
 use cli::{CheckArgs, Cli, ColorWhen, Command, Format};
@@ -68,7 +68,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Check(args) => check(&args),
         Command::Collect(args) => {
             let progress = Progress::new();
-            let snapshot = collect::collect_live(&args.collection, &progress)?;
+            let snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
             progress.done();
             if args.output.as_os_str() == "-" {
                 let mut out = std::io::stdout().lock();
@@ -117,7 +117,7 @@ fn check(args: &CheckArgs) -> Result<u8> {
         ),
         None => {
             let progress = Progress::new();
-            let snapshot = collect::collect_live(&args.collection, &progress)?;
+            let snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
             progress.done();
             (snapshot, "live".to_string())
         }
@@ -165,6 +165,12 @@ pub fn exit_code(report: &Report) -> u8 {
     }
 }
 
+impl nodedoc_collect::Progress for Progress {
+    fn step(&self, what: &str) {
+        Progress::step(self, what);
+    }
+}
+
 /// Progress lines on standard error, only when it is a terminal (so pipes and logs stay
 /// clean).
 pub struct Progress {
@@ -188,7 +194,7 @@ impl Progress {
     /// Shows the current step, replacing the previous one.
     pub fn step(&self, what: &str) {
         if self.enabled {
-            eprint!("\r\x1b[2Knodedoc: {what}…");
+            eprint!("\r\x1b[2Knodedoc: {}…", nodedoc_model::text::terminal(what));
         }
     }
 

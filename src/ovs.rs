@@ -134,7 +134,7 @@ pub fn require_ovs(snapshot: &Snapshot) -> Result<&OvsState> {
 
 /// `nodedoc ovs ports`.
 pub fn ports(source: &OvsSourceArgs, format: Format) -> Result<u8> {
-    let snapshot = crate::collect::collect_ovs_only(source)?;
+    let snapshot = nodedoc_collect::collect_ovs_only(&source.source())?;
     if snapshot
         .source("ovsdb")
         .is_some_and(|s| s.state == SourceState::Absent)

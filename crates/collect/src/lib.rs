@@ -1,24 +1,116 @@
-//! Live collection: reads this host into a [`Snapshot`]. Collectors never judge; this module
+//! Live collection: reads this host into a [`Snapshot`]. Collectors never judge; this crate
 //! only decides what to read and records how it went.
+//!
+//! A [`Collector`] is built from plain [`CollectOptions`] (only the binary knows flags) and
+//! keeps what it learnt between runs, as `facebookincubator/below`'s collector does. `nodedoc
+//! check` is one [`Collector::snapshot`]: the full reading, then the second reading of every
+//! process after the interval. Each source degrades alone: a failed source is a
+//! [`SourceStatus`] and gaps in the snapshot, never a failed collection.
+#![deny(missing_docs)]
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
 use nodedoc_model::{
     Gaps, KernelLog, Process, Resample, Snapshot, SourceState, SourceStatus, TaskState,
 };
 use nodedoc_procfs::{ProcRoot, ResolutionMode, ScanOptions};
 
-use crate::cli::{CollectionArgs, OvsSourceArgs, SocketResolutionArg};
+/// What a live collection reads.
+#[derive(Clone, Debug)]
+pub struct CollectOptions {
+    /// Read every process's state a second time after this interval, to tell stuck tasks
+    /// from passing ones and measure CPU shares; zero for a single reading.
+    pub interval: Duration,
+    /// Only read kernel log records from this recent past; `None`: since boot.
+    pub since: Option<Duration>,
+    /// How sockets are told apart in the fd census.
+    pub socket_resolution: ResolutionMode,
+    /// Take the fd census (by kind, netlink sockets by protocol).
+    pub fd_census: bool,
+    /// Worker threads for the process scan; clamped to [`MAX_THREADS`].
+    pub threads: usize,
+    /// Give up reading a process's command line after this long (see
+    /// [`nodedoc_procfs::DEFAULT_MEMORY_MAP_DEADLINE`]).
+    pub memory_map_deadline: Duration,
+    /// Where Open vSwitch is.
+    pub ovs: OvsSource,
+}
 
-impl From<SocketResolutionArg> for ResolutionMode {
-    fn from(arg: SocketResolutionArg) -> Self {
-        match arg {
-            SocketResolutionArg::Auto => ResolutionMode::Auto,
-            SocketResolutionArg::Pidfd => ResolutionMode::PidfdOnly,
-            SocketResolutionArg::ProcNet => ResolutionMode::ProcNetTables,
-            SocketResolutionArg::None => ResolutionMode::None,
+/// Worker threads beyond this only add contention on `/proc`.
+pub const MAX_THREADS: usize = 64;
+
+impl Default for CollectOptions {
+    fn default() -> Self {
+        CollectOptions {
+            interval: Duration::from_millis(300),
+            since: None,
+            socket_resolution: ResolutionMode::Auto,
+            fd_census: true,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_map_deadline: nodedoc_procfs::DEFAULT_MEMORY_MAP_DEADLINE,
+            ovs: OvsSource::default(),
         }
+    }
+}
+
+/// Where Open vSwitch is.
+#[derive(Clone, Debug, Default)]
+pub struct OvsSource {
+    /// The OVSDB to read (`unix:PATH`, `tcp:HOST:PORT`); `None` for the packaged default
+    /// socket, whose absence means no Open vSwitch here (not an error).
+    pub endpoint: Option<String>,
+    /// ovs-vswitchd's log, when it is not among the daemon's open files.
+    pub log: Option<PathBuf>,
+}
+
+/// Shows what a long collection is doing (the binary draws it on a terminal).
+pub trait Progress {
+    /// The current step.
+    fn step(&self, what: &str);
+}
+
+/// No progress shown.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn step(&self, _what: &str) {}
+}
+
+/// Why a collection could not run at all (a source that fails is not one of these: it is
+/// recorded in the snapshot).
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// `/proc` cannot be opened or listed: there is nothing to diagnose from.
+    #[error("cannot read /proc: {0}")]
+    Procfs(#[source] nodedoc_procfs::ReadError),
+    /// A collector thread panicked (a bug).
+    #[error("the {0} reader panicked")]
+    Panicked(&'static str),
+}
+
+/// Reads this host, keeping what it learnt between runs.
+#[derive(Debug)]
+pub struct Collector {
+    options: CollectOptions,
+}
+
+impl Collector {
+    /// A collector with these options.
+    pub fn new(mut options: CollectOptions) -> Collector {
+        options.threads = options.threads.clamp(1, MAX_THREADS);
+        Collector { options }
+    }
+
+    /// The options in force (threads clamped).
+    pub fn options(&self) -> &CollectOptions {
+        &self.options
+    }
+
+    /// One full reading of this host, then the second reading after the interval: what
+    /// `nodedoc check` analyses.
+    pub fn snapshot(&mut self, progress: &dyn Progress) -> Result<Snapshot, CollectError> {
+        collect_live(&self.options, progress)
     }
 }
 
@@ -74,7 +166,7 @@ fn second_look(snapshot: &Snapshot) -> Vec<i32> {
 }
 
 /// Reads this host.
-pub fn collect_live(args: &CollectionArgs, progress: &crate::Progress) -> Result<Snapshot> {
+fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapshot, CollectError> {
     let started = Instant::now();
     let mut snapshot = Snapshot::new(nodedoc_procfs::host_info());
     let mut gaps = Gaps::new();
@@ -90,20 +182,16 @@ pub fn collect_live(args: &CollectionArgs, progress: &crate::Progress) -> Result
     let kernel_log = std::thread::spawn(move || nodedoc_kmsg::read_kernel_log(since_us));
 
     progress.step("reading processes");
-    let root = ProcRoot::live().context("cannot open /proc")?;
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let root = ProcRoot::live().map_err(CollectError::Procfs)?;
     let options = ScanOptions {
-        fd_census: !args.no_fds,
-        resolution: args.socket_resolution.into(),
-        threads,
+        fd_census: args.fd_census,
+        resolution: args.socket_resolution,
+        threads: args.threads.clamp(1, MAX_THREADS),
         wants_kernel_detail: &wants_kernel_detail,
         environment_prefixes: ENVIRONMENT_PREFIXES,
         memory_map_deadline: args.memory_map_deadline,
     };
-    let scan = nodedoc_procfs::scan(&root, &options).context("cannot list /proc")?;
+    let scan = nodedoc_procfs::scan(&root, &options).map_err(CollectError::Procfs)?;
     let process_count = scan.processes.len();
     let resolutions = scan.resolution_counts();
     let vanished = scan.vanished;
@@ -131,7 +219,7 @@ pub fn collect_live(args: &CollectionArgs, progress: &crate::Progress) -> Result
     }
 
     let mut detail = format!("{process_count} processes");
-    if args.no_fds {
+    if !args.fd_census {
         detail.push_str("; fd census skipped (--no-fds)");
     } else {
         let parts: Vec<String> = resolutions
@@ -173,7 +261,7 @@ pub fn collect_live(args: &CollectionArgs, progress: &crate::Progress) -> Result
                 detail: e.to_string(),
             });
         }
-        Err(_) => anyhow::bail!("the kernel log reader panicked"),
+        Err(_) => return Err(CollectError::Panicked("kernel log")),
     }
 
     if !args.interval.is_zero() {
@@ -195,10 +283,10 @@ pub fn collect_live(args: &CollectionArgs, progress: &crate::Progress) -> Result
 
 /// Adds Open vSwitch (and the network devices of every namespace) to a snapshot whose
 /// processes are read.
-pub fn collect_ovs(args: &OvsSourceArgs, snapshot: &mut Snapshot, gaps: &mut Gaps) {
+pub fn collect_ovs(source: &OvsSource, snapshot: &mut Snapshot, gaps: &mut Gaps) {
     let options = nodedoc_ovs::OvsOptions {
-        endpoint: args.ovsdb.clone(),
-        log: args.ovs_log.clone(),
+        endpoint: source.endpoint.clone(),
+        log: source.log.clone(),
         ..nodedoc_ovs::OvsOptions::default()
     };
     let collection = nodedoc_ovs::collect(&options, &snapshot.processes);
@@ -210,19 +298,19 @@ pub fn collect_ovs(args: &OvsSourceArgs, snapshot: &mut Snapshot, gaps: &mut Gap
 
 /// What `ovs ports` and `fix` need: processes without their fd census (for ovs-vswitchd
 /// and the network namespaces) and Open vSwitch.
-pub fn collect_ovs_only(args: &OvsSourceArgs) -> Result<Snapshot> {
+pub fn collect_ovs_only(source: &OvsSource) -> Result<Snapshot, CollectError> {
     let mut snapshot = Snapshot::new(nodedoc_procfs::host_info());
     let mut gaps = Gaps::new();
-    let root = ProcRoot::live().context("cannot open /proc")?;
+    let root = ProcRoot::live().map_err(CollectError::Procfs)?;
     let options = ScanOptions {
         fd_census: false,
         wants_kernel_detail: &|_| false,
         ..ScanOptions::default()
     };
-    let scan = nodedoc_procfs::scan(&root, &options).context("cannot list /proc")?;
+    let scan = nodedoc_procfs::scan(&root, &options).map_err(CollectError::Procfs)?;
     gaps.merge(scan.gaps);
     snapshot.processes = scan.processes;
-    collect_ovs(args, &mut snapshot, &mut gaps);
+    collect_ovs(source, &mut snapshot, &mut gaps);
     snapshot.gaps = gaps.into_vec();
     Ok(snapshot)
 }
