@@ -105,6 +105,10 @@ pub struct DetectorEntry {
     /// Bugs, commits and documents.
     #[serde(default)]
     pub references: Vec<Reference>,
+    /// The detectors whose findings this one links to (the ones it explains, or is explained
+    /// by): it runs after them. This is the only thing that orders detectors.
+    #[serde(default)]
+    pub links: Vec<String>,
 }
 
 /// What it usually means when one kind of descriptor dominates a process's table.

@@ -32,6 +32,7 @@ mod testing;
 mod zombie_processes;
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use nodedoc_model::{Finding, FindingId, Severity, Snapshot, Subject};
 
@@ -83,6 +84,8 @@ pub struct Context<'a> {
     /// Thresholds.
     pub config: &'a Config,
     findings: Vec<Finding>,
+    /// The detector running now and the detectors whose findings it declared it reads.
+    running: Option<(&'static str, &'static [String])>,
 }
 
 impl<'a> Context<'a> {
@@ -92,6 +95,7 @@ impl<'a> Context<'a> {
             snapshot,
             config,
             findings: Vec::new(),
+            running: None,
         }
     }
 
@@ -100,10 +104,31 @@ impl<'a> Context<'a> {
         &self.findings
     }
 
-    /// The earlier finding of `detector` about `subject`, if any.
+    /// The earlier findings of `detector`, which the running detector must declare in its
+    /// catalog entry's `links` (that declaration is what orders the detectors).
+    pub fn findings_of<'s>(&'s self, detector: &'s str) -> impl Iterator<Item = &'s Finding> + 's {
+        self.check_declared(detector);
+        self.findings.iter().filter(move |f| f.detector == detector)
+    }
+
+    /// The earlier finding of `detector` about `subject`, if any (`detector` declared as
+    /// for [`findings_of`](Self::findings_of)).
     pub fn finding(&self, detector: &str, subject: &Subject) -> Option<&Finding> {
+        self.check_declared(detector);
         let id = FindingId::new(detector, subject);
         self.findings.iter().find(|f| f.id == id)
+    }
+
+    /// A detector reading findings it did not declare could run before their detector and
+    /// silently see none: tests fail on it.
+    fn check_declared(&self, detector: &str) {
+        if let Some((running, links)) = self.running {
+            debug_assert!(
+                running == detector || links.iter().any(|l| l == detector),
+                "{running} reads the findings of {detector} without declaring it in \
+                 data/detectors.toml (links = [\"{detector}\"]): it may run first"
+            );
+        }
     }
 
     /// Adds a finding, filling explanation, fix and references from the catalog entry of
@@ -134,19 +159,17 @@ pub trait Detector: Sync {
     fn detect(&self, cx: &mut Context<'_>);
 }
 
-/// Every detector, in the order they run: detectors that explain a finding run after the
-/// detector that makes it.
-pub fn detectors() -> &'static [&'static dyn Detector] {
+/// Every detector, registered once. The order they run in is not this list's: it is
+/// derived from the `links` each declares in `data/detectors.toml` ([`detectors`]).
+fn registered() -> &'static [&'static dyn Detector] {
     &[
         &fd_exhaustion::FdExhaustion,
         &zombie_processes::ZombieProcesses,
         &netdev_unregister_stuck::NetdevUnregisterStuck,
-        // netns-gone explains hung tasks, which explain pid-namespace exit hangs.
         &netns_gone::NetnsGone,
         &hung_task::HungTask,
         &pidns_exit_hang::PidnsExitHang,
         &cni_plugin_hang::CniPluginHang,
-        // OVS: root cause first, so each later one can link to what it explains.
         &ovs_port_flapping::OvsPortFlapping,
         &ovs_orphan_port::OvsOrphanPort,
         &ovs_netlink_socket_excess::OvsNetlinkSocketExcess,
@@ -154,10 +177,70 @@ pub fn detectors() -> &'static [&'static dyn Detector] {
     ]
 }
 
+/// Every detector in the order they run: each after the detectors whose findings it links
+/// to (its catalog entry's `links`), otherwise in registration order.
+pub fn detectors() -> &'static [&'static dyn Detector] {
+    static ORDER: LazyLock<Vec<&'static dyn Detector>> = LazyLock::new(|| {
+        order(registered(), |id| {
+            catalog()
+                .detector(id)
+                .map_or_else(Vec::new, |e| e.links.clone())
+        })
+        .unwrap_or_else(|e| panic!("nodedoc's built-in detector links are invalid: {e}"))
+    });
+    &ORDER
+}
+
+/// Orders `detectors` so that each runs after the ones `links` names (Kahn's algorithm,
+/// stable: ties keep registration order). An error names an unknown link or a cycle.
+fn order<'d>(
+    detectors: &[&'d dyn Detector],
+    links: impl Fn(&str) -> Vec<String>,
+) -> Result<Vec<&'d dyn Detector>, String> {
+    let index: HashMap<&str, usize> = detectors
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id(), i))
+        .collect();
+    let mut waiting_on: Vec<usize> = vec![0; detectors.len()];
+    let mut unblocks: Vec<Vec<usize>> = vec![Vec::new(); detectors.len()];
+    for (i, detector) in detectors.iter().enumerate() {
+        for link in &links(detector.id()) {
+            let &j = index.get(link.as_str()).ok_or_else(|| {
+                format!("{} links to {link}, which is not a detector", detector.id())
+            })?;
+            waiting_on[i] += 1;
+            unblocks[j].push(i);
+        }
+    }
+    let mut ordered = Vec::with_capacity(detectors.len());
+    let mut done = vec![false; detectors.len()];
+    while ordered.len() < detectors.len() {
+        let next = (0..detectors.len()).find(|&i| !done[i] && waiting_on[i] == 0);
+        let Some(i) = next else {
+            let stuck: Vec<&str> = (0..detectors.len())
+                .filter(|&i| !done[i])
+                .map(|i| detectors[i].id())
+                .collect();
+            return Err(format!("the links of {} form a cycle", stuck.join(", ")));
+        };
+        done[i] = true;
+        ordered.push(detectors[i]);
+        for &k in &unblocks[i] {
+            waiting_on[k] -= 1;
+        }
+    }
+    Ok(ordered)
+}
+
 /// Runs every detector over `snapshot` and returns the findings with symmetric links.
 pub fn run(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     let mut cx = Context::new(snapshot, config);
     for detector in detectors() {
+        let links = catalog()
+            .detector(detector.id())
+            .map_or(&[][..], |e| &e.links[..]);
+        cx.running = Some((detector.id(), links));
         detector.detect(&mut cx);
     }
     link_both_ways(cx.findings)
@@ -268,6 +351,62 @@ mod tests {
         assert_eq!(linked[1].causes, vec![FindingId("a:host".into())]);
         assert_eq!(linked[1].caused_by, vec![FindingId("c:host".into())]);
         assert_eq!(linked[2].causes, vec![FindingId("b:host".into())]);
+    }
+
+    #[test]
+    fn detectors_run_after_the_detectors_they_link_to() {
+        let order: Vec<&str> = detectors().iter().map(|d| d.id()).collect();
+        assert_eq!(order.len(), registered().len());
+        for detector in registered() {
+            let entry = catalog()
+                .detector(detector.id())
+                .unwrap_or_else(|| panic!("{} has no catalog entry", detector.id()));
+            let at = order.iter().position(|id| *id == detector.id()).unwrap();
+            for link in &entry.links {
+                let before = order.iter().position(|id| id == link).unwrap();
+                assert!(before < at, "{} runs before {link}", detector.id());
+            }
+        }
+    }
+
+    struct Named(&'static str);
+    impl Detector for Named {
+        fn id(&self) -> &'static str {
+            self.0
+        }
+        fn detect(&self, _: &mut Context<'_>) {}
+    }
+
+    #[test]
+    fn unknown_links_and_cycles_are_named() {
+        static A: Named = Named("a");
+        static B: Named = Named("b");
+        static C: Named = Named("c");
+        let list: [&'static dyn Detector; 3] = [&A, &B, &C];
+        let links_of = |pairs: &'static [(&'static str, &'static str)]| {
+            move |id: &str| -> Vec<String> {
+                pairs
+                    .iter()
+                    .filter(|(from, _)| *from == id)
+                    .map(|(_, to)| to.to_string())
+                    .collect()
+            }
+        };
+        let ids = |o: Vec<&dyn Detector>| o.iter().map(|d| d.id()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(order(&list, links_of(&[("a", "b")])).unwrap()),
+            vec!["b", "a", "c"]
+        );
+        assert_eq!(
+            order(&list, links_of(&[("a", "b"), ("b", "a")]))
+                .err()
+                .unwrap(),
+            "the links of a, b form a cycle"
+        );
+        assert_eq!(
+            order(&list, links_of(&[("c", "zz")])).err().unwrap(),
+            "c links to zz, which is not a detector"
+        );
     }
 
     #[test]

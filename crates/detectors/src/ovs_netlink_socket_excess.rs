@@ -127,9 +127,7 @@ impl Detector for OvsNetlinkSocketExcess {
             thousands(port_sets)
         )));
         let orphans: Vec<_> = cx
-            .findings()
-            .iter()
-            .filter(|f| f.detector == "ovs-orphan-port")
+            .findings_of("ovs-orphan-port")
             .map(|f| f.id.clone())
             .collect();
         finding.caused_by.extend(orphans);

@@ -100,9 +100,7 @@ impl Detector for OvsVswitchdBusy {
         }
         // The cause: orphaned ports ovs-vswitchd is seen polling.
         let causes: Vec<_> = cx
-            .findings()
-            .iter()
-            .filter(|f| f.detector == "ovs-orphan-port")
+            .findings_of("ovs-orphan-port")
             .filter(|f| {
                 let name = match &f.subject {
                     Subject::OvsInterface { name, .. } => name.as_str(),
