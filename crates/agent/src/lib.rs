@@ -8,12 +8,17 @@
 //!   announce again what it already reported.
 //! - [`sink`]: where events go, behind one small trait (JSON lines, a terminal, metrics,
 //!   Kubernetes later).
+//! - [`metrics`] and [`http`]: Prometheus series rendered from the last round's state, on
+//!   `/metrics`.
 #![deny(missing_docs)]
 
+pub mod http;
 pub mod lifecycle;
+pub mod metrics;
 pub mod sink;
 pub mod state;
 
 pub use lifecycle::{Event, EventKind, LifecycleOptions, Scope, Tracker};
+pub use metrics::{Metrics, MetricsState};
 pub use sink::{JsonLinesSink, Sink, TextSink};
 pub use state::{AgentState, StateError};
