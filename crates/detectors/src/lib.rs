@@ -29,6 +29,7 @@ mod pidns_exit_hang;
 mod stacks;
 #[cfg(test)]
 mod testing;
+pub mod trend;
 mod zombie_processes;
 
 use std::collections::HashMap;
