@@ -48,6 +48,16 @@ pub enum Command {
     Check(CheckArgs),
     /// Save a snapshot of this host to a file, for `check --from` on another machine.
     Collect(CollectArgs),
+    /// Run as the node agent: check this host every --interval and report findings as they
+    /// open, change and resolve.
+    ///
+    /// A finding seen round after round is reported once (`open`), again when its severity,
+    /// chain or facts change (`update`), and once more when it has been gone for
+    /// --resolve-after rounds (`resolve`). With --format json each event is one line:
+    /// {"event": "open"|"update"|"resolve", "at": RFC 3339, "finding": <as in check's JSON>}.
+    /// With --listen, Prometheus metrics are served on /metrics. With --state-file, what is
+    /// open survives a restart: it is not announced again. Read-only, like check.
+    Watch(WatchArgs),
     /// Explain what a detector finds, how, and where to read more (all detectors if no ID).
     Explain {
         /// A detector id, e.g. fd-exhaustion.
@@ -117,6 +127,13 @@ pub struct CollectionArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub since: Option<Duration>,
 
+    #[command(flatten)]
+    pub sources: SourceArgs,
+}
+
+/// How the host is read, for `check`, `collect` and `watch` alike.
+#[derive(Debug, Args, Clone)]
+pub struct SourceArgs {
     /// How sockets are told apart in the fd census.
     #[arg(long, value_enum, default_value_t = SocketResolutionArg::Auto)]
     pub socket_resolution: SocketResolutionArg,
@@ -145,6 +162,15 @@ impl CollectionArgs {
         nodedoc_collect::CollectOptions {
             interval: self.interval,
             since: self.since,
+            ..self.sources.options()
+        }
+    }
+}
+
+impl SourceArgs {
+    /// The collector's options (second reading and kernel log window at their defaults).
+    pub fn options(&self) -> nodedoc_collect::CollectOptions {
+        nodedoc_collect::CollectOptions {
             socket_resolution: self.socket_resolution.into(),
             fd_census: !self.no_fds,
             threads: self
@@ -152,6 +178,7 @@ impl CollectionArgs {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             memory_map_deadline: self.memory_map_deadline,
             ovs: self.ovs.source(),
+            ..nodedoc_collect::CollectOptions::default()
         }
     }
 }
@@ -234,6 +261,53 @@ impl ThresholdArgs {
             ..nodedoc_detectors::Config::default()
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Time between rounds (a random ±5 % is added, so a fleet does not read /proc in
+    /// lockstep).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub interval: Duration,
+
+    /// Within a round, read every process's state twice this far apart (tells a stuck task
+    /// from a passing one).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "300ms")]
+    pub sample: Duration,
+
+    /// Event format: text (for a terminal) or json (one event per line).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Append events to FILE instead of standard output (never through a symbolic link).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9477).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// Keep open findings here across restarts (written atomically each round).
+    #[arg(long, value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+
+    /// Announce findings again even if the state file says they were reported open.
+    #[arg(long)]
+    pub reopen: bool,
+
+    /// Rounds a finding must be missing from before it resolves.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub resolve_after: u32,
+
+    /// Stop after N rounds (for scripts and tests; default: run until SIGINT/SIGTERM).
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u64>,
+
+    #[command(flatten)]
+    pub sources: SourceArgs,
+
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ mod lab;
 mod ovs;
 mod probe;
 mod report;
+mod watch;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -85,6 +86,7 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(exit::OK)
         }
+        Command::Watch(args) => watch::watch(&args),
         Command::Explain { id } => explain::explain(id.as_deref()),
         Command::Fds(args) => fds::fds(&args),
         Command::Probe(cli::ProbeCommand::Cni {

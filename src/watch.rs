@@ -1,0 +1,171 @@
+//! `nodedoc watch`: the node agent. The same collector and detectors as `check`, in a loop;
+//! findings become events (open, update, resolve) sent to sinks (terminal, JSON lines,
+//! Prometheus metrics), and what is open survives a restart in a state file.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, Result};
+use nodedoc_agent::lifecycle::{LifecycleOptions, Scope, Tracker};
+use nodedoc_agent::metrics::Metrics;
+use nodedoc_agent::{JsonLinesSink, Sink, TextSink};
+use nodedoc_collect::Collector;
+
+use crate::cli::{Format, WatchArgs};
+
+/// Runs the agent until SIGINT/SIGTERM (or `--rounds`).
+pub fn watch(args: &WatchArgs) -> Result<u8> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (wake, sleeper) = std::sync::mpsc::channel::<()>();
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            stop.store(true, Ordering::SeqCst);
+            let _ = wake.send(());
+        })
+        .context("cannot install the signal handler that stops the agent cleanly")?;
+    }
+
+    let mut options = args.sources.options();
+    // A round reads every process twice, `--sample` apart, as `check` does: that is what
+    // tells a task stuck in D from one passing through, within one round.
+    options.interval = args.sample;
+    let mut collector = Collector::new(options);
+    let config = args.thresholds.config();
+
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let out: Box<dyn Write + Send> = match &args.output {
+        Some(path) => Box::new(open_append(path)?),
+        None => Box::new(anstream::stdout()),
+    };
+    match args.format {
+        Format::Json => sinks.push(Box::new(JsonLinesSink::new(out))),
+        Format::Text => sinks.push(Box::new(TextSink::new(out))),
+    }
+    let detector_ids: Vec<String> = nodedoc_detectors::detectors()
+        .iter()
+        .map(|d| d.id().to_string())
+        .collect();
+    let metrics = Metrics::new(detector_ids);
+    sinks.push(Box::new(metrics.sink()));
+    let _server = match &args.listen {
+        Some(addr) => {
+            let server = nodedoc_agent::http::MetricsServer::start(*addr, metrics.clone())
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            eprintln!(
+                "nodedoc watch: metrics on http://{}/metrics",
+                server.local_addr()
+            );
+            Some(server)
+        }
+        None => None,
+    };
+
+    let host = nodedoc_procfs::host_info();
+    let lifecycle = LifecycleOptions {
+        resolve_after_rounds: args.resolve_after,
+        ..LifecycleOptions::default()
+    };
+    let mut tracker = match &args.state_file {
+        Some(path) if !args.reopen => match nodedoc_agent::state::load(path)? {
+            Some(state) if state.applies_to(&host.hostname, host.boot_time_unix) => {
+                Tracker::restore(lifecycle, state.open)
+            }
+            Some(_) => {
+                eprintln!(
+                    "nodedoc watch: {} was written before this boot or on another host; starting afresh",
+                    nodedoc_model::text::terminal(&path.display().to_string())
+                );
+                Tracker::new(lifecycle)
+            }
+            None => Tracker::new(lifecycle),
+        },
+        _ => Tracker::new(lifecycle),
+    };
+
+    let mut rounds: u64 = 0;
+    // The first round waits a random part of the interval, so a fleet started together
+    // (a DaemonSet rollout) does not read /proc in lockstep; later rounds keep a jitter.
+    let mut wait = args.interval.mul_f64(fastrand::f64() * 0.1);
+    if args.rounds.is_some() {
+        wait = Duration::ZERO;
+    }
+    loop {
+        if !wait.is_zero() && sleeper.recv_timeout(wait).is_ok() {
+            // Woken by the signal handler.
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let round_started = Instant::now();
+        let snapshot = collector
+            .snapshot(&nodedoc_collect::Silent)
+            .context("collection failed")?;
+        let findings = nodedoc_detectors::run(&snapshot, &config);
+        let events = tracker.observe(&Scope::All, findings, SystemTime::now());
+        let open = tracker.open_findings();
+        let open: Vec<&nodedoc_model::Finding> = open.iter().map(|o| &o.finding).collect();
+        for sink in &mut sinks {
+            for event in &events {
+                sink.event(event).context("cannot write an event")?;
+            }
+            sink.round_end(&open).context("cannot write an event")?;
+        }
+        rounds += 1;
+        let own = own_usage();
+        metrics.update(|m| {
+            m.agent.rounds = rounds;
+            m.agent.round_seconds = round_started.elapsed().as_secs_f64();
+            m.agent.cpu_seconds = own.0;
+            m.agent.resident_bytes = own.1;
+        });
+        if let Some(path) = &args.state_file {
+            let mut state = nodedoc_agent::AgentState::new(&host.hostname, host.boot_time_unix);
+            state.open = tracker.snapshot();
+            nodedoc_agent::state::save(path, &state)?;
+        }
+        if args.rounds.is_some_and(|n| rounds >= n) {
+            break;
+        }
+        let jitter = 1.0 + (fastrand::f64() - 0.5) * 0.1;
+        wait = args
+            .interval
+            .mul_f64(jitter)
+            .saturating_sub(round_started.elapsed());
+    }
+    Ok(crate::exit::OK)
+}
+
+/// Opens `path` for appending events, never through a symbolic link.
+fn open_append(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .with_context(|| format!("cannot open {} for appending", path.display()))
+}
+
+/// This process's CPU seconds (user + system) and resident bytes.
+fn own_usage() -> (f64, u64) {
+    // SAFETY: getrusage fills the struct it is given; an all-zero rusage is a valid value.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let cpu = usage.ru_utime.tv_sec as f64
+        + usage.ru_utime.tv_usec as f64 / 1e6
+        + usage.ru_stime.tv_sec as f64
+        + usage.ru_stime.tv_usec as f64 / 1e6;
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * rustix::param::page_size() as u64);
+    (cpu, rss)
+}
