@@ -8,6 +8,8 @@
 //! [`SourceStatus`] and gaps in the snapshot, never a failed collection.
 #![deny(missing_docs)]
 
+pub mod history;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -93,13 +95,17 @@ pub enum CollectError {
 #[derive(Debug)]
 pub struct Collector {
     options: CollectOptions,
+    fd_history: history::FdHistory,
 }
 
 impl Collector {
     /// A collector with these options.
     pub fn new(mut options: CollectOptions) -> Collector {
         options.threads = options.threads.clamp(1, MAX_THREADS);
-        Collector { options }
+        Collector {
+            options,
+            fd_history: history::FdHistory::default(),
+        }
     }
 
     /// The options in force (threads clamped).
@@ -110,7 +116,13 @@ impl Collector {
     /// One full reading of this host, then the second reading after the interval: what
     /// `nodedoc check` analyses.
     pub fn snapshot(&mut self, progress: &dyn Progress) -> Result<Snapshot, CollectError> {
-        collect_live(&self.options, progress)
+        let mut snapshot = collect_live(&self.options, progress)?;
+        let at_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.fd_history.record(&snapshot.processes, at_unix_ms);
+        snapshot.history = self.fd_history.to_model();
+        Ok(snapshot)
     }
 }
 

@@ -184,7 +184,7 @@ fn singular(kind: &FdKind) -> String {
     }
 }
 
-fn plural(kind: &FdKind) -> String {
+pub(crate) fn plural(kind: &FdKind) -> String {
     match kind {
         FdKind::NetlinkSocket { protocol } => format!("{protocol} netlink sockets"),
         FdKind::AnonInode { name } => format!("anon_inode [{name}] fds"),

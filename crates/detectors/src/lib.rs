@@ -16,6 +16,7 @@
 pub mod catalog;
 mod cni_plugin_hang;
 mod fd_exhaustion;
+mod fd_leak;
 mod hung_task;
 pub mod kernel_release;
 mod netdev_unregister_stuck;
@@ -61,6 +62,11 @@ pub struct Config {
     /// `ovs-netlink-socket-excess` needs at least this many generic netlink sockets beyond
     /// what the ports need (and more than twice that need).
     pub ovs_netlink_excess_min: u64,
+    /// What `fd-leak` calls a leak: readings, span, growth, fit.
+    pub fd_leak: trend::LeakRule,
+    /// `fd-leak` is critical when the soft limit is at most this far away at the current
+    /// rate.
+    pub fd_leak_critical_eta_secs: u64,
 }
 
 impl Default for Config {
@@ -74,6 +80,8 @@ impl Default for Config {
             ovs_busy_cpu_share: 0.5,
             ovs_flap_min_cycles: 3,
             ovs_netlink_excess_min: 512,
+            fd_leak: trend::LeakRule::default(),
+            fd_leak_critical_eta_secs: 3600,
         }
     }
 }
@@ -165,6 +173,7 @@ pub trait Detector: Sync {
 fn registered() -> &'static [&'static dyn Detector] {
     &[
         &fd_exhaustion::FdExhaustion,
+        &fd_leak::FdLeak,
         &zombie_processes::ZombieProcesses,
         &netdev_unregister_stuck::NetdevUnregisterStuck,
         &netns_gone::NetnsGone,

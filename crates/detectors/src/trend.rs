@@ -83,7 +83,7 @@ impl Default for LeakRule {
     fn default() -> Self {
         LeakRule {
             min_points: 6,
-            min_span_secs: 30.0,
+            min_span_secs: 5.0,
             min_net: 20.0,
             min_r_squared: 0.8,
             min_rising_steps: 0.8,

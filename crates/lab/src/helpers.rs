@@ -52,6 +52,7 @@ pub fn run_helper(args: &[String]) -> Result<(), LabError> {
     set_comm(name);
     match name.as_str() {
         "fd-hog" => fd_hog(rest),
+        "fd-leaker" => fd_leaker(rest),
         "zombie-parent" => zombie_parent(rest),
         "kmsg-repeat" => kmsg_repeat(rest),
         "vfork-parent" => vfork_parent(),
@@ -115,6 +116,41 @@ fn fd_hog(args: &[String]) -> Result<(), LabError> {
     }
     ready();
     wait_forever()
+}
+
+/// Sets its soft `RLIMIT_NOFILE` to `--soft-limit` (default 20,000) and opens one bound
+/// NETLINK_GENERIC socket every 1/`--per-second` s, forever or until it holds `--stop-at`
+/// descriptors (then it holds them, flat): a daemon leaking a socket per event, for
+/// `fd-leak`.
+fn fd_leaker(args: &[String]) -> Result<(), LabError> {
+    const NAME: &str = "fd-leaker";
+    let per_second = number(NAME, args, "--per-second", 10)?.max(1);
+    let soft = number(NAME, args, "--soft-limit", 20_000)?;
+    let stop_at = number(NAME, args, "--stop-at", u64::MAX)?;
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+    rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: Some(hard.map_or(soft, |h| soft.min(h))),
+            maximum: hard,
+        },
+    )
+    .map_err(|e| helper_error(NAME, format!("setrlimit: {e}")))?;
+    ready();
+    let pause = Duration::from_secs_f64(1.0 / per_second as f64);
+    let mut held = Vec::new();
+    loop {
+        if (held.len() as u64) + 3 < stop_at {
+            let fd = rustix::net::socket(
+                rustix::net::AddressFamily::NETLINK,
+                rustix::net::SocketType::RAW,
+                Some(rustix::net::netlink::GENERIC),
+            )
+            .map_err(|e| helper_error(NAME, format!("socket #{}: {e}", held.len())))?;
+            held.push(fd);
+        }
+        std::thread::sleep(pause);
+    }
 }
 
 /// Forks `--children` children named `--name` (default `calico`, as in seed 001) that exit at

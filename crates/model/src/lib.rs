@@ -13,6 +13,7 @@
 mod file;
 mod finding;
 mod gaps;
+mod history;
 mod kernel_log;
 mod ovs;
 mod process;
@@ -26,6 +27,7 @@ pub use finding::{
     REPORT_FORMAT,
 };
 pub use gaps::{Gap, Gaps};
+pub use history::{FdPoint, FdSeries, History};
 pub use kernel_log::{KernelLog, KernelLogSource, KmsgRecord};
 pub use ovs::{
     NetDevice, NetNamespace, NetworkNamespaces, OvsBridge, OvsInterface, OvsLog, OvsLogEvent,

@@ -1,7 +1,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    FreezerCgroup, Gap, KernelLog, MountEntry, NetworkNamespaces, OvsState, Process, TaskSample,
+    FreezerCgroup, Gap, History, KernelLog, MountEntry, NetworkNamespaces, OvsState, Process,
+    TaskSample,
 };
 
 /// The value of [`Snapshot::format`]: tells a nodedoc snapshot from any other JSON.
@@ -46,6 +47,9 @@ pub struct Snapshot {
     /// The kernel's network devices in every network namespace, when read.
     #[serde(default)]
     pub network: Option<NetworkNamespaces>,
+    /// Earlier rounds, for detectors that need time (`nodedoc watch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<History>,
 }
 
 impl Snapshot {
@@ -64,6 +68,7 @@ impl Snapshot {
             mounts: Vec::new(),
             ovs: None,
             network: None,
+            history: None,
         }
     }
 
