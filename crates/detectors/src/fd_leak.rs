@@ -25,7 +25,7 @@ use crate::{duration, thousands, utc, Context, Detector};
 pub struct FdLeak;
 
 /// The kind that grew the most between two breakdowns, and by how much.
-fn growing_kind(first: &FdPoint, last: &FdPoint) -> Option<(FdKind, i64)> {
+pub(crate) fn growing_kind(first: &FdPoint, last: &FdPoint) -> Option<(FdKind, i64)> {
     last.kinds
         .iter()
         .map(|k| {

@@ -19,6 +19,7 @@ mod fd_exhaustion;
 mod fd_leak;
 mod hung_task;
 pub mod kernel_release;
+mod leak_per_event;
 mod netdev_unregister_stuck;
 mod netns_gone;
 mod ovs;
@@ -184,6 +185,7 @@ fn registered() -> &'static [&'static dyn Detector] {
         &ovs_orphan_port::OvsOrphanPort,
         &ovs_netlink_socket_excess::OvsNetlinkSocketExcess,
         &ovs_vswitchd_busy::OvsVswitchdBusy,
+        &leak_per_event::LeakPerEvent,
     ]
 }
 
