@@ -9,6 +9,7 @@
 mod census;
 mod error;
 mod host;
+mod light;
 mod memory_map;
 pub mod parse;
 mod scan;
@@ -25,6 +26,7 @@ use rustix::fs::{Mode, OFlags};
 pub use census::{census, CensusRequest, NetTables, ResolutionMode};
 pub use error::{ReadError, ReadErrorKind};
 pub use host::{host_info, monotonic_us};
+pub use light::{fd_count_method, light_scan, FdCountMethod, LightScan, LightTask};
 pub use nodedoc_model::Gaps;
 pub use scan::{
     read_kernel_detail, read_process, read_stack, resample, scan, ProcessScan, ScanOptions,
