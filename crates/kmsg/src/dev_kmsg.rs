@@ -15,7 +15,7 @@ pub const DEV_KMSG: &str = "/dev/kmsg";
 /// The read buffer. The kernel fails a read with `EINVAL` rather than truncate a record, and
 /// a record can be up to `CONSOLE_EXT_LOG_MAX` (8 KiB) with its dictionary; 64 KiB leaves
 /// room for kernels that raise that.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
+pub(crate) const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// A bound on records read in one call. A kernel printing in a tight loop (a soft-lockup
 /// storm, a netdev refcount leak on a busy host) can append records faster than they are
