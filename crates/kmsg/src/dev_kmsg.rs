@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use nodedoc_model::{KernelLog, KernelLogSource, KmsgRecord};
+use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -43,15 +44,7 @@ const MAX_RECORDS_PER_READ: u64 = 4 << 20;
 /// Fails when `path` cannot be opened (`EPERM` when `kernel.dmesg_restrict=1` without
 /// `CAP_SYSLOG`) or a read fails some other way.
 pub fn read_dev_kmsg(path: &Path, since_us: Option<u64>) -> Result<KernelLog, Error> {
-    let kmsg = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|errno| Error::OpenForRead {
-        path: path.to_path_buf(),
-        source: errno.into(),
-    })?;
+    let kmsg = open_for_read(path)?;
 
     let mut log = LogBuilder::new(KernelLogSource::DevKmsg, since_us);
     let mut buffer = vec![0u8; READ_BUFFER_BYTES];
@@ -76,6 +69,20 @@ pub fn read_dev_kmsg(path: &Path, since_us: Option<u64>) -> Result<KernelLog, Er
         }
     }
     Ok(log.finish())
+}
+
+/// Opens `path` for reading records, at the oldest one in the ring, non-blocking: `EAGAIN`
+/// is the end of what the kernel has, where a blocking read would wait for the next record.
+pub(crate) fn open_for_read(path: &Path) -> Result<OwnedFd, Error> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| Error::OpenForRead {
+        path: path.to_path_buf(),
+        source: errno.into(),
+    })
 }
 
 /// Parses a saved copy of `/dev/kmsg` records, for example from

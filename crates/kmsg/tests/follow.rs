@@ -8,13 +8,15 @@
 //! the host's own records by that tag. The exact accounting is by sequence numbers, which
 //! holds whoever else writes.
 
+#[macro_use]
+mod live;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nodedoc_kmsg::{
     write_kmsg_with_level, Error, FollowStats, FollowerThread, KmsgFollower, KmsgRecord, Start,
-    DEV_KMSG,
 };
 
 /// The kernel's ring is one per host; these tests read it whole.
@@ -22,29 +24,6 @@ static RING: Mutex<()> = Mutex::new(());
 
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     RING.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Why the live kernel log cannot be used for these tests, if it cannot.
-fn unusable_reason() -> Option<String> {
-    if let Err(error) = std::fs::OpenOptions::new().write(true).open(DEV_KMSG) {
-        return Some(format!("{DEV_KMSG} is not writable: {error}"));
-    }
-    // With printk_devkmsg=off the kernel accepts writes and drops them.
-    match std::fs::read_to_string("/proc/sys/kernel/printk_devkmsg") {
-        Ok(mode) if mode.trim() == "off" => {
-            Some("kernel.printk_devkmsg=off drops records written to /dev/kmsg".to_string())
-        }
-        _ => None,
-    }
-}
-
-macro_rules! require_live_kmsg {
-    () => {
-        if let Some(reason) = unusable_reason() {
-            eprintln!("skipping: {reason}");
-            return;
-        }
-    };
 }
 
 /// A tag no other run or test writes.
