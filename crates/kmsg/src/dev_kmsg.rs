@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use nodedoc_model::{KernelLog, KernelLogSource, KmsgRecord};
+use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -15,7 +16,7 @@ pub const DEV_KMSG: &str = "/dev/kmsg";
 /// The read buffer. The kernel fails a read with `EINVAL` rather than truncate a record, and
 /// a record can be up to `CONSOLE_EXT_LOG_MAX` (8 KiB) with its dictionary; 64 KiB leaves
 /// room for kernels that raise that.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
+pub(crate) const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// A bound on records read in one call. A kernel printing in a tight loop (a soft-lockup
 /// storm, a netdev refcount leak on a busy host) can append records faster than they are
@@ -43,15 +44,7 @@ const MAX_RECORDS_PER_READ: u64 = 4 << 20;
 /// Fails when `path` cannot be opened (`EPERM` when `kernel.dmesg_restrict=1` without
 /// `CAP_SYSLOG`) or a read fails some other way.
 pub fn read_dev_kmsg(path: &Path, since_us: Option<u64>) -> Result<KernelLog, Error> {
-    let kmsg = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|errno| Error::OpenForRead {
-        path: path.to_path_buf(),
-        source: errno.into(),
-    })?;
+    let kmsg = open_for_read(path)?;
 
     let mut log = LogBuilder::new(KernelLogSource::DevKmsg, since_us);
     let mut buffer = vec![0u8; READ_BUFFER_BYTES];
@@ -76,6 +69,20 @@ pub fn read_dev_kmsg(path: &Path, since_us: Option<u64>) -> Result<KernelLog, Er
         }
     }
     Ok(log.finish())
+}
+
+/// Opens `path` for reading records, at the oldest one in the ring, non-blocking: `EAGAIN`
+/// is the end of what the kernel has, where a blocking read would wait for the next record.
+pub(crate) fn open_for_read(path: &Path) -> Result<OwnedFd, Error> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| Error::OpenForRead {
+        path: path.to_path_buf(),
+        source: errno.into(),
+    })
 }
 
 /// Parses a saved copy of `/dev/kmsg` records, for example from

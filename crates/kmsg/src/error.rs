@@ -70,6 +70,14 @@ pub enum Error {
         /// The level asked for.
         level: u8,
     },
+    /// The thread of a [`KmsgFollower`](crate::KmsgFollower) or its wakeup `eventfd`
+    /// could not be created.
+    #[error("cannot start the kernel log follower thread")]
+    StartFollower {
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// Neither `/dev/kmsg` nor the `syslog(2)` buffer could be read.
     #[error(
         "cannot read the kernel log: {} and {}",
@@ -93,7 +101,8 @@ impl Error {
             | Error::OpenForWrite { source, .. }
             | Error::Read { source, .. }
             | Error::Write { source, .. }
-            | Error::Syslog { source, .. } => source.kind() == io::ErrorKind::PermissionDenied,
+            | Error::Syslog { source, .. }
+            | Error::StartFollower { source } => source.kind() == io::ErrorKind::PermissionDenied,
             Error::InvalidLevel { .. } => false,
             Error::NoKernelLog { dev_kmsg, syslog } => {
                 dev_kmsg.is_permission_denied() || syslog.is_permission_denied()

@@ -1,6 +1,8 @@
 //! Reads the kernel log into nodedoc's [`KernelLog`]: from `/dev/kmsg`, from the
 //! `syslog(2)` buffer when `/dev/kmsg` cannot be opened, or from saved `dmesg` text; and
-//! writes records to `/dev/kmsg` for test labs.
+//! writes records to `/dev/kmsg` for test labs. [`KmsgFollower`] follows `/dev/kmsg` live
+//! for an agent: only new records, a cursor kept between rounds, bounded work in floods,
+//! and every lost record counted.
 //!
 //! # The `/dev/kmsg` format
 //!
@@ -47,6 +49,7 @@
 mod dev_kmsg;
 mod dmesg;
 mod error;
+mod follow;
 mod record;
 
 use std::path::Path;
@@ -57,6 +60,7 @@ pub use dev_kmsg::{
 };
 pub use dmesg::{parse_dmesg_text, read_syslog_buffer, LEVEL_WHEN_UNKNOWN};
 pub use error::Error;
+pub use follow::{Drained, FollowLimits, FollowStats, FollowerThread, KmsgFollower, Start};
 pub use nodedoc_model::{KernelLog, KernelLogSource, KmsgRecord};
 pub use record::{parse_kmsg_record, ParseError, ParseProblem, PrefixField};
 

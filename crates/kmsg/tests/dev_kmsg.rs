@@ -2,6 +2,9 @@
 //! text the kernel gives them. Skipped, with the reason printed, where `/dev/kmsg` cannot
 //! be written.
 
+#[macro_use]
+mod live;
+
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,29 +12,6 @@ use nodedoc_kmsg::{
     read_dev_kmsg, read_kernel_log, read_syslog_buffer, write_kmsg, write_kmsg_with_level,
     KernelLog, KernelLogSource, KmsgRecord, DEV_KMSG,
 };
-
-/// Why the live kernel log cannot be used for these tests, if it cannot.
-fn unusable_reason() -> Option<String> {
-    if let Err(error) = std::fs::OpenOptions::new().write(true).open(DEV_KMSG) {
-        return Some(format!("{DEV_KMSG} is not writable: {error}"));
-    }
-    // With printk_devkmsg=off the kernel accepts writes and drops them.
-    match std::fs::read_to_string("/proc/sys/kernel/printk_devkmsg") {
-        Ok(mode) if mode.trim() == "off" => {
-            Some("kernel.printk_devkmsg=off drops records written to /dev/kmsg".to_string())
-        }
-        _ => None,
-    }
-}
-
-macro_rules! require_live_kmsg {
-    () => {
-        if let Some(reason) = unusable_reason() {
-            eprintln!("skipping: {reason}");
-            return;
-        }
-    };
-}
 
 /// A message no other run or test writes.
 fn marker(test: &str) -> String {
