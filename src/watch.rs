@@ -102,7 +102,7 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
         }
         let round_started = Instant::now();
         let snapshot = collector
-            .snapshot(&nodedoc_collect::Silent)
+            .round(&nodedoc_collect::Silent)
             .context("collection failed")?;
         let findings = nodedoc_detectors::run(&snapshot, &config);
         let events = tracker.observe(&Scope::All, findings, SystemTime::now());

@@ -135,6 +135,11 @@ impl FdHistory {
         }
     }
 
+    /// The processes whose series is followed.
+    pub fn followed(&self) -> std::collections::HashSet<ProcessKey> {
+        self.tracked.keys().copied().collect()
+    }
+
     /// The series, for the snapshot; `None` when nothing has moved yet.
     pub fn to_model(&self) -> Option<History> {
         if self.tracked.is_empty() {

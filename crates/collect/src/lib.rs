@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod history;
+mod round;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -38,6 +39,9 @@ pub struct CollectOptions {
     /// Where Open vSwitch is.
     pub ovs: OvsSource,
 }
+
+/// Every this many agent rounds, every process is read in full.
+pub const FULL_EVERY: u64 = 30;
 
 /// Worker threads beyond this only add contention on `/proc`.
 pub const MAX_THREADS: usize = 64;
@@ -96,6 +100,7 @@ pub enum CollectError {
 pub struct Collector {
     options: CollectOptions,
     fd_history: history::FdHistory,
+    cache: round::ProcessCache,
 }
 
 impl Collector {
@@ -105,6 +110,7 @@ impl Collector {
         Collector {
             options,
             fd_history: history::FdHistory::default(),
+            cache: round::ProcessCache::default(),
         }
     }
 
@@ -124,6 +130,24 @@ impl Collector {
         snapshot.history = self.fd_history.to_model();
         Ok(snapshot)
     }
+
+    /// One round of the agent: what [`snapshot`](Self::snapshot) reads, at a fraction of the
+    /// cost. Every process's `stat` and descriptor count are read; only processes that are
+    /// new, whose count moved, that are in `D` or `Z`, that a detector watches (a leak being
+    /// followed, a CNI plugin, a pid-namespace init) are read in full with their fd census;
+    /// the others keep their last full reading with the fresh state and CPU times. Every
+    /// [`FULL_EVERY`] rounds every process is read in full (limits and cgroups change too).
+    /// The second reading covers only tasks in `D` or `Z`.
+    pub fn round(&mut self, progress: &dyn Progress) -> Result<Snapshot, CollectError> {
+        let watched = self.fd_history.followed();
+        let mut snapshot = round::round(&self.options, &mut self.cache, &watched, progress)?;
+        let at_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.fd_history.record(&snapshot.processes, at_unix_ms);
+        snapshot.history = self.fd_history.to_model();
+        Ok(snapshot)
+    }
 }
 
 /// Which tasks get their kernel stack and blocked system call read during the scan: the
@@ -133,7 +157,7 @@ impl Collector {
 /// - the init of a pid namespace sleeping in `do_wait`, which is where an init that was
 ///   killed waits for its namespace to empty (`pidns-exit-hang`);
 /// - CNI plugins (`cni-plugin-hang`).
-fn wants_kernel_detail(process: &Process) -> bool {
+pub(crate) fn wants_kernel_detail(process: &Process) -> bool {
     process.state == TaskState::UninterruptibleSleep
         || (process.wchan.as_deref() == Some("do_wait")
             && process.nspid.len() > 1
@@ -143,7 +167,7 @@ fn wants_kernel_detail(process: &Process) -> bool {
 }
 
 /// The only environment variables nodedoc reads (see `cni-plugin-hang`).
-const ENVIRONMENT_PREFIXES: &[&str] = &["CNI_"];
+pub(crate) const ENVIRONMENT_PREFIXES: &[&str] = &["CNI_"];
 
 /// Tasks whose stack the scan did not read but a detector needs, now that every process is
 /// known: every member of a pid namespace whose init is stuck in `zap_pid_ns_processes`,
@@ -210,26 +234,27 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
     gaps.merge(scan.gaps);
     snapshot.processes = scan.processes;
 
-    progress.step("reading mounts and cgroups");
-    snapshot.mounts = nodedoc_procfs::read_mounts(&root, &snapshot.processes, &mut gaps);
-    snapshot.freezers = nodedoc_procfs::read_freezers(
-        std::path::Path::new("/sys/fs/cgroup"),
-        &snapshot.processes,
-        &mut gaps,
-    );
-    for pid in second_look(&snapshot) {
-        match nodedoc_procfs::read_kernel_detail(&root, pid) {
-            Ok((stack, syscall)) => {
-                if let Ok(i) = snapshot.processes.binary_search_by_key(&pid, |p| p.pid) {
-                    snapshot.processes[i].kernel_stack = Some(stack);
-                    snapshot.processes[i].syscall = syscall;
-                }
-            }
-            Err(e) if e.is_vanished() => {}
-            Err(e) => gaps.record("procfs", "/proc/PID/stack", e.reason(), pid.to_string()),
-        }
-    }
+    let procfs_detail = procfs_detail(args, process_count, &resolutions, vanished);
+    complete(
+        args,
+        &root,
+        snapshot,
+        gaps,
+        procfs_detail,
+        kernel_log,
+        started,
+        progress,
+        &|_| true,
+    )
+}
 
+/// One line on how processes were read.
+pub(crate) fn procfs_detail(
+    args: &CollectOptions,
+    process_count: usize,
+    resolutions: &[(nodedoc_model::SocketResolution, usize)],
+    vanished: u64,
+) -> String {
     let mut detail = format!("{process_count} processes");
     if !args.fd_census {
         detail.push_str("; fd census skipped (--no-fds)");
@@ -246,6 +271,42 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
     if vanished > 0 {
         detail.push_str(&format!("; {vanished} exited during the scan"));
     }
+    detail
+}
+
+/// What every collection does once its processes are read: mounts and cgroups, the second
+/// look at suspects, Open vSwitch, the kernel log, and the second reading.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn complete(
+    args: &CollectOptions,
+    root: &ProcRoot,
+    mut snapshot: Snapshot,
+    mut gaps: Gaps,
+    procfs_detail: String,
+    kernel_log: std::thread::JoinHandle<Result<KernelLog, nodedoc_kmsg::Error>>,
+    started: Instant,
+    progress: &dyn Progress,
+    second_reading_of: &dyn Fn(&Process) -> bool,
+) -> Result<Snapshot, CollectError> {
+    progress.step("reading mounts and cgroups");
+    snapshot.mounts = nodedoc_procfs::read_mounts(root, &snapshot.processes, &mut gaps);
+    snapshot.freezers = nodedoc_procfs::read_freezers(
+        std::path::Path::new("/sys/fs/cgroup"),
+        &snapshot.processes,
+        &mut gaps,
+    );
+    for pid in second_look(&snapshot) {
+        match nodedoc_procfs::read_kernel_detail(root, pid) {
+            Ok((stack, syscall)) => {
+                if let Ok(i) = snapshot.processes.binary_search_by_key(&pid, |p| p.pid) {
+                    snapshot.processes[i].kernel_stack = Some(stack);
+                    snapshot.processes[i].syscall = syscall;
+                }
+            }
+            Err(e) if e.is_vanished() => {}
+            Err(e) => gaps.record("procfs", "/proc/PID/stack", e.reason(), pid.to_string()),
+        }
+    }
     snapshot.sources.push(SourceStatus {
         source: "procfs".into(),
         state: if gaps.is_empty() {
@@ -253,7 +314,7 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
         } else {
             SourceState::Partial
         },
-        detail,
+        detail: procfs_detail,
     });
 
     progress.step("reading Open vSwitch");
@@ -283,10 +344,15 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
             progress.step("sampling again");
             std::thread::sleep(args.interval - elapsed);
         }
-        let keys: Vec<_> = snapshot.processes.iter().map(Process::key).collect();
+        let keys: Vec<_> = snapshot
+            .processes
+            .iter()
+            .filter(|p| second_reading_of(p))
+            .map(Process::key)
+            .collect();
         snapshot.resample = Some(Resample {
             interval_ms: duration_ms(args.interval),
-            tasks: nodedoc_procfs::resample(&root, &keys),
+            tasks: nodedoc_procfs::resample(root, &keys),
         });
     }
     snapshot.gaps = gaps.into_vec();

@@ -96,7 +96,8 @@ fn read_light(
 ) -> Result<LightTask, ReadError> {
     let dir = root.open_pid(pid)?;
     let sampled_at_us = crate::monotonic_us();
-    read_at(dir.as_fd(), c"stat", buf).map_err(|e| ReadError::from_io(root.display(pid, "stat"), e))?;
+    read_at(dir.as_fd(), c"stat", buf)
+        .map_err(|e| ReadError::from_io(root.display(pid, "stat"), e))?;
     let stat = parse_stat(buf)
         .map_err(|what| ReadError::parse(root.display(pid, "stat"), Some(1), what))?;
     let fd_count = match method {
