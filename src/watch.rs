@@ -10,9 +10,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result};
 use nodedoc_agent::lifecycle::{LifecycleOptions, Scope, Tracker};
-use nodedoc_agent::metrics::Metrics;
+use nodedoc_agent::metrics::{Metrics, MetricsState, ProcessFds, StreamStats};
 use nodedoc_agent::{JsonLinesSink, Sink, TextSink};
 use nodedoc_collect::Collector;
+use nodedoc_model::Snapshot;
 
 use crate::cli::{Format, WatchArgs};
 
@@ -72,6 +73,14 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
     let mut tracker = match &args.state_file {
         Some(path) if !args.reopen => match nodedoc_agent::state::load(path)? {
             Some(state) if state.applies_to(&host.hostname, host.boot_time_unix) => {
+                if let Some(sequence) = state
+                    .cursors
+                    .get("kmsg")
+                    .and_then(|c| c.get("sequence"))
+                    .and_then(|s| s.as_u64())
+                {
+                    collector.resume_kernel_log_after(sequence);
+                }
                 Tracker::restore(lifecycle, state.open)
             }
             Some(_) => {
@@ -116,15 +125,22 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
         }
         rounds += 1;
         let own = own_usage();
+        let round_seconds = round_started.elapsed().as_secs_f64();
         metrics.update(|m| {
+            observe(m, &snapshot, &collector);
             m.agent.rounds = rounds;
-            m.agent.round_seconds = round_started.elapsed().as_secs_f64();
+            m.agent.round_seconds = round_seconds;
             m.agent.cpu_seconds = own.0;
             m.agent.resident_bytes = own.1;
         });
         if let Some(path) = &args.state_file {
             let mut state = nodedoc_agent::AgentState::new(&host.hostname, host.boot_time_unix);
             state.open = tracker.snapshot();
+            if let Some(sequence) = collector.kernel_log_stream().last_sequence() {
+                state
+                    .cursors
+                    .insert("kmsg".into(), serde_json::json!({ "sequence": sequence }));
+            }
             nodedoc_agent::state::save(path, &state)?;
         }
         if args.rounds.is_some_and(|n| rounds >= n) {
@@ -137,6 +153,99 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
             .saturating_sub(round_started.elapsed());
     }
     Ok(crate::exit::OK)
+}
+
+/// Processes whose descriptors are shown in the metrics, besides the ones followed.
+const TOP_PROCESSES: usize = 10;
+
+/// Updates the metrics that describe the host (not the findings) from a round.
+fn observe(m: &mut MetricsState, snapshot: &Snapshot, collector: &Collector) {
+    // Kernel log lines by signature, as they arrive.
+    let signatures = &nodedoc_detectors::catalog().kernel_log_signature;
+    for record in collector.kernel_log_stream().arrived() {
+        if let Some(signature) = signatures.iter().find(|s| s.matches(&record.message)) {
+            *m.kernel_log_signatures
+                .entry(signature.id.clone())
+                .or_default() += 1;
+        }
+    }
+    for signature in signatures {
+        m.kernel_log_signatures
+            .entry(signature.id.clone())
+            .or_default();
+    }
+    if let Some(stats) = collector.kernel_log_stream().stats() {
+        m.streams.insert(
+            "kmsg".into(),
+            StreamStats {
+                records: stats.read,
+                lost: stats.lost + stats.dropped,
+                lag: stats.lag,
+            },
+        );
+    }
+    // Descriptors of the processes holding the most, and of the ones followed.
+    let followed: std::collections::HashSet<i32> = snapshot
+        .history
+        .as_ref()
+        .map(|h| h.fd_series.iter().map(|s| s.pid).collect())
+        .unwrap_or_default();
+    let mut by_count: Vec<&nodedoc_model::Process> = snapshot
+        .processes
+        .iter()
+        .filter(|p| p.fds.is_some())
+        .collect();
+    by_count.sort_by_key(|p| std::cmp::Reverse(p.fds.as_ref().map_or(0, |f| f.total)));
+    let shown: Vec<&nodedoc_model::Process> = by_count
+        .iter()
+        .take(TOP_PROCESSES)
+        .copied()
+        .chain(
+            by_count
+                .iter()
+                .skip(TOP_PROCESSES)
+                .copied()
+                .filter(|p| followed.contains(&p.pid)),
+        )
+        .collect();
+    m.processes.clear();
+    m.fd_limits.clear();
+    for process in shown {
+        let Some(fds) = &process.fds else { continue };
+        m.processes.push(ProcessFds {
+            pid: process.pid,
+            comm: process.comm.clone(),
+            kind: "total".into(),
+            count: fds.total,
+        });
+        for kind in fds.kinds.iter().take(3) {
+            m.processes.push(ProcessFds {
+                pid: process.pid,
+                comm: process.comm.clone(),
+                kind: kind.kind.to_string(),
+                count: kind.count,
+            });
+        }
+        if let Some(nodedoc_model::Limit::Finite(soft)) = process.nofile.map(|l| l.soft) {
+            m.fd_limits.push((process.pid, process.comm.clone(), soft));
+        }
+    }
+    // Open vSwitch interfaces by state.
+    m.ovs_interfaces.clear();
+    if let Some(ovs) = &snapshot.ovs {
+        for (_, _, interface) in ovs.interfaces() {
+            let state = if interface.error.is_some() {
+                "error"
+            } else if interface.ofport.is_some_and(|p| p < 0) {
+                "no-ofport"
+            } else if interface.link_state.as_deref() == Some("down") {
+                "down"
+            } else {
+                "up"
+            };
+            *m.ovs_interfaces.entry(state.into()).or_default() += 1;
+        }
+    }
 }
 
 /// Opens `path` for appending events, never through a symbolic link.

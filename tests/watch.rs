@@ -130,3 +130,154 @@ fn a_leak_opens_with_its_rate_and_eta_and_resolves_when_the_process_is_gone() {
     assert_eq!(resolved.finding.id, opened.finding.id);
     drop(hog);
 }
+
+/// A free loopback port (bound and released: good enough for a test's own daemon).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on 127.0.0.1:port, the body.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (_, body) = text.split_once("\r\n\r\n")?;
+    Some(body.to_string())
+}
+
+/// The series Prometheus returns for an instant query (empty when it cannot be asked yet).
+fn query(port: u16, promql: &str) -> Vec<serde_json::Value> {
+    let encoded: String = promql
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let Some(body) = http_get(port, &format!("/api/v1/query?query={encoded}")) else {
+        return Vec::new();
+    };
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    json["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Waits (bounded) until `check` holds for the query's result.
+fn until(port: u16, promql: &str, limit: Duration, check: impl Fn(&[serde_json::Value]) -> bool) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let result = query(port, promql);
+        if check(&result) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never agreed on {promql}; last result: {result:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn prometheus_scrapes_an_open_leak_and_sees_it_clear() {
+    let prometheus = "/usr/bin/prometheus";
+    assert!(
+        std::path::Path::new(prometheus).exists(),
+        "Debian's prometheus package is needed (the test script installs it)"
+    );
+    let mut leaker = helper(&["fd-leaker", "--per-second", "20", "--soft-limit", "19000"]);
+    let leaker_pid = leaker.0.id();
+    let metrics_port = free_port();
+    let listen = format!("127.0.0.1:{metrics_port}");
+    let (_watch, events) = watch(&[
+        "--interval",
+        "1s",
+        "--sample",
+        "0s",
+        "--resolve-after",
+        "2",
+        "--listen",
+        &listen,
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: nodedoc\n    static_configs:\n      - targets: ['{listen}']\n"
+        ),
+    )
+    .unwrap();
+    let prometheus_port = free_port();
+    let _prometheus = Guard(
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+
+    // The leak opens, and Prometheus has it: the finding's series and its detector's count.
+    wait_for(&events, Duration::from_secs(120), |e| {
+        e.event == EventKind::Open && e.finding.detector == "fd-leak"
+    });
+    let open =
+        format!("nodedoc_finding_open{{detector=\"fd-leak\",id=\"fd-leak:pid/{leaker_pid}\"}}");
+    until(prometheus_port, &open, Duration::from_secs(60), |r| {
+        r.len() == 1 && r[0]["value"][1] == "1"
+    });
+    until(
+        prometheus_port,
+        "sum(nodedoc_findings_open{detector=\"fd-leak\"})",
+        Duration::from_secs(60),
+        |r| r.len() == 1 && r[0]["value"][1] != "0",
+    );
+    // Its descriptors are exported while it is followed.
+    until(
+        prometheus_port,
+        &format!("nodedoc_process_open_fds{{pid=\"{leaker_pid}\",kind=\"total\"}}"),
+        Duration::from_secs(60),
+        |r| r.len() == 1,
+    );
+
+    // The fault goes: the finding resolves, its series disappears and the count is 0 again
+    // (not a gauge stuck at 1, node-problem-detector issue 474).
+    let _ = leaker.0.kill();
+    let _ = leaker.0.wait();
+    wait_for(&events, Duration::from_secs(60), |e| {
+        e.event == EventKind::Resolve && e.finding.detector == "fd-leak"
+    });
+    until(
+        prometheus_port,
+        "sum(nodedoc_findings_open{detector=\"fd-leak\"})",
+        Duration::from_secs(60),
+        |r| r.len() == 1 && r[0]["value"][1] == "0",
+    );
+    until(prometheus_port, &open, Duration::from_secs(60), |r| {
+        r.is_empty()
+    });
+    // The agent reports on itself.
+    until(
+        prometheus_port,
+        "nodedoc_agent_rounds_total",
+        Duration::from_secs(60),
+        |r| r.len() == 1,
+    );
+}

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod history;
+pub mod kernel_log;
 mod round;
 
 use std::path::PathBuf;
@@ -101,6 +102,7 @@ pub struct Collector {
     options: CollectOptions,
     fd_history: history::FdHistory,
     cache: round::ProcessCache,
+    kernel_log: kernel_log::KernelLogWindow,
 }
 
 impl Collector {
@@ -111,7 +113,21 @@ impl Collector {
             options,
             fd_history: history::FdHistory::default(),
             cache: round::ProcessCache::default(),
+            kernel_log: kernel_log::KernelLogWindow::default(),
         }
+    }
+
+    /// Where the kernel log follower starts on the first round (default: every record still
+    /// in the ring); an agent restarting from its state file resumes after the sequence it
+    /// had processed.
+    pub fn resume_kernel_log_after(&mut self, sequence: u64) {
+        self.kernel_log.resume_after(sequence);
+    }
+
+    /// The kernel log records that arrived in the last round (for counters), and the
+    /// follower's counts.
+    pub fn kernel_log_stream(&self) -> &kernel_log::KernelLogWindow {
+        &self.kernel_log
     }
 
     /// The options in force (threads clamped).
@@ -140,7 +156,14 @@ impl Collector {
     /// The second reading covers only tasks in `D` or `Z`.
     pub fn round(&mut self, progress: &dyn Progress) -> Result<Snapshot, CollectError> {
         let watched = self.fd_history.followed();
-        let mut snapshot = round::round(&self.options, &mut self.cache, &watched, progress)?;
+        let kernel_log = self.kernel_log.take_round();
+        let mut snapshot = round::round(
+            &self.options,
+            &mut self.cache,
+            &watched,
+            kernel_log,
+            progress,
+        )?;
         let at_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -241,11 +264,18 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
         snapshot,
         gaps,
         procfs_detail,
-        kernel_log,
+        KernelLogInput::Reading(kernel_log),
         started,
         progress,
         &|_| true,
     )
+}
+
+/// The kernel log of a collection: being read on its own thread (`check`), or already
+/// taken from the follower (an agent round).
+pub(crate) enum KernelLogInput {
+    Reading(std::thread::JoinHandle<Result<KernelLog, nodedoc_kmsg::Error>>),
+    Read(Result<KernelLog, nodedoc_kmsg::Error>),
 }
 
 /// One line on how processes were read.
@@ -283,7 +313,7 @@ pub(crate) fn complete(
     mut snapshot: Snapshot,
     mut gaps: Gaps,
     procfs_detail: String,
-    kernel_log: std::thread::JoinHandle<Result<KernelLog, nodedoc_kmsg::Error>>,
+    kernel_log: KernelLogInput,
     started: Instant,
     progress: &dyn Progress,
     second_reading_of: &dyn Fn(&Process) -> bool,
@@ -321,7 +351,11 @@ pub(crate) fn complete(
     collect_ovs(&args.ovs, &mut snapshot, &mut gaps);
 
     progress.step("reading the kernel log");
-    match kernel_log.join() {
+    let kernel_log = match kernel_log {
+        KernelLogInput::Reading(thread) => thread.join(),
+        KernelLogInput::Read(result) => Ok(result),
+    };
+    match kernel_log {
         Ok(Ok(log)) => {
             snapshot.sources.push(kernel_log_status(&log));
             snapshot.kernel_log = Some(log);

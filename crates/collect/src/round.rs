@@ -29,18 +29,12 @@ pub(crate) fn round(
     args: &CollectOptions,
     cache: &mut ProcessCache,
     watched: &HashSet<ProcessKey>,
+    kernel_log: Result<nodedoc_model::KernelLog, nodedoc_kmsg::Error>,
     progress: &dyn Progress,
 ) -> Result<Snapshot, CollectError> {
     let started = Instant::now();
     let mut snapshot = Snapshot::new(nodedoc_procfs::host_info());
     let mut gaps = Gaps::new();
-    let since_us = args.since.map(|window| {
-        snapshot
-            .host
-            .uptime_us
-            .saturating_sub(window.as_micros().min(u128::from(u64::MAX)) as u64)
-    });
-    let kernel_log = std::thread::spawn(move || nodedoc_kmsg::read_kernel_log(since_us));
 
     progress.step("reading processes");
     let root = ProcRoot::live().map_err(CollectError::Procfs)?;
@@ -123,7 +117,7 @@ pub(crate) fn round(
         snapshot,
         gaps,
         detail,
-        kernel_log,
+        crate::KernelLogInput::Read(kernel_log),
         started,
         progress,
         &|p| suspect(p.state),

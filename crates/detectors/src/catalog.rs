@@ -28,6 +28,26 @@ pub struct Catalog {
     /// Interface-name prefixes and who creates such ports.
     #[serde(default)]
     pub ovs_port_prefix: Vec<OvsPortPrefix>,
+    /// Kernel log lines worth counting (the agent's `nodedoc_kernel_log_records` metric).
+    #[serde(default)]
+    pub kernel_log_signature: Vec<KernelLogSignature>,
+}
+
+/// A kind of kernel log line, told by a fixed piece of its text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelLogSignature {
+    /// A short id, the metric's `signature` label (`hung-task`, `oom-kill`, …).
+    pub id: String,
+    /// The line contains one of these.
+    pub contains: Vec<String>,
+}
+
+impl KernelLogSignature {
+    /// True when `message` is such a line.
+    pub fn matches(&self, message: &str) -> bool {
+        self.contains.iter().any(|c| message.contains(c.as_str()))
+    }
 }
 
 /// A known shape of a blocked task's kernel stack.
