@@ -281,3 +281,77 @@ fn prometheus_scrapes_an_open_leak_and_sees_it_clear() {
         |r| r.len() == 1,
     );
 }
+
+/// The value of one sample line of the exposition (`name{labels} value`).
+fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn a_kernel_log_flood_is_survived_counted_and_cheap() {
+    let metrics_port = free_port();
+    let listen = format!("127.0.0.1:{metrics_port}");
+    let (watch_guard, _events) =
+        watch(&["--interval", "1s", "--sample", "0s", "--listen", &listen]);
+    let agent = watch_guard.0.id();
+    let rounds = |port| {
+        http_get(port, "/metrics")
+            .and_then(|m| sample(&m, "nodedoc_agent_rounds_total"))
+            .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rounds(metrics_port) < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the agent never finished a round"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = http_get(metrics_port, "/metrics").unwrap();
+    let read_before = sample(&before, "nodedoc_stream_records_total{stream=\"kmsg\"}").unwrap();
+    let lost_before = sample(&before, "nodedoc_stream_lost_total{stream=\"kmsg\"}").unwrap();
+    let cpu_before = cpu_seconds(agent);
+
+    // 50,000 records in a burst: more than the ring holds (128 KiB here).
+    let tag = format!("ndburst{}", std::process::id());
+    for n in 0..50_000 {
+        nodedoc_kmsg::write_kmsg(&format!("{tag}: record {n}")).expect("write /dev/kmsg");
+    }
+    let rounds_after_burst = rounds(metrics_port) + 3.0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while rounds(metrics_port) < rounds_after_burst {
+        assert!(
+            Instant::now() < deadline,
+            "the agent stopped finishing rounds after the flood"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after = http_get(metrics_port, "/metrics").expect("the agent still answers");
+    let read =
+        sample(&after, "nodedoc_stream_records_total{stream=\"kmsg\"}").unwrap() - read_before;
+    let lost = sample(&after, "nodedoc_stream_lost_total{stream=\"kmsg\"}").unwrap() - lost_before;
+    // Every record is either read or counted as lost (others may write too: at least ours).
+    assert!(
+        read + lost >= 50_000.0,
+        "read {read} + lost {lost} < 50,000"
+    );
+    // Bounded work: a spinning reader would burn seconds of CPU here.
+    let cpu = cpu_seconds(agent) - cpu_before;
+    assert!(
+        cpu < 5.0,
+        "the agent used {cpu:.2} s of CPU for a 50,000-record flood"
+    );
+    drop(watch_guard);
+}
