@@ -16,6 +16,8 @@
 pub mod catalog;
 mod cni_plugin_hang;
 mod fd_exhaustion;
+#[cfg(test)]
+mod hostile;
 mod hung_task;
 pub mod kernel_release;
 mod netdev_unregister_stuck;
