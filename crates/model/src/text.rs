@@ -342,6 +342,10 @@ impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for TerminalSafe<
         writer: &mut W,
         fragment: &str,
     ) -> std::io::Result<()> {
+        // serde_json escaped C0 already; what is left to escape is DEL and above.
+        if fragment.bytes().all(|b| b < 0x7f) {
+            return writer.write_all(fragment.as_bytes());
+        }
         // Every unsafe character is in the Basic Multilingual Plane: one `\uXXXX` each.
         let mut rest = fragment;
         while let Some((i, c)) = rest.char_indices().find(|(_, c)| is_unsafe_char(*c)) {
