@@ -4,6 +4,7 @@ use std::io::Write;
 
 use anstyle::Style;
 use anyhow::{bail, Result};
+use nodedoc_model::text::Escaped;
 
 const BOLD: Style = Style::new().bold();
 const DIM: Style = Style::new().dimmed();
@@ -21,7 +22,7 @@ pub fn explain(id: Option<&str>) -> Result<u8> {
             let title = catalog
                 .detector(detector.id())
                 .map_or("", |entry| entry.title.as_str());
-            writeln!(out, "  {:<28} {title}", detector.id())?;
+            writeln!(out, "  {:<28} {}", detector.id(), Escaped(title))?;
         }
         return Ok(crate::exit::OK);
     };
@@ -32,14 +33,20 @@ pub fn explain(id: Option<&str>) -> Result<u8> {
             .collect();
         bail!("no detector {id:?}; known detectors: {}", known.join(", "));
     };
-    writeln!(out, "{BOLD}{}{BOLD:#} — {}", entry.id, entry.title)?;
+    // The catalog is nodedoc's own text, but it is shown the way every text is.
+    writeln!(
+        out,
+        "{BOLD}{}{BOLD:#} — {}",
+        Escaped(&entry.id),
+        Escaped(&entry.title)
+    )?;
     for (label, text) in [("What it detects", &entry.detects), ("How", &entry.how)] {
         writeln!(out, "\n{BOLD}{label}{BOLD:#}")?;
         for paragraph in text.trim().split("\n\n") {
             writeln!(
                 out,
                 "  {}",
-                paragraph.split_whitespace().collect::<Vec<_>>().join(" ")
+                Escaped(&paragraph.split_whitespace().collect::<Vec<_>>().join(" "))
             )?;
         }
     }
@@ -50,12 +57,17 @@ pub fn explain(id: Option<&str>) -> Result<u8> {
     writeln!(
         out,
         "  {}",
-        entry.fix.split_whitespace().collect::<Vec<_>>().join(" ")
+        Escaped(&entry.fix.split_whitespace().collect::<Vec<_>>().join(" "))
     )?;
     if !entry.references.is_empty() {
         writeln!(out, "\n{BOLD}References{BOLD:#}")?;
         for reference in &entry.references {
-            writeln!(out, "  • {} {DIM}{}{DIM:#}", reference.title, reference.url)?;
+            writeln!(
+                out,
+                "  • {} {DIM}{}{DIM:#}",
+                Escaped(&reference.title),
+                Escaped(&reference.url)
+            )?;
         }
     }
     Ok(crate::exit::OK)

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use anyhow::{Context as _, Result};
+use nodedoc_model::text::{write_json_pretty, Escaped};
 use nodedoc_model::Gaps;
 use nodedoc_procfs::{ProcRoot, ScanOptions};
 
@@ -26,7 +27,7 @@ pub fn fds(args: &FdsArgs) -> Result<u8> {
     let mut out = anstream::stdout().lock();
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(
+            write_json_pretty(
                 &mut out,
                 &serde_json::json!({
                     "pid": process.pid,
@@ -45,11 +46,16 @@ pub fn fds(args: &FdsArgs) -> Result<u8> {
             writeln!(
                 out,
                 "{}: {} open fds (limit: {limit})",
-                process.label(),
+                Escaped(&process.label()),
                 census.total
             )?;
             for row in &census.kinds {
-                writeln!(out, "  {:>8}  {}", row.count, row.kind)?;
+                writeln!(
+                    out,
+                    "  {:>8}  {}",
+                    row.count,
+                    Escaped(&row.kind.to_string())
+                )?;
             }
             writeln!(out, "sockets resolved by {}", census.socket_resolution)?;
         }

@@ -6,6 +6,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context as _, Result};
+use nodedoc_model::text::{write_json_pretty, Escaped};
 use nodedoc_model::{Finding, SourceState, Subject};
 use nodedoc_ovs::fix::OrphanRemoval;
 
@@ -47,7 +48,7 @@ fn ovs_orphan_port(source: &OvsSourceArgs, yes: bool) -> Result<u8> {
     {
         println!(
             "nothing to fix: no Open vSwitch here ({})",
-            snapshot.source("ovsdb").map_or("", |s| s.detail.as_str())
+            Escaped(snapshot.source("ovsdb").map_or("", |s| s.detail.as_str()))
         );
         return Ok(crate::exit::OK);
     }
@@ -72,17 +73,27 @@ fn ovs_orphan_port(source: &OvsSourceArgs, yes: bool) -> Result<u8> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{} orphaned OVS port(s):", plan.removals.len())?;
     for finding in &orphans {
-        writeln!(out, "  • {}", finding.summary)?;
+        writeln!(out, "  • {}", Escaped(&finding.summary))?;
     }
     writeln!(out, "\nequivalent to:")?;
-    for command in plan.vsctl_commands() {
-        writeln!(out, "  {command}")?;
+    for (command, removal) in plan.vsctl_commands().into_iter().zip(&plan.removals) {
+        match command {
+            Ok(command) => writeln!(out, "  {command}")?,
+            // The transaction below names the port exactly; no shell line can.
+            Err(why) => writeln!(
+                out,
+                "  (no ovs-vsctl command for port {} on {}: {why})",
+                Escaped(&removal.port),
+                Escaped(&removal.bridge)
+            )?,
+        }
     }
     writeln!(
         out,
         "\nOVSDB transaction (one; the `wait`s abort it for any port that changed since it was read):"
     )?;
-    serde_json::to_writer_pretty(&mut out, &plan.transaction_json())?;
+    // Exact JSON, with the characters a terminal would act on written as \u escapes.
+    write_json_pretty(&mut out, &plan.transaction_json())?;
     writeln!(out)?;
     out.flush()?;
     drop(out);
@@ -110,10 +121,10 @@ fn ovs_orphan_port(source: &OvsSourceArgs, yes: bool) -> Result<u8> {
     })?
     .with_context(|| format!("applying the transaction on {endpoint}"))?;
     for port in &outcome.removed {
-        println!("removed {port}");
+        println!("removed {}", Escaped(port));
     }
     for (port, why) in &outcome.spared {
-        println!("spared {port}: {why}");
+        println!("spared {}: {}", Escaped(port), Escaped(why));
     }
     Ok(crate::exit::OK)
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use anstyle::{AnsiColor, Style};
 use anyhow::{Context as _, Result};
 use nodedoc_lab::{Expectation, Instance, LabContext, LabGuard};
+use nodedoc_model::text::{write_json_pretty, Escaped};
 use nodedoc_model::Report;
 
 use crate::cli::{Format, LabAction};
@@ -24,8 +25,8 @@ pub fn lab(action: LabAction) -> Result<u8> {
         LabAction::List => {
             let mut out = anstream::stdout().lock();
             for s in nodedoc_lab::scenarios() {
-                writeln!(out, "{BOLD}{:<20}{BOLD:#} {}", s.name, s.summary)?;
-                writeln!(out, "{:<20} seed {}", "", s.seed)?;
+                writeln!(out, "{BOLD}{:<20}{BOLD:#} {}", s.name, Escaped(s.summary))?;
+                writeln!(out, "{:<20} seed {}", "", Escaped(s.seed))?;
             }
             Ok(crate::exit::OK)
         }
@@ -33,13 +34,21 @@ pub fn lab(action: LabAction) -> Result<u8> {
             let guard = nodedoc_lab::start(&scenario, &context()?)?;
             let instance = guard.persist()?;
             match format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&instance)?),
+                Format::Json => {
+                    let mut out = std::io::stdout().lock();
+                    write_json_pretty(&mut out, &instance)?;
+                    writeln!(out)?;
+                }
                 Format::Text => {
-                    println!("started {}", instance.id);
+                    // Facts name processes, devices and paths: shown escaped.
+                    println!("started {}", Escaped(&instance.id));
                     for (key, value) in &instance.facts {
-                        println!("  {key}: {value}");
+                        println!("  {}: {}", Escaped(key), Escaped(value));
                     }
-                    println!("stop it with: nodedoc lab stop {}", instance.id);
+                    match nodedoc_model::shell_command!("nodedoc lab stop {}", instance.id) {
+                        Ok(command) => println!("stop it with: {command}"),
+                        Err(why) => println!("stop it with `nodedoc lab stop` and its id ({why})"),
+                    }
                 }
             }
             Ok(crate::exit::OK)
@@ -47,10 +56,10 @@ pub fn lab(action: LabAction) -> Result<u8> {
         LabAction::Stop { scenario } => {
             let stopped = nodedoc_lab::stop_saved(&scenario)?;
             if stopped.is_empty() {
-                eprintln!("nodedoc: no running lab named {scenario:?}");
+                eprintln!("nodedoc: no running lab named \"{}\"", Escaped(&scenario));
             }
             for id in stopped {
-                println!("stopped {id}");
+                println!("stopped {}", Escaped(&id));
             }
             Ok(crate::exit::OK)
         }
@@ -134,11 +143,14 @@ fn run(scenario: &str, format: Format) -> Result<u8> {
         };
         writeln!(
             err,
-            "{style}lab {}: {word}{style:#} {} for {} with evidence {:?}",
-            instance.id, expectation.detector, expectation.subject, expectation.evidence
+            "{style}lab {}: {word}{style:#} {} for {} with evidence {}",
+            Escaped(&instance.id),
+            Escaped(&expectation.detector),
+            Escaped(&expectation.subject),
+            Escaped(&format!("{:?}", expectation.evidence))
         )?;
     }
-    writeln!(err, "lab {}: cleaned up", instance.id)?;
+    writeln!(err, "lab {}: cleaned up", Escaped(&instance.id))?;
     Ok(if all_found {
         crate::exit::OK
     } else {

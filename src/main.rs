@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use nodedoc_collect::Collector;
+use nodedoc_model::text::Escaped;
 use nodedoc_model::{Report, Severity, Snapshot};
 
 use cli::{CheckArgs, Cli, ColorWhen, Command, Format};
@@ -58,7 +59,10 @@ fn main() -> ExitCode {
         Err(e) => {
             let mut err = anstream::stderr();
             let red = anstyle::AnsiColor::Red.on_default().bold();
-            let _ = writeln!(err, "{red}nodedoc: error:{red:#} {e:#}");
+            // The chain can carry names and paths planted by anyone (a process name, a device,
+            // a file name): shown escaped, on one line.
+            let text = format!("{e:#}");
+            let _ = writeln!(err, "{red}nodedoc: error:{red:#} {}", Escaped(&text));
             ExitCode::from(exit::FAILURE)
         }
     }
@@ -73,15 +77,25 @@ fn run(cli: Cli) -> Result<u8> {
             progress.done();
             if args.output.as_os_str() == "-" {
                 let mut out = std::io::stdout().lock();
-                serde_json::to_writer(&mut out, &snapshot)?;
+                nodedoc_model::text::write_json(&mut out, &snapshot)?;
                 writeln!(out)?;
             } else {
                 nodedoc_model::write_snapshot(&args.output, &snapshot)?;
+                let shown = args.output.to_string_lossy();
+                let analyse = match args.output.to_str() {
+                    // A backquote would end the command early in this line.
+                    Some(path) if !path.contains('`') => {
+                        match nodedoc_model::shell_command!("nodedoc check --from {}", path) {
+                            Ok(command) => format!("analyse it with `{command}`"),
+                            Err(_) => "analyse it with `nodedoc check --from FILE`".to_string(),
+                        }
+                    }
+                    _ => "analyse it with `nodedoc check --from FILE`".to_string(),
+                };
                 eprintln!(
-                    "nodedoc: wrote {} ({} processes); analyse it with `nodedoc check --from {}`",
-                    args.output.display(),
+                    "nodedoc: wrote {} ({} processes); {analyse}",
+                    Escaped(&shown),
                     snapshot.processes.len(),
-                    args.output.display()
                 );
             }
             Ok(exit::OK)
@@ -103,7 +117,7 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(()) => Ok(exit::OK),
             Err(e) => {
                 // The lab reads this line in place of `ready` (a helper's stderr goes nowhere).
-                println!("error: {e}");
+                println!("error: {}", Escaped(&e.to_string()));
                 Ok(exit::FAILURE)
             }
         },
@@ -196,7 +210,7 @@ impl Progress {
     /// Shows the current step, replacing the previous one.
     pub fn step(&self, what: &str) {
         if self.enabled {
-            eprint!("\r\x1b[2Knodedoc: {}…", nodedoc_model::text::terminal(what));
+            eprint!("\r\x1b[2Knodedoc: {}…", Escaped(what));
         }
     }
 

@@ -5,8 +5,10 @@
 use std::io::Write;
 
 use anyhow::{bail, Result};
+use nodedoc_model::text::{terminal, write_json_pretty, Escaped};
 use nodedoc_model::{NetworkNamespaces, OvsState, Snapshot, SourceState};
 use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
 
 use crate::cli::{Format, OvsSourceArgs};
 
@@ -142,7 +144,7 @@ pub fn ports(source: &OvsSourceArgs, format: Format) -> Result<u8> {
     {
         println!(
             "no Open vSwitch here ({})",
-            snapshot.source("ovsdb").map_or("", |s| s.detail.as_str())
+            Escaped(snapshot.source("ovsdb").map_or("", |s| s.detail.as_str()))
         );
         return Ok(crate::exit::OK);
     }
@@ -152,89 +154,167 @@ pub fn ports(source: &OvsSourceArgs, format: Format) -> Result<u8> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &rows)?;
+            write_json_pretty(&mut out, &rows)?;
             writeln!(out)?;
         }
-        Format::Text => {
-            let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
-            let lines: Vec<[String; 7]> = rows
-                .iter()
-                .map(|row| {
-                    let device = if row.device.is_empty() {
-                        if row.device_missing {
-                            "MISSING (no netns has it)".to_string()
-                        } else {
-                            "-".to_string()
-                        }
-                    } else {
-                        row.device
-                            .iter()
-                            .map(|d| format!("{} #{}", d.namespace, d.ifindex))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    };
-                    let mut owner = Vec::new();
-                    if let Some(v) = &row.iface_id {
-                        owner.push(format!("iface-id={v}"));
-                    }
-                    if let Some(v) = &row.vm_uuid {
-                        owner.push(format!("vm-uuid={v}"));
-                    }
-                    if let Some(v) = &row.attached_mac {
-                        owner.push(format!("mac={v}"));
-                    }
-                    [
-                        row.bridge.clone(),
-                        row.interface.clone(),
-                        row.interface_type.clone(),
-                        row.ofport.map_or("-".to_string(), |p| p.to_string()),
-                        format!("{}/{}", dash(&row.admin_state), dash(&row.link_state)),
-                        device,
-                        owner.join(" "),
-                    ]
-                })
-                .collect();
-            let header = [
-                "BRIDGE",
-                "INTERFACE",
-                "TYPE",
-                "OFPORT",
-                "ADMIN/LINK",
-                "DEVICE",
-                "OWNER",
-            ];
-            let mut widths = header.map(str::len);
-            for line in &lines {
-                for (width, cell) in widths.iter_mut().zip(line) {
-                    *width = (*width).max(cell.chars().count());
-                }
-            }
-            let write_line = |out: &mut dyn Write, cells: [&str; 7]| -> std::io::Result<()> {
-                for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
-                    match i {
-                        3 => write!(out, "{cell:>width$}  ")?,
-                        6 => write!(out, "{cell}")?,
-                        _ => write!(out, "{cell:<width$}  ")?,
-                    }
-                }
-                writeln!(out)
-            };
-            write_line(&mut out, header)?;
-            for (line, row) in lines.iter().zip(&rows) {
-                write_line(&mut out, line.each_ref().map(String::as_str))?;
-                if let Some(error) = &row.error {
-                    writeln!(out, "{:>w$}error: {error}", "", w = widths[0] + 2)?;
-                }
-            }
-            let missing = rows.iter().filter(|r| r.device_missing).count();
-            writeln!(
-                out,
-                "{} interfaces on {} bridges; {missing} without a device (see `nodedoc check`, `nodedoc fix ovs-orphan-port`)",
-                rows.len(),
-                ovs.bridges.len()
-            )?;
-        }
+        Format::Text => write_table(&mut out, &rows, ovs.bridges.len())?,
     }
     out.flush()?;
     Ok(crate::exit::OK)
+}
+
+/// The `ovs ports` table. Every cell is escaped first (names, namespace names and
+/// external_ids are anyone's text), and columns are as wide as the escaped cells look on a
+/// terminal (a CJK character takes two columns).
+fn write_table(out: &mut dyn Write, rows: &[PortRow], bridges: usize) -> std::io::Result<()> {
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+    let lines: Vec<[String; 7]> = rows
+        .iter()
+        .map(|row| {
+            let device = if row.device.is_empty() {
+                if row.device_missing {
+                    "MISSING (no netns has it)".to_string()
+                } else {
+                    "-".to_string()
+                }
+            } else {
+                row.device
+                    .iter()
+                    .map(|d| format!("{} #{}", d.namespace, d.ifindex))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut owner = Vec::new();
+            if let Some(v) = &row.iface_id {
+                owner.push(format!("iface-id={v}"));
+            }
+            if let Some(v) = &row.vm_uuid {
+                owner.push(format!("vm-uuid={v}"));
+            }
+            if let Some(v) = &row.attached_mac {
+                owner.push(format!("mac={v}"));
+            }
+            [
+                row.bridge.clone(),
+                row.interface.clone(),
+                row.interface_type.clone(),
+                row.ofport.map_or("-".to_string(), |p| p.to_string()),
+                format!("{}/{}", dash(&row.admin_state), dash(&row.link_state)),
+                device,
+                owner.join(" "),
+            ]
+            .map(|cell| terminal(&cell).into_owned())
+        })
+        .collect();
+    let header = [
+        "BRIDGE",
+        "INTERFACE",
+        "TYPE",
+        "OFPORT",
+        "ADMIN/LINK",
+        "DEVICE",
+        "OWNER",
+    ];
+    let mut widths = header.map(str::len);
+    for line in &lines {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.width());
+        }
+    }
+    // `{:<width$}` pads by characters, not columns: pad by hand.
+    let write_line = |out: &mut dyn Write, cells: [&str; 7]| -> std::io::Result<()> {
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            let pad = " ".repeat(width.saturating_sub(cell.width()));
+            match i {
+                3 => write!(out, "{pad}{cell}  ")?,
+                6 => write!(out, "{cell}")?,
+                _ => write!(out, "{cell}{pad}  ")?,
+            }
+        }
+        writeln!(out)
+    };
+    write_line(out, header)?;
+    for (line, row) in lines.iter().zip(rows) {
+        write_line(out, line.each_ref().map(String::as_str))?;
+        if let Some(error) = &row.error {
+            writeln!(
+                out,
+                "{:>w$}error: {}",
+                "",
+                Escaped(error),
+                w = widths[0] + 2
+            )?;
+        }
+    }
+    let missing = rows.iter().filter(|r| r.device_missing).count();
+    writeln!(
+        out,
+        "{} interfaces on {bridges} bridges; {missing} without a device (see `nodedoc check`, `nodedoc fix ovs-orphan-port`)",
+        rows.len(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(bridge: &str, interface: &str, iface_id: Option<&str>) -> PortRow {
+        PortRow {
+            bridge: bridge.into(),
+            datapath_type: "netdev".into(),
+            port: interface.into(),
+            interface: interface.into(),
+            interface_type: "system".into(),
+            ofport: Some(-1),
+            link_state: None,
+            admin_state: None,
+            ifindex: None,
+            error: Some(format!(
+                "could not open network device {interface} (No such device)"
+            )),
+            iface_id: iface_id.map(str::to_string),
+            vm_uuid: None,
+            attached_mac: None,
+            iface_status: None,
+            device: vec![],
+            device_missing: true,
+        }
+    }
+
+    #[test]
+    fn the_table_escapes_names_and_aligns_on_what_the_terminal_shows() {
+        let rows = [
+            row("br0", "z$(touch${IFS}pwned)", None),
+            row("br0", "e\u{1b}]0;x\u{7}\nCRITICAL", Some("\u{1b}[2J")),
+            row("br0", "日本語", Some("plain")),
+            row("br0", "tap0", None),
+        ];
+        let mut out = Vec::new();
+        write_table(&mut out, &rows, 1).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && nodedoc_model::text::is_unsafe_char(c)),
+            "{text:?}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        // A header, then each row with its error line, then the total: no forged line.
+        assert_eq!(lines.len(), 1 + 2 * rows.len() + 1, "{text}");
+        assert!(
+            lines[3].starts_with("br0     e\\e]0;x\\x07\\nCRITICAL  system"),
+            "{text}"
+        );
+        assert!(lines[3].ends_with("iface-id=\\e[2J"), "{text}");
+        assert!(lines[4].contains("error: could not open network device e\\e]0;x\\x07\\nCRITICAL"));
+        // Every row's TYPE column starts at the header's column, counted in terminal columns.
+        let column = |line: &str| {
+            let at = line.find("TYPE").or_else(|| line.find("system")).unwrap();
+            line[..at].width()
+        };
+        let header = column(lines[0]);
+        for line in [lines[1], lines[3], lines[5], lines[7]] {
+            assert_eq!(column(line), header, "{text}");
+        }
+    }
 }

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use nodedoc_model::text::{write_json_pretty, Escaped};
 use serde::Serialize;
 
 use crate::cli::Format;
@@ -159,7 +160,7 @@ pub fn cni(dirs: &[PathBuf], timeout: Duration, format: Format) -> Result<u8> {
     let mut out = anstream::stdout().lock();
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(
+            write_json_pretty(
                 &mut out,
                 &serde_json::json!({ "dirs": dirs, "timeout_ms": timeout.as_millis() as u64, "plugins": results }),
             )?;
@@ -167,17 +168,19 @@ pub fn cni(dirs: &[PathBuf], timeout: Duration, format: Format) -> Result<u8> {
         }
         Format::Text => {
             for r in &results {
-                let name = r.plugin.display();
+                // Plugin file names and what plugins print are anyone's text.
+                let name = Escaped(&r.plugin.to_string_lossy()).to_string();
+                let output = |text: &str| Escaped(text).to_string();
                 match &r.outcome {
                     Outcome::Answered { cni_version, supported_versions } => {
-                        writeln!(out, "answered  {name}: cniVersion {cni_version}, supports {}", supported_versions.join(" "))?
+                        writeln!(out, "answered  {name}: cniVersion {}, supports {}", output(cni_version), output(&supported_versions.join(" ")))?
                     }
                     Outcome::Hung { killed_after_ms } => writeln!(
                         out,
                         "HUNG      {name}: no answer to VERSION within {killed_after_ms} ms (killed); it probably reads stdin for VERSION (containernetworking/cni skel < 0.7.0): upgrade its cni library"
                     )?,
-                    Outcome::Failed { status, output } => {
-                        writeln!(out, "failed    {name}: {status}{}", if output.is_empty() { String::new() } else { format!(": {output}") })?
+                    Outcome::Failed { status, output: text } => {
+                        writeln!(out, "failed    {name}: {}{}", output(status), if text.is_empty() { String::new() } else { format!(": {}", output(text)) })?
                     }
                 }
             }

@@ -22,7 +22,7 @@ const DIM: Style = Style::new().dimmed();
 
 /// Writes the report as one pretty JSON object (schema: docs/json.md).
 pub fn write_json(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::other)?;
+    nodedoc_model::text::write_json_pretty(&mut *out, report).map_err(std::io::Error::other)?;
     writeln!(out)
 }
 
@@ -448,6 +448,12 @@ fn write_chain(
             writeln!(out, "{indent}   • {}", terminal(&evidence.fact))?;
             if let Some(command) = &evidence.command {
                 writeln!(out, "{indent}     {DIM}$ {}{DIM:#}", terminal(command))?;
+            } else if let Some(why) = &evidence.command_withheld {
+                writeln!(
+                    out,
+                    "{indent}     {DIM}(no command: {}){DIM:#}",
+                    terminal(why)
+                )?;
             }
         }
         if finding.evidence.len() > limit {
@@ -604,7 +610,7 @@ mod tests {
         f.summary = format!("parent {hostile} never reaps");
         f.evidence.push(nodedoc_model::Evidence::new(
             format!("cmdline {hostile}"),
-            format!("ps -o pid= -p 42 # {hostile}"),
+            nodedoc_model::shell_command!("ps -o pid= -p {}", hostile.as_str()),
         ));
         f.fix = format!("restart {hostile}. Then check.");
         f.explanation = format!("because {hostile}");

@@ -4,6 +4,7 @@
 
 use std::sync::LazyLock;
 
+use nodedoc_model::text::{shell_word, terminal};
 use nodedoc_model::Reference;
 use serde::Deserialize;
 
@@ -179,8 +180,27 @@ static CATALOG: LazyLock<Catalog> = LazyLock::new(|| {
         include_str!("../data/signatures.toml"),
     );
     // The data is compiled in and checked by the test below; failing here is a build defect.
-    toml::from_str(text).unwrap_or_else(|e| panic!("nodedoc's built-in catalog is invalid: {e}"))
+    let mut value: toml::Value = toml::from_str(text)
+        .unwrap_or_else(|e| panic!("nodedoc's built-in catalog is invalid: {e}"));
+    unwrap_lines(&mut value);
+    Catalog::deserialize(value)
+        .unwrap_or_else(|e| panic!("nodedoc's built-in catalog is invalid: {e}"))
 });
+
+/// The catalog's prose is hard-wrapped in the files for reading; its line breaks are spaces.
+/// Joining them once here means a line break in a finding's text can only come from a value
+/// filled in from the host — which [`render`] shows escaped — never from the catalog.
+fn unwrap_lines(value: &mut toml::Value) {
+    match value {
+        toml::Value::String(text) if text.contains('\n') => {
+            let joined: Vec<&str> = text.split('\n').map(str::trim).collect();
+            *text = joined.join(" ").trim().to_string();
+        }
+        toml::Value::Array(items) => items.iter_mut().for_each(unwrap_lines),
+        toml::Value::Table(table) => table.iter_mut().for_each(|(_, v)| unwrap_lines(v)),
+        _ => {}
+    }
+}
 
 /// The built-in catalog.
 pub fn catalog() -> &'static Catalog {
@@ -213,14 +233,73 @@ impl Catalog {
 
 /// Fills `{name}` placeholders of a catalog template. `{{` and `}}` are literal braces.
 /// A placeholder with no value is left as it is, so a missing value shows instead of hiding.
+///
+/// Text in backticks is a command the reader may paste: a value filled in there becomes one
+/// shell word ([`shell_word`]), so `ovs-vsctl --if-exists del-port {bridge} {name}` stays
+/// two arguments whatever the names hold. A value that cannot be quoted (it has control
+/// characters), or that holds a backquote (which would end the span early on the page and
+/// show part of the value as a command of its own), gives no command: the whole span is
+/// replaced by a sentence that says so, naming the value escaped. Values outside backticks
+/// are prose and go in as they are.
 pub fn render(template: &str, values: &[(&str, &str)]) -> String {
+    /// A code span being filled: its text so far, and why it cannot be a command (the first
+    /// value that cannot stand in it).
+    struct Span {
+        text: String,
+        refused: Option<String>,
+    }
+    fn close(out: &mut String, span: Span) {
+        match span.refused {
+            Some(why) => out.push_str(&format!("(no command given: {why})")),
+            None => out.push_str(&span.text),
+        }
+    }
+    /// Why `value` cannot stand in a code span, if it cannot.
+    fn refusal(value: &str) -> Option<String> {
+        // Escaped, and with its backquotes as `\x60`, so that the sentence forges no span.
+        let shown = || terminal(value).replace('`', "\\x60");
+        if shell_word(value).is_err() {
+            Some(format!(
+                "\"{}\" contains control characters and cannot be pasted safely into a shell",
+                shown()
+            ))
+        } else if value.contains('`') {
+            Some(format!(
+                "\"{}\" contains a backquote, which would end the command early in this text",
+                shown()
+            ))
+        } else {
+            None
+        }
+    }
     let mut out = String::with_capacity(template.len() + 32);
+    let mut span: Option<Span> = None;
     let mut rest = template;
-    while let Some(i) = rest.find(['{', '}']) {
-        out.push_str(&rest[..i]);
+    while let Some(i) = rest.find(['{', '}', '`']) {
         let tail = &rest[i..];
+        let target = match &mut span {
+            Some(span) => &mut span.text,
+            None => &mut out,
+        };
+        target.push_str(&rest[..i]);
+        if let Some(after) = tail.strip_prefix('`') {
+            match span.take() {
+                None => {
+                    span = Some(Span {
+                        text: "`".to_string(),
+                        refused: None,
+                    })
+                }
+                Some(mut open) => {
+                    open.text.push('`');
+                    close(&mut out, open);
+                }
+            }
+            rest = after;
+            continue;
+        }
         if tail.starts_with("{{") || tail.starts_with("}}") {
-            out.push_str(&tail[..1]);
+            target.push_str(&tail[..1]);
             rest = &tail[2..];
             continue;
         }
@@ -228,16 +307,32 @@ pub fn render(template: &str, values: &[(&str, &str)]) -> String {
             if let Some(end) = tail.find('}') {
                 let name = &tail[1..end];
                 if let Some((_, value)) = values.iter().find(|(n, _)| *n == name) {
-                    out.push_str(value);
+                    match &mut span {
+                        // Prose: a value from the host shows its control characters escaped,
+                        // so a name cannot break a finding's text into forged lines.
+                        None => out.push_str(&terminal(value)),
+                        Some(span) => match (refusal(value), shell_word(value)) {
+                            (None, Ok(word)) => span.text.push_str(&word),
+                            (why, _) => {
+                                span.refused.get_or_insert(why.unwrap_or_default());
+                            }
+                        },
+                    }
                     rest = &tail[end + 1..];
                     continue;
                 }
             }
         }
-        out.push_str(&tail[..1]);
+        target.push_str(&tail[..1]);
         rest = &tail[1..];
     }
-    out.push_str(rest);
+    match span {
+        Some(mut open) => {
+            open.text.push_str(rest);
+            close(&mut out, open);
+        }
+        None => out.push_str(rest),
+    }
     out
 }
 
@@ -306,5 +401,78 @@ mod tests {
         );
         assert_eq!(render("{", &[]), "{");
         assert_eq!(render("}{a", &[("a", "b")]), "}{a");
+    }
+
+    #[test]
+    fn values_in_code_spans_are_shell_words_and_unquotable_ones_give_no_command() {
+        let values = [
+            ("bridge", "br-int"),
+            ("name", "z$(touch${IFS}pwned)"),
+            ("pid", "812"),
+        ];
+        assert_eq!(
+            render(
+                "Remove {name}: `ovs-vsctl --if-exists del-port {bridge} {name}`, then `kill {pid}`.",
+                &values
+            ),
+            "Remove z$(touch${IFS}pwned): `ovs-vsctl --if-exists del-port br-int 'z$(touch${IFS}pwned)'`, then `kill 812`."
+        );
+        // A span across lines, braces and unknown names inside it.
+        assert_eq!(
+            render("`a {{b}} {unknown}\n{pid}`", &values),
+            "`a {b} {unknown}\n812`"
+        );
+        let hostile = [("bridge", "br-int"), ("name", "e\u{1b}]0;x\u{7}\nCRITICAL")];
+        assert_eq!(
+            render(
+                "Remove {name}: `ovs-vsctl --if-exists del-port {bridge} {name}` — or `nodedoc fix ovs-orphan-port`.",
+                &hostile
+            ),
+            "Remove e\\e]0;x\\x07\\nCRITICAL: (no command given: \"e\\e]0;x\\x07\\nCRITICAL\" contains control characters and cannot be pasted safely into a shell) — or `nodedoc fix ovs-orphan-port`."
+        );
+        // A backquote would end the span on the page and show the rest as a command.
+        assert_eq!(
+            render(
+                "`ovs-vsctl --if-exists del-port {bridge} {name}`",
+                &[("bridge", "br"), ("name", "x`rm -rf ~`y")]
+            ),
+            "(no command given: \"x\\x60rm -rf ~\\x60y\" contains a backquote, which would end the command early in this text)"
+        );
+        // An unterminated span is still a span.
+        assert_eq!(render("run `kill {pid}", &values), "run `kill 812");
+    }
+
+    #[test]
+    fn no_template_puts_a_placeholder_inside_quotes_in_a_command() {
+        // render quotes a value itself; `'{name}'` in a template would undo that.
+        let catalog = catalog();
+        let mut templates: Vec<(&str, &str)> = Vec::new();
+        for d in &catalog.detector {
+            templates.push((&d.id, &d.explanation));
+            templates.push((&d.id, &d.fix));
+        }
+        for s in &catalog.stack_signature {
+            templates.push((&s.id, &s.explanation));
+            templates.push((&s.id, &s.fix));
+        }
+        for (id, template) in templates {
+            for (n, span) in template.split('`').enumerate() {
+                if n % 2 == 0 || !span.contains('{') {
+                    continue;
+                }
+                let mut quote = None;
+                let mut chars = span.chars().peekable();
+                while let Some(c) = chars.next() {
+                    match (quote, c) {
+                        (None, '\'' | '"') => quote = Some(c),
+                        (Some(q), c) if c == q => quote = None,
+                        (Some(_), '{') if chars.peek() != Some(&'{') => {
+                            panic!("{id}: a placeholder inside quotes in `{span}`")
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
     }
 }

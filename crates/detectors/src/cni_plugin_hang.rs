@@ -12,7 +12,7 @@
 //!
 //! **Evidence.** The command, container id, netns, interface, age, and where it blocks.
 
-use nodedoc_model::{Evidence, FdKind, Finding, Process, Severity, Subject};
+use nodedoc_model::{shell_command, Evidence, FdKind, Finding, Process, Severity, Subject};
 
 use crate::stacks::stack_line;
 use crate::{duration, Context, Detector};
@@ -94,7 +94,7 @@ impl Detector for CniPluginHang {
                     env("CNI_NETNS"),
                     env("CNI_IFNAME")
                 ),
-                format!("tr '\\0' '\\n' < /proc/{pid}/environ | grep ^CNI_"),
+                shell_command!("tr '\\0' '\\n' < /proc/{}/environ | grep ^CNI_", pid),
             ));
             finding.evidence.push(Evidence::new(
                 format!(
@@ -102,12 +102,12 @@ impl Detector for CniPluginHang {
                     duration(age),
                     process.cmdline.join(" ")
                 ),
-                format!("ps -o pid,etime,args -p {pid}"),
+                shell_command!("ps -o pid,etime,args -p {}", pid),
             ));
             if let Some(stdin) = process.fds.as_ref().and_then(|f| f.stdin.as_ref()) {
                 finding.evidence.push(Evidence::new(
                     format!("fd 0 is a {stdin}"),
-                    format!("ls -l /proc/{pid}/fd/0"),
+                    shell_command!("ls -l /proc/{}/fd/0", pid),
                 ));
             }
             if let Some(syscall) = &process.syscall {
@@ -118,19 +118,19 @@ impl Detector for CniPluginHang {
                     .unwrap_or_default();
                 finding.evidence.push(Evidence::new(
                     format!("blocked in {name}({fd})"),
-                    format!("cat /proc/{pid}/syscall"),
+                    shell_command!("cat /proc/{}/syscall", pid),
                 ));
             }
             if let Some(wchan) = &process.wchan {
                 finding.evidence.push(Evidence::new(
                     format!("sleeping in {wchan}"),
-                    format!("cat /proc/{pid}/wchan"),
+                    shell_command!("cat /proc/{}/wchan", pid),
                 ));
             }
             if let Some(stack) = process.kernel_stack.as_deref().filter(|s| !s.is_empty()) {
                 finding.evidence.push(Evidence::new(
                     format!("kernel stack: {}", stack_line(stack, 6)),
-                    format!("cat /proc/{pid}/stack"),
+                    shell_command!("cat /proc/{}/stack", pid),
                 ));
             }
             let where_text = if skel_bug {

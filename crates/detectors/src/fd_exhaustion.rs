@@ -13,7 +13,8 @@
 //! (`fd_kind_hint`), e.g. generic netlink sockets point at Open vSwitch's per-port upcall
 //! sockets. Other detectors that find *why* descriptors leak link themselves as causes.
 
-use nodedoc_model::{Evidence, FdKind, Finding, Limit, Severity, Subject};
+use nodedoc_model::text::{ShellCommand, Unquotable};
+use nodedoc_model::{shell_command, Evidence, FdKind, Finding, Limit, Severity, Subject};
 
 use crate::{catalog, thousands, Context, Detector};
 
@@ -69,11 +70,11 @@ impl Detector for FdExhaustion {
             );
             finding.evidence.push(Evidence::new(
                 format!("{} open file descriptors", thousands(fds.total)),
-                format!("ls /proc/{pid}/fd | wc -l"),
+                shell_command!("ls /proc/{}/fd | wc -l", pid),
             ));
             finding.evidence.push(Evidence::new(
                 format!("Max open files: soft {} / hard {}", limit.soft, limit.hard),
-                format!("grep 'Max open files' /proc/{pid}/limits"),
+                shell_command!("grep 'Max open files' /proc/{}/limits", pid),
             ));
             for row in fds.kinds.iter().take(KINDS_SHOWN) {
                 finding.evidence.push(Evidence::new(
@@ -200,25 +201,35 @@ pub(crate) fn plural(kind: &FdKind) -> String {
 }
 
 /// The command a human would run to count descriptors of one kind.
-pub(crate) fn command_for(kind: &FdKind, pid: i32) -> String {
-    let ls = format!("ls -l /proc/{pid}/fd | grep -c");
+pub(crate) fn command_for(kind: &FdKind, pid: i32) -> Result<ShellCommand, Unquotable> {
     match kind {
         FdKind::NetlinkSocket { protocol } => {
-            format!("lsof -p {pid} | grep -c {}", protocol.lsof_word())
+            shell_command!("lsof -p {} | grep -c {}", pid, protocol.lsof_word())
         }
-        FdKind::TcpSocket => format!("lsof -nP -a -p {pid} -i TCP | tail -n +2 | wc -l"),
-        FdKind::UdpSocket => format!("lsof -nP -a -p {pid} -i UDP | tail -n +2 | wc -l"),
-        FdKind::UnixSocket => format!("lsof -a -p {pid} -U | tail -n +2 | wc -l"),
+        FdKind::TcpSocket => shell_command!("lsof -nP -a -p {} -i TCP | tail -n +2 | wc -l", pid),
+        FdKind::UdpSocket => shell_command!("lsof -nP -a -p {} -i UDP | tail -n +2 | wc -l", pid),
+        FdKind::UnixSocket => shell_command!("lsof -a -p {} -U | tail -n +2 | wc -l", pid),
         FdKind::PacketSocket | FdKind::OtherSocket { .. } | FdKind::UnresolvedSocket => {
-            format!("{ls} socket:")
+            shell_command!("ls -l /proc/{}/fd | grep -c socket:", pid)
         }
-        FdKind::Pipe => format!("{ls} pipe:"),
-        FdKind::AnonInode { name } => format!("{ls} 'anon_inode:.*{name}'"),
-        FdKind::Memfd => format!("{ls} /memfd:"),
-        FdKind::CharDevice | FdKind::BlockDevice => format!("{ls} ' -> /dev/'"),
-        FdKind::File | FdKind::Directory | FdKind::NamedPipe => format!("{ls} ' -> /'"),
-        FdKind::Namespace => format!("{ls} ':\\['"),
-        FdKind::Other => format!("ls -l /proc/{pid}/fd"),
+        FdKind::Pipe => shell_command!("ls -l /proc/{}/fd | grep -c pipe:", pid),
+        // `ls -l` shows both `anon_inode:[eventfd]` and `anon_inode:inotify`; the name is
+        // the kernel's, but a snapshot file can say anything: a fixed-string pattern.
+        FdKind::AnonInode { name } => shell_command!(
+            "ls -l /proc/{}/fd | grep -c -F -e {} -e {}",
+            pid,
+            format!("anon_inode:[{name}]"),
+            format!("anon_inode:{name}")
+        ),
+        FdKind::Memfd => shell_command!("ls -l /proc/{}/fd | grep -c /memfd:", pid),
+        FdKind::CharDevice | FdKind::BlockDevice => {
+            shell_command!("ls -l /proc/{}/fd | grep -c ' -> /dev/'", pid)
+        }
+        FdKind::File | FdKind::Directory | FdKind::NamedPipe => {
+            shell_command!("ls -l /proc/{}/fd | grep -c ' -> /'", pid)
+        }
+        FdKind::Namespace => shell_command!("ls -l /proc/{}/fd | grep -c ':\\['", pid),
+        FdKind::Other => shell_command!("ls -l /proc/{}/fd", pid),
     }
 }
 

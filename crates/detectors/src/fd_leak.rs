@@ -15,7 +15,7 @@
 //! Critical when the limit is less than [`Config::fd_leak_critical_eta_secs`](crate::Config)
 //! away. Linked as the cause of `fd-exhaustion` for the same process when both hold.
 
-use nodedoc_model::{Evidence, FdKind, FdPoint, Finding, Limit, Severity, Subject};
+use nodedoc_model::{shell_command, Evidence, FdKind, FdPoint, Finding, Limit, Severity, Subject};
 
 use crate::fd_exhaustion::plural;
 use crate::trend::growth;
@@ -143,7 +143,7 @@ impl Detector for FdLeak {
                     series.points.len(),
                     utc(since)
                 ),
-                format!("ls /proc/{}/fd | wc -l", series.pid),
+                shell_command!("ls /proc/{}/fd | wc -l", series.pid),
             ));
             finding.evidence.push(Evidence::fact(format!(
                 "a straight line fits with R² = {:.3}; {:.0}% of the changes were increases",
@@ -153,7 +153,7 @@ impl Detector for FdLeak {
             if let Some((kind, rate)) = &kind {
                 finding.evidence.push(Evidence::new(
                     format!("{} grow by {rate:.1} a minute", plural(kind)),
-                    format!("ls -l /proc/{}/fd", series.pid),
+                    shell_command!("ls -l /proc/{}/fd", series.pid),
                 ));
             }
             if let (Some(s), Some(eta)) = (soft, eta_secs) {
@@ -163,7 +163,7 @@ impl Detector for FdLeak {
                         thousands(s),
                         duration(eta)
                     ),
-                    format!("grep 'Max open files' /proc/{}/limits", series.pid),
+                    shell_command!("grep 'Max open files' /proc/{}/limits", series.pid),
                 ));
             }
             if let Some(exhaustion) = cx.finding("fd-exhaustion", &finding.subject) {

@@ -21,7 +21,9 @@
 
 use std::collections::BTreeMap;
 
-use nodedoc_model::{Evidence, Finding, KmsgRecord, Process, Severity, Subject, TaskState};
+use nodedoc_model::{
+    shell_command, Evidence, Finding, KmsgRecord, Process, Severity, Subject, TaskState,
+};
 
 use crate::stacks::{classify, describe, memory_map_lock_suspects, stack_line, Classification};
 use crate::{duration, Context, Detector};
@@ -127,7 +129,10 @@ impl Detector for HungTask {
                     report.times,
                     if report.times == 1 { "" } else { "s" }
                 ),
-                format!("dmesg | grep 'task {}:{pid} blocked'", report.comm),
+                shell_command!(
+                    "dmesg | grep -F -- {}",
+                    format!("task {}:{pid} blocked", report.comm)
+                ),
             ));
             let classification = format!(
                 "The kernel's hung-task detector saw {} (pid {pid}) in uninterruptible sleep for more than {} s. It is not blocked any more, so whatever held it has let go; the kernel log around that time says what was slow.",
@@ -178,24 +183,24 @@ impl HungTask {
         };
         finding.evidence.push(Evidence::new(
             readings,
-            format!("grep State /proc/{pid}/status"),
+            shell_command!("grep State /proc/{}/status", pid),
         ));
         if process.sigkill_pending {
             finding.evidence.push(Evidence::new(
                 "a SIGKILL is pending: it was killed and cannot act on it",
-                format!("grep -E 'SigPnd|ShdPnd' /proc/{pid}/status"),
+                shell_command!("grep -E 'SigPnd|ShdPnd' /proc/{}/status", pid),
             ));
         }
         if let Some(age) = snapshot.process_age_secs(process) {
             finding.evidence.push(Evidence::new(
                 format!("running for {}", duration(age)),
-                format!("ps -o lstart= -p {pid}"),
+                shell_command!("ps -o lstart= -p {}", pid),
             ));
         }
         if let Some(wchan) = &process.wchan {
             finding.evidence.push(Evidence::new(
                 format!("sleeping in {wchan}"),
-                format!("cat /proc/{pid}/wchan"),
+                shell_command!("cat /proc/{}/wchan", pid),
             ));
         }
         if let Some(syscall) = &process.syscall {
@@ -209,20 +214,21 @@ impl HungTask {
                 (Some(target), Some(fd)) => format!("blocked in {name}(fd {fd} → {target})"),
                 _ => format!("blocked in {name}()"),
             };
-            finding
-                .evidence
-                .push(Evidence::new(text, format!("cat /proc/{pid}/syscall")));
+            finding.evidence.push(Evidence::new(
+                text,
+                shell_command!("cat /proc/{}/syscall", pid),
+            ));
         }
         if let Some(stack) = process.kernel_stack.as_deref().filter(|s| !s.is_empty()) {
             finding.evidence.push(Evidence::new(
                 format!("kernel stack: {}", stack_line(stack, FRAMES_SHOWN)),
-                format!("cat /proc/{pid}/stack"),
+                shell_command!("cat /proc/{}/stack", pid),
             ));
         }
         if let Some(cgroup) = process.cgroups.iter().find(|c| c.path != "/") {
             finding.evidence.push(Evidence::new(
                 format!("cgroup {}", cgroup.path),
-                format!("cat /proc/{pid}/cgroup"),
+                shell_command!("cat /proc/{}/cgroup", pid),
             ));
         }
         if let Some(report) = report {
@@ -233,7 +239,10 @@ impl HungTask {
                     report.times,
                     if report.times == 1 { "" } else { "s" }
                 ),
-                format!("dmesg | grep 'task {}:{pid} blocked'", report.comm),
+                shell_command!(
+                    "dmesg | grep -F -- {}",
+                    format!("task {}:{pid} blocked", report.comm)
+                ),
             ));
         }
         let (explanation, fix) = match &classification {

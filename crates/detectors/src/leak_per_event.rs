@@ -23,7 +23,9 @@
 
 use std::collections::BTreeMap;
 
-use nodedoc_model::{Evidence, FdSeries, Finding, OvsLogEventKind, Severity, Subject};
+use nodedoc_model::{
+    shell_command, Evidence, FdSeries, Finding, OvsLogEventKind, Severity, Subject,
+};
 
 use crate::fd_exhaustion::plural;
 use crate::fd_leak::growing_kind;
@@ -213,7 +215,7 @@ impl Detector for LeakPerEvent {
                     duration(span_secs),
                     found.intervals
                 ),
-                format!("grep -c '{line}' {log_path}"),
+                shell_command!("grep -c -F -- {} {}", line.as_str(), log_path),
             ));
             finding.evidence.push(Evidence::fact(fit));
             if let Some(leak) = cx.finding("fd-leak", &finding.subject) {

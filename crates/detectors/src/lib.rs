@@ -17,6 +17,8 @@ pub mod catalog;
 mod cni_plugin_hang;
 mod fd_exhaustion;
 mod fd_leak;
+#[cfg(test)]
+mod hostile;
 mod hung_task;
 pub mod kernel_release;
 mod leak_per_event;

@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use nodedoc_model::{Evidence, Finding, KmsgRecord, Severity, Subject};
+use nodedoc_model::{shell_command, Evidence, Finding, KmsgRecord, Severity, Subject};
 
 use crate::kernel_release::{fix_verdict, FixVerdict, KernelRelease};
 use crate::{catalog, duration, Context, Detector};
@@ -112,7 +112,10 @@ impl Detector for NetdevUnregisterStuck {
                     last.message.trim(),
                     if repeats == 1 { "" } else { "s" }
                 ),
-                format!("dmesg | grep 'waiting for {device} to become free'"),
+                shell_command!(
+                    "dmesg | grep -F -- {}",
+                    format!("waiting for {device} to become free")
+                ),
             ));
             finding.evidence.push(Evidence::fact(format!(
                 "first at {}, last at {}",
@@ -159,7 +162,7 @@ impl Detector for NetdevUnregisterStuck {
                 };
                 finding
                     .evidence
-                    .push(Evidence::new(text.clone(), "uname -r"));
+                    .push(Evidence::new(text.clone(), shell_command!("uname -r")));
                 cause_lines.push(text);
                 finding.references.push(nodedoc_model::Reference {
                     title: format!("linux {short}: {}", bug.subject),

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use nodedoc_model::{Evidence, Finding, Process, Severity, Subject, TaskState};
+use nodedoc_model::{shell_command, Evidence, Finding, Process, Severity, Subject, TaskState};
 
 use crate::stacks::{in_network_code, stack_line};
 use crate::{Context, Detector};
@@ -102,19 +102,25 @@ impl Detector for NetnsGone {
             );
             finding.evidence.push(Evidence::new(
                 format!("in network namespace net:[{ns}]"),
-                format!("readlink /proc/{pid}/ns/net"),
+                shell_command!("readlink /proc/{}/ns/net", pid),
             ));
             finding.evidence.push(Evidence::new(
                 "no other task is in that namespace",
-                format!("ls -l /proc/*/ns/net 2>/dev/null | grep -c 'net:\\[{ns}\\]'"),
+                shell_command!(
+                    "ls -l /proc/*/ns/net 2>/dev/null | grep -c -F -- {}",
+                    format!("net:[{ns}]")
+                ),
             ));
             finding.evidence.push(Evidence::new(
                 "no bind mount names it in any mount namespace (it is not in `ip netns list`)",
-                format!("grep -h 'net:\\[{ns}\\]' /proc/*/mountinfo"),
+                shell_command!("grep -h -F -- {} /proc/*/mountinfo", format!("net:[{ns}]")),
             ));
             finding.evidence.push(Evidence::new(
                 "no file descriptor of any process refers to it",
-                format!("ls -l /proc/*/fd 2>/dev/null | grep 'net:\\[{ns}\\]'"),
+                shell_command!(
+                    "ls -l /proc/*/fd 2>/dev/null | grep -F -- {}",
+                    format!("net:[{ns}]")
+                ),
             ));
             if !stack.is_empty() {
                 finding.evidence.push(Evidence::new(
@@ -123,12 +129,12 @@ impl Detector for NetnsGone {
                         stack_line(stack, 6),
                         process.state
                     ),
-                    format!("cat /proc/{pid}/stack"),
+                    shell_command!("cat /proc/{}/stack", pid),
                 ));
             }
             finding.evidence.push(Evidence::new(
                 "what is left of the namespace's network",
-                format!("nsenter -t {pid} -n ip -o link"),
+                shell_command!("nsenter -t {} -n ip -o link", pid),
             ));
             let pid_text = pid.to_string();
             let inode = ns.to_string();

@@ -23,7 +23,7 @@
 //! is made, the handler threads (`top -H -p PID`), the excess in port-sets. Links: caused by
 //! the `ovs-orphan-port` findings, causes `fd-exhaustion` of ovs-vswitchd.
 
-use nodedoc_model::{Evidence, FdKind, Finding, NetlinkProtocol, Severity, Subject};
+use nodedoc_model::{shell_command, Evidence, FdKind, Finding, NetlinkProtocol, Severity, Subject};
 
 use crate::{catalog, ovs, thousands, Context, Detector};
 
@@ -108,7 +108,7 @@ impl Detector for OvsNetlinkSocketExcess {
         );
         finding.evidence.push(Evidence::new(
             format!("{} NETLINK_GENERIC sockets", thousands(generic)),
-            format!("lsof -p {pid} | grep -c GENERIC"),
+            shell_command!("lsof -p {} | grep -c GENERIC", pid),
         ));
         finding.evidence.push(Evidence::new(
             format!(
@@ -116,11 +116,12 @@ impl Detector for OvsNetlinkSocketExcess {
                 thousands(expected),
                 thousands(ports)
             ),
-            "ovs-vsctl --columns=name,type list Interface; ovs-vsctl get Open_vSwitch . other_config".to_string(),
+            shell_command!("ovs-vsctl --columns=name,type list Interface; ovs-vsctl get Open_vSwitch . other_config"),
         ));
-        finding
-            .evidence
-            .push(Evidence::new(handlers_from, format!("top -H -p {pid}")));
+        finding.evidence.push(Evidence::new(
+            handlers_from,
+            shell_command!("top -H -p {}", pid),
+        ));
         finding.evidence.push(Evidence::fact(format!(
             "{} more than expected: about {} port-sets of {handlers} sockets, one per re-add of a port whose device was gone",
             thousands(excess),

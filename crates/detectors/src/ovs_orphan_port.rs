@@ -23,7 +23,7 @@
 //! `attached-mac`, `vm-uuid`, name prefix), and the log lines about it. Links itself to
 //! `ovs-port-flapping` of the same interface as its cause.
 
-use nodedoc_model::{Evidence, Finding, OvsLogEventKind, Severity, Subject};
+use nodedoc_model::{shell_command, Evidence, Finding, OvsLogEventKind, Severity, Subject};
 
 use crate::{catalog, ovs, thousands, Context, Detector};
 
@@ -108,7 +108,7 @@ impl Detector for OvsOrphanPort {
                     show(&iface.link_state),
                     show(&iface.admin_state),
                 ),
-                format!("ovs-vsctl --columns=name,ofport,error,ifindex list Interface {name}"),
+                shell_command!("ovs-vsctl --columns=name,ofport,error,ifindex list Interface {}", name),
             ));
             match network {
                 Some(n) => {
@@ -132,7 +132,11 @@ impl Detector for OvsOrphanPort {
                                 format!("; {} could not be read", n.unreadable.len())
                             }
                         ),
-                        format!("ip link show {name}; ip -all netns exec ip link show {name}"),
+                        shell_command!(
+                            "ip link show dev {}; ip -all netns exec ip link show dev {}",
+                            name,
+                            name
+                        ),
                     ));
                 }
                 None => finding.evidence.push(Evidence::fact(
@@ -141,7 +145,7 @@ impl Detector for OvsOrphanPort {
             }
             finding.evidence.push(Evidence::new(
                 format!("owner: {}", ovs::owner(name, Some(iface))),
-                format!("ovs-vsctl get Interface {name} external_ids"),
+                shell_command!("ovs-vsctl get Interface {} external_ids", name),
             ));
             if let Some(log) = log {
                 if receive_errors > 0 {
@@ -163,7 +167,11 @@ impl Detector for OvsOrphanPort {
                                 String::new()
                             }
                         ),
-                        format!("grep -c 'error receiving Ethernet packet on {name}' {log_path}"),
+                        shell_command!(
+                            "grep -c -F -- {} {}",
+                            format!("error receiving Ethernet packet on {name}"),
+                            log_path
+                        ),
                     ));
                 }
                 for (kind, words) in [
@@ -174,7 +182,11 @@ impl Detector for OvsOrphanPort {
                     if n > 0 {
                         finding.evidence.push(Evidence::new(
                             format!("{} × `{words} {name}` in {log_path}", thousands(n)),
-                            format!("grep -c '{words} {name}' {log_path}"),
+                            shell_command!(
+                                "grep -c -F -- {} {}",
+                                format!("{words} {name}"),
+                                log_path
+                            ),
                         ));
                     }
                 }
@@ -188,7 +200,11 @@ impl Detector for OvsOrphanPort {
                             "last added on port {ofport} at {} (line {})",
                             event.timestamp, event.line
                         ),
-                        format!("grep 'added interface {name} ' {log_path}"),
+                        shell_command!(
+                            "grep -F -- {} {}",
+                            format!("added interface {name} "),
+                            log_path
+                        ),
                     ));
                 }
             }
@@ -210,11 +226,12 @@ impl Detector for OvsOrphanPort {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::testing::{ovs_with_log, snapshot};
     use nodedoc_model::{NetDevice, NetNamespace, NetworkNamespaces, OvsInterface, OvsPort};
 
-    fn iface(name: &str, ofport: i64, ifindex: i64, error: Option<&str>) -> OvsPort {
+    /// A port of one internal interface with seed 000's external_ids, as read.
+    pub(crate) fn iface(name: &str, ofport: i64, ifindex: i64, error: Option<&str>) -> OvsPort {
         OvsPort {
             uuid: format!("p-{name}"),
             name: name.into(),
@@ -319,7 +336,7 @@ mod tests {
         );
         assert!(commands
             .iter()
-            .any(|c| c.contains("ip -all netns exec ip link show ha-d489f511-9f")));
+            .any(|c| c.contains("ip -all netns exec ip link show dev ha-d489f511-9f")));
         assert!(f
             .evidence
             .iter()

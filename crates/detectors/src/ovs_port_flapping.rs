@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use nodedoc_model::{Evidence, Finding, OvsLogEventKind, Severity, Subject};
+use nodedoc_model::{shell_command, Evidence, Finding, OvsLogEventKind, Severity, Subject};
 
 use crate::{duration, ovs, thousands, Context, Detector};
 
@@ -110,7 +110,12 @@ impl Detector for OvsPortFlapping {
                     thousands(adds),
                     thousands(deletes)
                 ),
-                format!("grep -cE '(added|deleted) interface {name} ' {log_path}"),
+                shell_command!(
+                    "grep -c -F -e {} -e {} -- {}",
+                    format!("added interface {name} "),
+                    format!("deleted interface {name} "),
+                    log_path
+                ),
             ));
             if let (Some(first), Some(last)) = (first, last) {
                 finding.evidence.push(Evidence::fact(format!(
@@ -134,12 +139,16 @@ impl Detector for OvsPortFlapping {
                     } else {
                         format!("ofports from {low} to {high}")
                     },
-                    format!("grep 'added interface {name} ' {log_path} | tail"),
+                    shell_command!(
+                    "grep -F -- {} {} | tail",
+                    format!("added interface {name} "),
+                    log_path
+                ),
                 ));
             }
             finding.evidence.push(Evidence::new(
                 format!("owner: {owner}"),
-                format!("ovs-vsctl --if-exists get Interface {name} external_ids"),
+                shell_command!("ovs-vsctl --if-exists get Interface {} external_ids", name),
             ));
             let cycles_text = thousands(cycles);
             let period_text = period.map_or("unknown".to_string(), seconds);

@@ -13,7 +13,7 @@
 //! cause: the `ovs-orphan-port` findings whose device the log shows being polled (or, with no
 //! log, those whose row still holds an ofport: the busy-looping kind).
 
-use nodedoc_model::{Evidence, Finding, Severity, Subject};
+use nodedoc_model::{shell_command, Evidence, Finding, Severity, Subject};
 
 use crate::{ovs, thousands, Context, Detector};
 
@@ -70,7 +70,7 @@ impl Detector for OvsVswitchdBusy {
                 share * 100.0,
                 elapsed_us / 1000
             ),
-            format!("top -H -p {pid}"),
+            shell_command!("top -H -p {}", pid),
         ));
         let ovs_state = snapshot.ovs.as_ref();
         if let Some(v) = ovs_state.and_then(|o| o.vswitchd.as_ref()) {
@@ -79,7 +79,7 @@ impl Detector for OvsVswitchdBusy {
                     "{} threads: {} handlers, {} revalidators",
                     v.threads, v.handler_threads, v.revalidator_threads
                 ),
-                format!("ps -T -o spid,comm,pcpu -p {pid}"),
+                shell_command!("ps -T -o spid,comm,pcpu -p {}", pid),
             ));
         }
         let log = ovs_state.and_then(|o| o.log.as_ref());
@@ -94,7 +94,7 @@ impl Detector for OvsVswitchdBusy {
                         thousands(log.lines_read),
                         log.path
                     ),
-                    format!("tail -f {}", ovs::log_path(ovs_state)),
+                    shell_command!("tail -f -- {}", ovs::log_path(ovs_state)),
                 ));
             }
         }

@@ -14,7 +14,9 @@
 //! ("child 362091 s6-sync is in D state in sync()"), and for frozen ones the freezer state and
 //! the command to thaw. Linked to the blockers' `hung-task` findings as its causes.
 
-use nodedoc_model::{Evidence, Finding, FreezerState, Process, Severity, Subject, TaskState};
+use nodedoc_model::{
+    shell_command, Evidence, Finding, FreezerState, Process, Severity, Subject, TaskState,
+};
 
 use crate::stacks::{classify, describe, stack_line};
 use crate::{Context, Detector};
@@ -112,12 +114,12 @@ impl Detector for PidnsExitHang {
             );
             finding.evidence.push(Evidence::new(
                 format!("kernel stack: {}", stack_line(stack, 6)),
-                format!("cat /proc/{}/stack", init.pid),
+                shell_command!("cat /proc/{}/stack", init.pid),
             ));
             if let Some(ns) = namespaces.iter().next() {
                 finding.evidence.push(Evidence::new(
                     format!("its pid namespace is pid:[{ns}] (the init's own link is gone: it is exiting)"),
-                    format!("ls -l /proc/*/ns/pid 2>/dev/null | grep 'pid:\\[{ns}\\]'"),
+                    shell_command!("ls -l /proc/*/ns/pid 2>/dev/null | grep -F -- {}", format!("pid:[{ns}]")),
                 ));
             }
             if let Some(inner) = init.nspid.last() {
@@ -126,7 +128,7 @@ impl Detector for PidnsExitHang {
                         "pid {} in its own namespace (NSpid {:?})",
                         inner, init.nspid
                     ),
-                    format!("grep NSpid /proc/{}/status", init.pid),
+                    shell_command!("grep NSpid /proc/{}/status", init.pid),
                 ));
             }
             for member in members.iter().take(MEMBERS_SHOWN) {
@@ -148,7 +150,7 @@ impl Detector for PidnsExitHang {
                             .map(|w| format!(", wchan {w}"))
                             .unwrap_or_default()
                     ),
-                    format!("cat /proc/{}/stack", member.pid),
+                    shell_command!("cat /proc/{}/stack", member.pid),
                 ));
             }
             if members.len() > MEMBERS_SHOWN {

@@ -3,7 +3,9 @@
 //! answer, the vfork child that does not exec, the lock it waits for. Shared by `hung-task`,
 //! `pidns-exit-hang` and `netns-gone`.
 
-use nodedoc_model::{Evidence, FreezerState, MountEntry, Process, Reference, Snapshot, StackFrame};
+use nodedoc_model::{
+    shell_command, Evidence, FreezerState, MountEntry, Process, Reference, Snapshot, StackFrame,
+};
 
 use crate::catalog::{catalog, render, StackSignature};
 
@@ -209,15 +211,17 @@ pub(crate) fn describe(
             if let Some(freezer) = snapshot.freezer_of(process) {
                 evidence.push(Evidence::new(
                     format!("its cgroup {} is {}", freezer.path, freezer.state),
-                    format!("cat {}", freezer.state_file()),
+                    shell_command!("cat {}", freezer.state_file()),
                 ));
                 values.push(("freezer", format!("{} is {}", freezer.path, freezer.state)));
-                values.push(("thaw_command", freezer.thaw_command()));
+                values.push(("thaw_value", freezer.thaw_value().to_string()));
+                values.push(("freezer_file", freezer.state_file()));
             } else {
                 values.push(("freezer", "its cgroup".into()));
+                values.push(("thaw_value", "THAWED".into()));
                 values.push((
-                    "thaw_command",
-                    "echo THAWED > /sys/fs/cgroup/freezer/PATH/freezer.state".into(),
+                    "freezer_file",
+                    "/sys/fs/cgroup/freezer/PATH/freezer.state".into(),
                 ));
             }
         }
@@ -238,7 +242,11 @@ pub(crate) fn describe(
             if let Some(m) = mount {
                 evidence.push(Evidence::new(
                     format!("blocked on FUSE mount {mount_text}, connection {}", m.minor),
-                    format!("grep ' {} ' /proc/{pid}/mountinfo", m.mount_point),
+                    shell_command!(
+                        "grep -F -- {} /proc/{}/mountinfo",
+                        format!(" {} ", mountinfo_escaped(&m.mount_point)),
+                        process.pid
+                    ),
                 ));
             }
             let daemons = mount.map(|m| fuse_daemons(snapshot, m)).unwrap_or_default();
@@ -250,7 +258,7 @@ pub(crate) fn describe(
                 [one] => {
                     evidence.push(Evidence::new(
                         format!("served by {} (pid {}), which holds /dev/fuse open", one.comm, one.pid),
-                        "ls -l /proc/*/fd 2>/dev/null | grep /dev/fuse",
+                        shell_command!("ls -l /proc/*/fd 2>/dev/null | grep /dev/fuse"),
                     ));
                     (
                         format!(
@@ -264,7 +272,7 @@ pub(crate) fn describe(
                     let names: Vec<String> = many.iter().map(|p| format!("{} (pid {})", p.comm, p.pid)).collect();
                     evidence.push(Evidence::new(
                         format!("processes holding /dev/fuse: {}", names.join(", ")),
-                        "ls -l /proc/*/fd 2>/dev/null | grep /dev/fuse",
+                        shell_command!("ls -l /proc/*/fd 2>/dev/null | grep /dev/fuse"),
                     ));
                     (
                         format!("The daemon is one of {}.", names.join(", ")),
@@ -297,7 +305,7 @@ pub(crate) fn describe(
                                 .map(|w| format!(", sleeping in {w}"))
                                 .unwrap_or_default()
                         ),
-                        format!("cat /proc/{}/stat /proc/{}/wchan", c.pid, c.pid),
+                        shell_command!("cat /proc/{}/stat /proc/{}/wchan", c.pid, c.pid),
                     ));
                     (
                         format!(
@@ -336,7 +344,7 @@ pub(crate) fn describe(
             if process.memory_map_blocked {
                 evidence.push(Evidence::new(
                     format!("reading /proc/{pid}/cmdline did not return: `ps aux` hangs on this process"),
-                    format!("timeout 5 cat /proc/{pid}/cmdline"),
+                    shell_command!("timeout 5 cat /proc/{}/cmdline", process.pid),
                 ));
             }
             let mem = format!("/proc/{pid}/mem");
@@ -355,9 +363,10 @@ pub(crate) fn describe(
                         reader.pid,
                         stack_line(reader.kernel_stack.as_deref().unwrap_or(&[]), 4)
                     ),
-                    format!(
+                    shell_command!(
                         "cat /proc/{}/stack; ls -l /proc/{}/fd | grep /mem",
-                        reader.pid, reader.pid
+                        reader.pid,
+                        reader.pid
                     ),
                 ));
             }
@@ -399,6 +408,19 @@ pub(crate) fn describe(
         evidence,
         references: class.signature.references.clone(),
     }
+}
+
+/// A path as /proc/PID/mountinfo shows it: the kernel writes space, tab, newline and
+/// backslash as octal escapes (`\040`).
+fn mountinfo_escaped(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            ' ' | '\t' | '\n' | '\\' => out.push_str(&format!("\\{:03o}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// True when the stack is in network code or a network filesystem.

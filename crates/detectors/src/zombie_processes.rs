@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use nodedoc_model::{Evidence, Finding, Process, Severity, Subject, TaskState};
+use nodedoc_model::{shell_command, Evidence, Finding, Process, Severity, Subject, TaskState};
 
 use crate::{duration, thousands, Context, Detector};
 
@@ -86,7 +86,10 @@ impl Detector for ZombieProcesses {
             );
             finding.evidence.push(Evidence::new(
                 format!("{} zombie children of pid {ppid}", thousands(count as u64)),
-                format!("ps -o pid,ppid,stat,lstart,comm --ppid {ppid} | awk 'NR==1 || $3 ~ /^Z/'"),
+                shell_command!(
+                    "ps -o pid,ppid,stat,lstart,comm --ppid {} | awk 'NR==1 || $3 ~ /^Z/'",
+                    ppid
+                ),
             ));
             for zombie in zombies.iter().take(ZOMBIES_SHOWN) {
                 let age = snapshot
@@ -94,7 +97,7 @@ impl Detector for ZombieProcesses {
                     .map_or(String::new(), |a| format!(", started {} ago", duration(a)));
                 finding.evidence.push(Evidence::new(
                     format!("zombie {} (pid {}){age}", zombie.comm, zombie.pid),
-                    format!("cat /proc/{}/stat", zombie.pid),
+                    shell_command!("cat /proc/{}/stat", zombie.pid),
                 ));
             }
             if count > ZOMBIES_SHOWN {
@@ -116,7 +119,7 @@ impl Detector for ZombieProcesses {
                 if !parent.cmdline.is_empty() {
                     finding.evidence.push(Evidence::new(
                         format!("parent command: {}", parent.cmdline.join(" ")),
-                        format!("tr '\\0' ' ' < /proc/{ppid}/cmdline"),
+                        shell_command!("tr '\\0' ' ' < /proc/{}/cmdline", ppid),
                     ));
                 }
             }

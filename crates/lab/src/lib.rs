@@ -180,7 +180,11 @@ impl Drop for LabGuard {
     fn drop(&mut self) {
         if let Some(mut instance) = self.instance.take() {
             if let Err(e) = instance.stop() {
-                eprintln!("nodedoc lab: {e}");
+                // Teardown errors name processes, devices and paths.
+                eprintln!(
+                    "nodedoc lab: {}",
+                    nodedoc_model::text::Escaped(&e.to_string())
+                );
             }
         }
     }

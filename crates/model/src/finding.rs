@@ -2,6 +2,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::{ShellCommand, Unquotable};
 use crate::{Gap, HostInfo, SourceStatus};
 
 /// How bad a finding is. Ordered: `Info < Warning < Critical`.
@@ -120,17 +121,29 @@ impl fmt::Display for Subject {
 pub struct Evidence {
     /// The fact, e.g. `19990 NETLINK_GENERIC sockets`.
     pub fact: String,
-    /// A shell command that shows it, e.g. `lsof -p 812 | grep -c GENERIC`.
+    /// A shell command that shows it, e.g. `lsof -p 812 | grep -c GENERIC`; every value in it
+    /// is one shell word.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// Why no command is given where one would show the fact: a value it needs has control
+    /// characters and cannot be pasted safely into a shell (the value appears escaped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_withheld: Option<String>,
 }
 
 impl Evidence {
-    /// Evidence with the command that shows it.
-    pub fn new(fact: impl Into<String>, command: impl Into<String>) -> Evidence {
+    /// Evidence with the command that shows it, built by
+    /// [`shell_command!`](crate::shell_command); when a value could not be quoted, the
+    /// evidence keeps the fact and says why there is no command.
+    pub fn new(fact: impl Into<String>, command: Result<ShellCommand, Unquotable>) -> Evidence {
+        let (command, command_withheld) = match command {
+            Ok(command) => (Some(command.into_string()), None),
+            Err(unquotable) => (None, Some(unquotable.to_string())),
+        };
         Evidence {
             fact: fact.into(),
-            command: Some(command.into()),
+            command,
+            command_withheld,
         }
     }
 
@@ -139,6 +152,7 @@ impl Evidence {
         Evidence {
             fact: fact.into(),
             command: None,
+            command_withheld: None,
         }
     }
 }

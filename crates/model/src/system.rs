@@ -25,11 +25,11 @@ impl FreezerCgroup {
         }
     }
 
-    /// The shell command that thaws it.
-    pub fn thaw_command(&self) -> String {
+    /// What to write into [`state_file`](Self::state_file) to thaw it.
+    pub fn thaw_value(&self) -> &'static str {
         match self.hierarchy {
-            CgroupHierarchy::V1Freezer => format!("echo THAWED > {}", self.state_file()),
-            CgroupHierarchy::V2 { .. } => format!("echo 0 > {}", self.state_file()),
+            CgroupHierarchy::V1Freezer => "THAWED",
+            CgroupHierarchy::V2 { .. } => "0",
         }
     }
 }

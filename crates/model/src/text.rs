@@ -14,6 +14,11 @@
 //!   still a newline on the operator's clipboard, and the terminal shows it escaped, which
 //!   would not name the same thing): no command is suggested for it.
 //!
+//! Suggested commands are built with [`shell_command!`](crate::shell_command): its template is
+//! a string literal whose only placeholders are `{}`, checked when the crate compiles, and every
+//! value goes through [`shell_word`]. So a detector cannot paste a raw name into a command by
+//! accident, and a value that cannot be quoted yields no command, with the reason.
+//!
 //! Written here rather than taken from `shlex`: `shlex::try_quote` mixes quoting styles and
 //! leaves control characters in place by design; both rules above need the opposite.
 
@@ -71,7 +76,7 @@ impl fmt::Display for Escaped<'_> {
 
 /// Why a value cannot be placed in a suggested shell command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{shown} contains control characters and cannot be pasted safely into a shell")]
+#[error("\"{shown}\" contains control characters and cannot be pasted safely into a shell")]
 pub struct Unquotable {
     /// The value, escaped for display.
     pub shown: String,
@@ -110,6 +115,285 @@ pub fn shell_word(value: &str) -> Result<Cow<'_, str>, Unquotable> {
     }
     out.push('\'');
     Ok(Cow::Owned(out))
+}
+
+/// A command line suggested to a human: text from nodedoc's own source, with every value in
+/// it one shell word. Only [`shell_command!`](crate::shell_command) makes one, so holding a
+/// `ShellCommand` means its values were quoted.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ShellCommand(String);
+
+impl ShellCommand {
+    /// The command line.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The command line, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for ShellCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A value that can fill a `{}` of [`shell_command!`](crate::shell_command): text is quoted by
+/// [`shell_word`]; numbers are plain words already.
+pub trait ShellArg {
+    /// The value as exactly one shell word.
+    fn to_shell_word(&self) -> Result<Cow<'_, str>, Unquotable>;
+}
+
+impl ShellArg for str {
+    fn to_shell_word(&self) -> Result<Cow<'_, str>, Unquotable> {
+        shell_word(self)
+    }
+}
+
+impl ShellArg for String {
+    fn to_shell_word(&self) -> Result<Cow<'_, str>, Unquotable> {
+        shell_word(self)
+    }
+}
+
+impl ShellArg for Cow<'_, str> {
+    fn to_shell_word(&self) -> Result<Cow<'_, str>, Unquotable> {
+        shell_word(self)
+    }
+}
+
+impl<T: ShellArg + ?Sized> ShellArg for &T {
+    fn to_shell_word(&self) -> Result<Cow<'_, str>, Unquotable> {
+        (**self).to_shell_word()
+    }
+}
+
+macro_rules! number_shell_arg {
+    ($($t:ty),*) => {$(
+        impl ShellArg for $t {
+            fn to_shell_word(&self) -> Result<Cow<'_, str>, Unquotable> {
+                // Digits and a leading `-`: plain in every position of a word.
+                Ok(Cow::Owned(self.to_string()))
+            }
+        }
+    )*};
+}
+number_shell_arg!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+
+/// Checks a [`shell_command!`](crate::shell_command) template while the crate compiles: only
+/// `{}` placeholders (a named or formatted one would take a value past the quoting), none
+/// inside quotes (the value brings its own; `'{}'` would unquote it), no control characters,
+/// and as many placeholders as values.
+#[doc(hidden)]
+pub const fn check_command_template(template: &str, values: usize) {
+    let bytes = template.as_bytes();
+    let mut i = 0;
+    let mut holes = 0;
+    // The quote the template is inside: 0, b'\'' or b'"'.
+    let mut quote = 0u8;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let next = if i + 1 < bytes.len() { bytes[i + 1] } else { 0 };
+        if b < 0x20 || b == 0x7f {
+            panic!("shell_command!: the template holds a control character");
+        }
+        if b == b'{' && next == b'{' || b == b'}' && next == b'}' {
+            i += 2;
+            continue;
+        }
+        if b == b'{' {
+            if next != b'}' {
+                panic!("shell_command!: only `{{}}` placeholders: a named or formatted one would not be quoted");
+            }
+            if quote != 0 {
+                panic!("shell_command!: a `{{}}` inside quotes: the value is quoted already, put it outside");
+            }
+            holes += 1;
+            i += 2;
+            continue;
+        }
+        if b == b'}' {
+            panic!("shell_command!: a lone `}}`: write `}}}}`");
+        }
+        if quote == 0 && (b == b'\'' || b == b'"') {
+            quote = b;
+        } else if quote != 0 && b == quote {
+            quote = 0;
+        } else if b == b'\\' && quote != b'\'' {
+            // Escapes the next character (outside quotes and inside double quotes).
+            i += 1;
+        }
+        i += 1;
+    }
+    if quote != 0 {
+        panic!("shell_command!: an unterminated quote in the template");
+    }
+    if holes != values {
+        panic!("shell_command!: the number of `{{}}` differs from the number of values");
+    }
+}
+
+/// Fills a checked template; see [`shell_command!`](crate::shell_command).
+#[doc(hidden)]
+pub fn build_command(
+    template: &'static str,
+    values: &[&dyn ShellArg],
+) -> Result<ShellCommand, Unquotable> {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut values = values.iter();
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with("{}") {
+            let value = values
+                .next()
+                .expect("placeholders were counted at compile time");
+            out.push_str(&value.to_shell_word()?);
+        } else {
+            // `{{` or `}}`.
+            out.push_str(&tail[..1]);
+        }
+        rest = &tail[2..];
+    }
+    out.push_str(rest);
+    Ok(ShellCommand(out))
+}
+
+/// A [`ShellCommand`] from a template and values: `shell_command!("ovs-vsctl get Interface {}
+/// external_ids", name)`. The template is a string literal whose only placeholders are `{}`
+/// (`{{`/`}}` for braces), outside any quotes; this is checked when the crate compiles. Each
+/// value is a [`ShellArg`] and becomes one [`shell_word`]. The result is an
+/// `Err(`[`Unquotable`]`)` when a value has control characters: suggest no command then, and
+/// say why.
+///
+/// A value inside a `grep` pattern must also be literal for grep: use `grep -F --` (or `-e`).
+///
+/// ```
+/// let name = "z$(touch${IFS}pwned)";
+/// let command = nodedoc_model::shell_command!("ip link show dev {}", name).unwrap();
+/// assert_eq!(command.as_str(), "ip link show dev 'z$(touch${IFS}pwned)'");
+/// ```
+///
+/// A named placeholder would take the raw value: it does not compile.
+///
+/// ```compile_fail
+/// let name = "z$(touch${IFS}pwned)";
+/// let _ = nodedoc_model::shell_command!("ip link show dev {name}");
+/// ```
+///
+/// Nor does a placeholder inside quotes, which would undo the value's own quoting.
+///
+/// ```compile_fail
+/// let name = "q'$(id)'z";
+/// let _ = nodedoc_model::shell_command!("dmesg | grep 'waiting for {} to'", name);
+/// ```
+#[macro_export]
+macro_rules! shell_command {
+    ($template:literal $(, $value:expr)* $(,)?) => {{
+        const _: () = $crate::text::check_command_template(
+            $template,
+            <[&str]>::len(&[$(stringify!($value)),*]),
+        );
+        $crate::text::build_command($template, &[$(&$value as &dyn $crate::text::ShellArg),*])
+    }};
+}
+
+/// Writes `value` as pretty JSON that is exact and also safe on a terminal: serde_json already
+/// writes C0 controls as escapes; this writes the other [unsafe characters](is_unsafe_char)
+/// (DEL, C1 controls such as the one-byte CSI, bidirectional overrides) as `\uXXXX` too. A
+/// JSON reader gets the same strings back.
+pub fn write_json_pretty<W, T>(writer: W, value: &T) -> serde_json::Result<()>
+where
+    W: std::io::Write,
+    T: ?Sized + serde::Serialize,
+{
+    let mut serializer = serde_json::Serializer::with_formatter(
+        writer,
+        TerminalSafe(serde_json::ser::PrettyFormatter::new()),
+    );
+    value.serialize(&mut serializer)
+}
+
+/// [`write_json_pretty`] on one line.
+pub fn write_json<W, T>(writer: W, value: &T) -> serde_json::Result<()>
+where
+    W: std::io::Write,
+    T: ?Sized + serde::Serialize,
+{
+    let mut serializer = serde_json::Serializer::with_formatter(
+        writer,
+        TerminalSafe(serde_json::ser::CompactFormatter),
+    );
+    value.serialize(&mut serializer)
+}
+
+/// A JSON formatter that escapes [unsafe characters](is_unsafe_char) inside strings, around
+/// another formatter (pretty or compact).
+struct TerminalSafe<F>(F);
+
+impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for TerminalSafe<F> {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        // serde_json escaped C0 already; what is left to escape is DEL and above.
+        if fragment.bytes().all(|b| b < 0x7f) {
+            return writer.write_all(fragment.as_bytes());
+        }
+        // Every unsafe character is in the Basic Multilingual Plane: one `\uXXXX` each.
+        let mut rest = fragment;
+        while let Some((i, c)) = rest.char_indices().find(|(_, c)| is_unsafe_char(*c)) {
+            writer.write_all(&rest.as_bytes()[..i])?;
+            write!(writer, "\\u{:04x}", c as u32)?;
+            rest = &rest[i + c.len_utf8()..];
+        }
+        writer.write_all(rest.as_bytes())
+    }
+
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn end_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_key(w)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(w)
+    }
 }
 
 #[cfg(test)]
@@ -170,5 +454,100 @@ mod tests {
                 .expect("sh runs");
             assert_eq!(String::from_utf8(out.stdout).unwrap(), value, "{script}");
         }
+    }
+
+    #[test]
+    fn commands_quote_every_value_and_refuse_control_characters() {
+        let pid = 812;
+        let name = "z$(touch${IFS}pwned)";
+        assert_eq!(
+            crate::shell_command!("ovs-vsctl get Interface {} external_ids", name)
+                .unwrap()
+                .as_str(),
+            "ovs-vsctl get Interface 'z$(touch${IFS}pwned)' external_ids"
+        );
+        assert_eq!(
+            crate::shell_command!("cat /proc/{}/stack; ls -l /proc/{}/fd", pid, pid)
+                .unwrap()
+                .to_string(),
+            "cat /proc/812/stack; ls -l /proc/812/fd"
+        );
+        assert_eq!(
+            crate::shell_command!("awk '{{print $1}}' /proc/{}/stat", pid)
+                .unwrap()
+                .as_str(),
+            "awk '{print $1}' /proc/812/stat"
+        );
+        assert_eq!(
+            crate::shell_command!("uname -r").unwrap().as_str(),
+            "uname -r"
+        );
+        let owned = String::from("q'x");
+        assert_eq!(
+            crate::shell_command!("grep -F -- {} {}", owned, &owned)
+                .unwrap()
+                .as_str(),
+            "grep -F -- 'q'\\''x' 'q'\\''x'"
+        );
+        let err = crate::shell_command!("kill {} {}", pid, "x\u{1b}[2J").unwrap_err();
+        assert_eq!(err.shown, "x\\e[2J");
+        assert_eq!(
+            err.to_string(),
+            "\"x\\e[2J\" contains control characters and cannot be pasted safely into a shell"
+        );
+    }
+
+    #[test]
+    fn command_templates_are_checked() {
+        // The const checks, run here at run time to see each refusal.
+        let refused = |template: &'static str, values: usize| {
+            std::panic::catch_unwind(|| check_command_template(template, values)).is_err()
+        };
+        assert!(!refused("ls /proc/{}/fd", 1));
+        assert!(!refused("tr '\\0' ' ' < /proc/{}/cmdline", 1));
+        assert!(!refused("grep -c 'Max open files' /proc/{}/limits", 1));
+        assert!(!refused("echo \\' {}", 1));
+        assert!(refused("ls /proc/{pid}/fd", 1), "named placeholder");
+        assert!(refused("ls /proc/{:>5}/fd", 1), "formatted placeholder");
+        assert!(refused("grep '{}' x", 1), "inside single quotes");
+        assert!(refused("grep \"a {}\" x", 1), "inside double quotes");
+        assert!(refused("ls {} {}", 1), "two placeholders, one value");
+        assert!(refused("ls", 1), "a value without a placeholder");
+        assert!(refused("ls }", 0), "lone brace");
+        assert!(refused("echo 'x", 0), "unterminated quote");
+        assert!(refused("ls\n{}", 1), "control character");
+    }
+
+    #[test]
+    fn json_stays_exact_and_terminal_safe() {
+        let hostile = "a\u{1b}[2J\u{7}\r\nCRITICAL \u{9b}31m \u{202e}x\u{7f}\"\\ 日本";
+        let value = serde_json::json!({ hostile: [hostile, 1] });
+        let mut out = Vec::new();
+        write_json_pretty(&mut out, &value).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.chars().any(|c| is_unsafe_char(c) && c != '\n'),
+            "{text:?}"
+        );
+        assert!(text.contains("\\u009b31m \\u202ex\\u007f"), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, value);
+        let mut compact = Vec::new();
+        write_json(&mut compact, &value).unwrap();
+        let compact = String::from_utf8(compact).unwrap();
+        assert!(!compact.chars().any(is_unsafe_char), "{compact:?}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&compact).unwrap(),
+            value
+        );
+        // Pretty, as serde_json's own.
+        assert_eq!(
+            {
+                let mut plain = Vec::new();
+                write_json_pretty(&mut plain, &serde_json::json!({"a": [1, {"b": null}]})).unwrap();
+                String::from_utf8(plain).unwrap()
+            },
+            serde_json::to_string_pretty(&serde_json::json!({"a": [1, {"b": null}]})).unwrap()
+        );
     }
 }

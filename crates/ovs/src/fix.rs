@@ -13,7 +13,8 @@
 //! `wait` fails, [`OrphanRemoval::apply`] names the port that changed, spares it, and
 //! retries once more with the rest (still guarded), until only unchanged ports remain.
 
-use nodedoc_model::OvsState;
+use nodedoc_model::text::{ShellCommand, Unquotable};
+use nodedoc_model::{shell_command, OvsState};
 use nodedoc_ovsdb::{
     Client, Condition, Datum, Error as OvsdbError, Mutate, Mutation, Operation, Row, Uuid, Wait,
     WaitUntil, OPEN_VSWITCH_DB,
@@ -183,11 +184,13 @@ impl OrphanRemoval {
         Value::Array(params)
     }
 
-    /// The equivalent `ovs-vsctl` commands (without the guards), for humans.
-    pub fn vsctl_commands(&self) -> Vec<String> {
+    /// The equivalent `ovs-vsctl` commands (without the guards), for humans: one per port,
+    /// each name one shell word; an error for a port whose names have control characters
+    /// (no pasteable command exists for it; the transaction removes it all the same).
+    pub fn vsctl_commands(&self) -> Vec<Result<ShellCommand, Unquotable>> {
         self.removals
             .iter()
-            .map(|r| format!("ovs-vsctl --if-exists del-port {} {}", r.bridge, r.port))
+            .map(|r| shell_command!("ovs-vsctl --if-exists del-port {} {}", r.bridge, r.port))
             .collect()
     }
 
@@ -291,9 +294,24 @@ mod tests {
         let mutate = ops[2].to_json();
         assert_eq!(mutate["mutations"][0][1], "delete");
         assert_eq!(
-            removal().vsctl_commands(),
-            ["ovs-vsctl --if-exists del-port br-int ha-d489f511-9f"]
+            removal().vsctl_commands()[0].as_ref().unwrap().as_str(),
+            "ovs-vsctl --if-exists del-port br-int ha-d489f511-9f"
         );
         assert_eq!(removal().transaction_json()[0], "Open_vSwitch");
+    }
+
+    #[test]
+    fn equivalent_commands_quote_names_and_refuse_control_characters() {
+        let mut plan = removal();
+        plan.removals[0].port = "z$(touch${IFS}pwned)".into();
+        let mut escaped = plan.removals[0].clone();
+        escaped.port = "e\u{1b}]0;x\u{7}".into();
+        plan.removals.push(escaped);
+        let commands = plan.vsctl_commands();
+        assert_eq!(
+            commands[0].as_ref().unwrap().as_str(),
+            "ovs-vsctl --if-exists del-port br-int 'z$(touch${IFS}pwned)'"
+        );
+        assert_eq!(commands[1].as_ref().unwrap_err().shown, "e\\e]0;x\\x07");
     }
 }
