@@ -419,7 +419,9 @@ pub enum ProbeCommand {
     /// VERSION: CNI_COMMAND=VERSION in its environment and standard input an open pipe that
     /// stays silent. Plugins that answer print their supported versions; plugins still running
     /// after --timeout hang (containernetworking/cni skel < 0.7.0 reads stdin even for VERSION)
-    /// and are killed.
+    /// and are killed. Plugins run as the user running nodedoc (root), so a file owned by
+    /// another user, or that group or others can write, or in a directory they can write
+    /// (without the sticky bit), is skipped and reported as such.
     Cni {
         /// A CNI bin directory (repeatable). Default: /opt/cni/bin and /usr/lib/cni.
         #[arg(long = "dir", value_name = "DIR")]

@@ -29,6 +29,9 @@ enum Outcome {
     Hung { killed_after_ms: u64 },
     /// It exited without a VERSION answer.
     Failed { status: String, output: String },
+    /// Not run: nodedoc runs plugins as root, so only files that no one but root (or the user
+    /// running nodedoc) could have put there or changed.
+    Skipped { reason: String },
 }
 
 #[derive(Debug, Serialize)]
@@ -64,13 +67,26 @@ pub fn cni(dirs: &[PathBuf], timeout: Duration, format: Format) -> Result<u8> {
         );
     }
     let mut plugins = Vec::new();
+    let mut results = Vec::new();
     for dir in &dirs {
         let entries =
             std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        let dir_unsafe = unsafe_dir(dir);
         for entry in entries.flatten() {
             let path = entry.path();
-            if is_executable_file(&path) {
-                plugins.push(path);
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if !is_executable_file(&meta) {
+                continue;
+            }
+            match dir_unsafe.clone().or_else(|| untrusted_plugin(&meta)) {
+                Some(reason) => results.push(PluginResult {
+                    plugin: path,
+                    pid: 0,
+                    outcome: Outcome::Skipped { reason },
+                }),
+                None => plugins.push(path),
             }
         }
     }
@@ -79,7 +95,6 @@ pub fn cni(dirs: &[PathBuf], timeout: Duration, format: Format) -> Result<u8> {
 
     // All plugins run at once: a hung one costs the timeout once, not once per plugin.
     let mut running = Vec::new();
-    let mut results = Vec::new();
     for path in plugins {
         let spawned = Command::new(&path)
             .env_clear()
@@ -182,9 +197,20 @@ pub fn cni(dirs: &[PathBuf], timeout: Duration, format: Format) -> Result<u8> {
                     Outcome::Failed { status, output: text } => {
                         writeln!(out, "failed    {name}: {}{}", output(status), if text.is_empty() { String::new() } else { format!(": {}", output(text)) })?
                     }
+                    Outcome::Skipped { reason } => writeln!(out, "skipped   {name}: not run: {reason}")?,
                 }
             }
-            writeln!(out, "{} plugins, {} hung", results.len(), hung)?;
+            let skipped = results
+                .iter()
+                .filter(|r| matches!(r.outcome, Outcome::Skipped { .. }))
+                .count();
+            writeln!(
+                out,
+                "{} plugins, {} hung, {} skipped",
+                results.len(),
+                hung,
+                skipped
+            )?;
         }
     }
     Ok(if hung > 0 {
@@ -194,9 +220,43 @@ pub fn cni(dirs: &[PathBuf], timeout: Duration, format: Format) -> Result<u8> {
     })
 }
 
-fn is_executable_file(path: &Path) -> bool {
+fn is_executable_file(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    meta.is_file() && meta.permissions().mode() & 0o111 != 0
+}
+
+/// Why the plugins of `dir` must not be run: others can replace them (a directory they can
+/// write, without the sticky bit that stops them renaming files they do not own).
+fn unsafe_dir(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).ok()?;
+    (meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0).then(|| {
+        format!(
+            "{} can be written by group or others (mode {:o}): anyone could replace its plugins",
+            dir.display(),
+            meta.mode() & 0o7777
+        )
+    })
+}
+
+/// Why a plugin file must not be run as root: it belongs to someone else, or others can
+/// change it. (Symlinks are followed, as `exec` follows them.)
+fn untrusted_plugin(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != me {
+        return Some(format!(
+            "owned by uid {}; only plugins owned by root (or uid {me}, which runs nodedoc) are run",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!(
+            "group or others can write it (mode {:o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    None
 }
 
 fn finished(mut plugin: Running, status: std::process::ExitStatus) -> PluginResult {

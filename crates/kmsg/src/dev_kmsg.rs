@@ -390,6 +390,13 @@ mod tests {
     #[test]
     fn writer_ends_records_with_one_newline() {
         let path = std::env::temp_dir().join(format!("nodedoc-kmsg-writer-{}", std::process::id()));
+        // O_EXCL: a link planted at this guessable name in /tmp fails the test instead of
+        // being written through; once created, the file is ours (the sticky bit keeps it).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
         for (level, text, expected) in [
             (None, "plain", "plain\n"),
             (None, "already ended\n", "already ended\n"),

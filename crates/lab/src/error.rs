@@ -45,6 +45,16 @@ pub enum LabError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The state directory exists but others could write it (a planted symlink or directory,
+    /// a loose mode): instances are neither written to it nor read from it, since a planted
+    /// state file would make `lab stop` kill and delete what it names.
+    #[error("lab state directory {path} is not safe to use: {reason}")]
+    UnsafeStateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
     /// A helper process failed.
     #[error("lab helper {helper}: {detail}")]
     Helper {

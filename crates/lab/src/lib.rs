@@ -159,21 +159,28 @@ impl LabGuard {
     /// running after this process exits; [`stop_saved`] tears it down later.
     pub fn persist(mut self) -> Result<Instance, LabError> {
         let instance = self.instance.take().expect("present until stop or persist");
-        let path = state_dir().join(format!("{}.json", instance.id));
-        let write = std::fs::create_dir_all(state_dir()).and_then(|()| {
-            std::fs::write(
-                &path,
-                serde_json::to_vec_pretty(&instance).map_err(std::io::Error::other)?,
-            )
+        let written = private_state_dir(true).and_then(|dir| {
+            let dir = dir.expect("created when missing");
+            let path = dir.join(format!("{}.json", instance.id));
+            write_state(&dir, &path, &instance).map_err(|source| LabError::State { path, source })
         });
-        if let Err(source) = write {
+        if let Err(e) = written {
             // The instance cannot be found again later: do not leave it running.
             let mut instance = instance;
             let _ = instance.stop();
-            return Err(LabError::State { path, source });
+            return Err(e);
         }
         Ok(instance)
     }
+}
+
+/// Writes `instance` to `path` in `dir`: to a new temporary file, renamed into place.
+fn write_state(dir: &Path, path: &Path, instance: &Instance) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(&serde_json::to_vec_pretty(instance).map_err(std::io::Error::other)?)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 impl Drop for LabGuard {
@@ -217,12 +224,102 @@ pub fn start(name: &str, cx: &LabContext) -> Result<LabGuard, LabError> {
 pub fn state_dir() -> PathBuf {
     std::env::var_os("NODEDOC_LAB_STATE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/nodedoc/labs"))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+}
+
+/// The default [`state_dir`]; its parent, `/run/nodedoc`, is nodedoc's too.
+const DEFAULT_STATE_DIR: &str = "/run/nodedoc/labs";
+
+/// A state file is a few kilobytes; anything near this is not one.
+const STATE_FILE_MAX_BYTES: u64 = 16 << 20;
+
+/// The state directory, checked before use; with `create`, made when missing.
+///
+/// A state file names processes to kill and directories to delete, as root: whoever can write
+/// one makes `lab stop` do that. So the directory (and `/run/nodedoc` above the default one)
+/// is created mode 0700, and used only when it is a real directory (not a symlink) owned by
+/// this user, that neither group nor others can write, in a parent that others cannot
+/// rearrange (not writable by them, or sticky like `/tmp`). `Ok(None)`: missing, not created.
+fn private_state_dir(create: bool) -> Result<Option<PathBuf>, LabError> {
+    let dir = state_dir();
+    let mut chain = Vec::new();
+    if dir == Path::new(DEFAULT_STATE_DIR) {
+        chain.extend(dir.parent().map(Path::to_path_buf));
+    }
+    chain.push(dir.clone());
+    for path in &chain {
+        if !ensure_private_dir(path, create)? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(dir))
+}
+
+/// Creates `path` (mode 0700) when missing and `create`, then checks it as
+/// [`private_state_dir`] says. False when missing and not created.
+fn ensure_private_dir(path: &Path, create: bool) -> Result<bool, LabError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let unsafe_dir = |reason: String| LabError::UnsafeStateDir {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let state_error = |source| LabError::State {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Ok(meta) = std::fs::metadata(parent) {
+            let sticky = meta.mode() & 0o1000 != 0;
+            if meta.mode() & 0o022 != 0 && !sticky {
+                return Err(unsafe_dir(format!(
+                    "its parent {} can be written by others (mode {:o}) and is not sticky",
+                    parent.display(),
+                    meta.mode() & 0o7777
+                )));
+            }
+        }
+    }
+    if create {
+        match std::fs::DirBuilder::new().mode(0o700).create(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(state_error(e)),
+        }
+    }
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return Ok(false),
+        Err(e) => return Err(state_error(e)),
+    };
+    let me = rustix::process::geteuid().as_raw();
+    if meta.file_type().is_symlink() {
+        return Err(unsafe_dir(
+            "it is a symbolic link (remove it; nodedoc creates the directory itself)".into(),
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(unsafe_dir("it is not a directory".into()));
+    }
+    if meta.uid() != me {
+        return Err(unsafe_dir(format!(
+            "it is owned by uid {}, not by uid {me} (remove it; nodedoc creates the directory itself)",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(unsafe_dir(format!(
+            "group or others can write it (mode {:o}; chmod go-w it)",
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(true)
 }
 
 /// Instances saved by `lab start`.
 pub fn saved_instances() -> Result<Vec<(PathBuf, Instance)>, LabError> {
-    let dir = state_dir();
+    let Some(dir) = private_state_dir(false)? else {
+        return Ok(Vec::new());
+    };
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -234,9 +331,14 @@ pub fn saved_instances() -> Result<Vec<(PathBuf, Instance)>, LabError> {
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
-        let bytes = std::fs::read(&path).map_err(|source| LabError::State {
+        let bytes = nodedoc_model::hostfile::read_regular(
+            &path,
+            STATE_FILE_MAX_BYTES,
+            nodedoc_model::hostfile::DEFAULT_STALL_DEADLINE,
+        )
+        .map_err(|e| LabError::State {
             path: path.clone(),
-            source,
+            source: std::io::Error::other(e),
         })?;
         let instance: Instance = serde_json::from_slice(&bytes).map_err(|e| LabError::State {
             path: path.clone(),
@@ -274,4 +376,65 @@ pub fn stop_saved(name: &str) -> Result<Vec<String>, LabError> {
 
 fn remove_state(path: &Path) {
     let _ = std::fs::remove_file(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn the_state_dir_is_created_private_and_planted_ones_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        // World-writable and sticky, like /tmp.
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+
+        let fresh = root.path().join("fresh");
+        assert!(
+            !ensure_private_dir(&fresh, false).unwrap(),
+            "missing, not created"
+        );
+        assert!(ensure_private_dir(&fresh, true).unwrap());
+        assert_eq!(std::fs::metadata(&fresh).unwrap().mode() & 0o777, 0o700);
+        assert!(
+            ensure_private_dir(&fresh, true).unwrap(),
+            "again: checked, kept"
+        );
+
+        let target = root.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = ensure_private_dir(&link, true).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+
+        let loose = root.path().join("loose");
+        std::fs::create_dir(&loose).unwrap();
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = ensure_private_dir(&loose, false).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("group or others can write it (mode 777"),
+            "{err}"
+        );
+
+        if rustix::process::geteuid().is_root() {
+            let theirs = root.path().join("theirs");
+            std::fs::create_dir(&theirs).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            let err = ensure_private_dir(&theirs, true).unwrap_err();
+            assert!(
+                err.to_string().contains("owned by uid 65534, not by uid 0"),
+                "{err}"
+            );
+        }
+
+        // A parent others can rearrange: not sticky.
+        let open_parent = root.path().join("open");
+        std::fs::create_dir(&open_parent).unwrap();
+        std::fs::set_permissions(&open_parent, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = ensure_private_dir(&open_parent.join("labs"), true).unwrap_err();
+        assert!(err.to_string().contains("and is not sticky"), "{err}");
+        assert!(!open_parent.join("labs").exists());
+    }
 }

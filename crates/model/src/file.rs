@@ -1,9 +1,35 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::hostfile::{self, FileKind, HostFileError};
 use crate::{Snapshot, SNAPSHOT_FORMAT, SNAPSHOT_VERSION};
+
+/// The largest snapshot file `read_snapshot` reads by default. A snapshot of a host with
+/// 10,000 processes is about 20 MB; this leaves fifty times that for kernel logs and OVS,
+/// and bounds what a wrong or hostile input (`--from /dev/zero`'s regular-file cousins) can
+/// make nodedoc allocate: the parsed snapshot takes a few times the file's size.
+pub const DEFAULT_MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
+
+/// Bounds on reading a snapshot file.
+#[derive(Clone, Copy, Debug)]
+pub struct SnapshotLimits {
+    /// Larger files are refused.
+    pub max_bytes: u64,
+    /// Reading gives up after this long without progress (a mount that does not answer).
+    pub stall_deadline: Duration,
+}
+
+impl Default for SnapshotLimits {
+    fn default() -> Self {
+        SnapshotLimits {
+            max_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
+            stall_deadline: hostfile::DEFAULT_STALL_DEADLINE,
+        }
+    }
+}
 
 /// Why a snapshot file could not be read or written. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +41,18 @@ pub enum SnapshotFileError {
         path: PathBuf,
         /// What the OS said.
         source: std::io::Error,
+    },
+    /// The file was not read: not a regular file, too large, or on a filesystem that does not
+    /// answer.
+    #[error(transparent)]
+    Unreadable(HostFileError),
+    /// The output path names something a snapshot must not replace.
+    #[error("{path} is {kind}: nodedoc writes a snapshot only to a new or regular file (use `-o -` for standard output)")]
+    NotRegularOutput {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: FileKind,
     },
     /// The file is not JSON at all (a binary file, a text file, …).
     #[error("{path}: not a nodedoc snapshot (it is not JSON: {detail})")]
@@ -70,12 +108,25 @@ struct Header {
     version: Option<serde_json::Value>,
 }
 
-/// Reads and checks a snapshot written by `write_snapshot`.
+/// Reads and checks a snapshot written by `write_snapshot`, within the default
+/// [`SnapshotLimits`].
 pub fn read_snapshot(path: &Path) -> Result<Snapshot, SnapshotFileError> {
-    let bytes = std::fs::read(path).map_err(|source| SnapshotFileError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    read_snapshot_with(path, &SnapshotLimits::default())
+}
+
+/// Reads and checks a snapshot: only from a regular file (a FIFO, a device such as
+/// `/dev/zero` or a directory is refused unopened), at most `limits.max_bytes`, giving up
+/// when the read stalls. Parsing then takes memory in proportion to the file's size.
+pub fn read_snapshot_with(
+    path: &Path,
+    limits: &SnapshotLimits,
+) -> Result<Snapshot, SnapshotFileError> {
+    let bytes = hostfile::read_regular(path, limits.max_bytes, limits.stall_deadline).map_err(
+        |e| match e {
+            HostFileError::Io { path, source } => SnapshotFileError::Io { path, source },
+            other => SnapshotFileError::Unreadable(other),
+        },
+    )?;
     parse_snapshot(path, &bytes)
 }
 
@@ -168,11 +219,34 @@ pub(crate) fn parse_snapshot(path: &Path, bytes: &[u8]) -> Result<Snapshot, Snap
 
 /// Writes a snapshot atomically: to a temporary file beside `path`, then renamed over it, so
 /// an interrupted write never leaves a half file where a good one was.
+///
+/// `path` is often in a directory others can write to (`/tmp`). The temporary file has a
+/// random name and is created with `O_CREAT | O_EXCL` (the `tempfile` crate), which never
+/// follows or reuses what is already there, so a symlink planted at a guessed name cannot
+/// make root write elsewhere. The file is private to its owner (mode 0600): a snapshot holds
+/// every process's command line. `path` itself, when it exists, must be a regular file:
+/// renaming over a symlink would replace the link (not write through it — no clobber) but a
+/// link like `/dev/stdout` must not be replaced either, and a device or FIFO is no place for
+/// a file, so both are refused. Should a link be planted at `path` after that check, the
+/// rename replaces the link itself: its target is never written.
 pub fn write_snapshot(path: &Path, snapshot: &Snapshot) -> Result<(), SnapshotFileError> {
     let io = |source| SnapshotFileError::Io {
         path: path.to_path_buf(),
         source,
     };
+    match std::fs::symlink_metadata(path) {
+        Ok(existing) => match FileKind::of(existing.file_type()) {
+            FileKind::Regular => {}
+            kind => {
+                return Err(SnapshotFileError::NotRegularOutput {
+                    path: path.to_path_buf(),
+                    kind,
+                })
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -180,23 +254,22 @@ pub fn write_snapshot(path: &Path, snapshot: &Snapshot) -> Result<(), SnapshotFi
     let file_name = path
         .file_name()
         .ok_or_else(|| io(std::io::Error::other("not a file name")))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut out = std::io::BufWriter::new(file);
-        serde_json::to_writer(&mut out, snapshot).map_err(std::io::Error::other)?;
-        out.write_all(b"\n")?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(file_name);
+    prefix.push(".");
+    let tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(io)?;
+    // On any error below, dropping `tmp` removes the temporary file.
+    let mut out = std::io::BufWriter::new(tmp);
+    serde_json::to_writer(&mut out, snapshot).map_err(|e| io(std::io::Error::other(e)))?;
+    out.write_all(b"\n").map_err(io)?;
+    let tmp = out.into_inner().map_err(|e| io(e.into_error()))?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -220,12 +293,67 @@ mod tests {
 
     #[test]
     fn round_trips_through_a_file() {
-        let dir = std::env::temp_dir().join(format!("nodedoc-model-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("snap.json");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap.json");
+        write_snapshot(&path, &sample()).unwrap();
+        // Written over too, and nothing left beside it.
         write_snapshot(&path, &sample()).unwrap();
         assert_eq!(read_snapshot(&path).unwrap(), sample());
-        std::fs::remove_dir_all(&dir).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["snap.json"]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "a snapshot holds command lines: private"
+        );
+    }
+
+    #[test]
+    fn outputs_that_are_not_regular_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.path().join("snap.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = write_snapshot(&link, &sample()).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        let err = write_snapshot(Path::new("/dev/null"), &sample()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("/dev/null is a character device"),
+            "{err}"
+        );
+        let err = write_snapshot(dir.path(), &sample()).unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+    }
+
+    #[test]
+    fn inputs_that_are_not_regular_or_too_large_are_refused() {
+        let err = read_snapshot(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/dev/zero is a character device, not a regular file: not opened"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap.json");
+        write_snapshot(&path, &sample()).unwrap();
+        let limits = SnapshotLimits {
+            max_bytes: 100,
+            ..SnapshotLimits::default()
+        };
+        let err = read_snapshot_with(&path, &limits).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("snap.json is larger than 100 bytes"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod file;
 mod finding;
 mod gaps;
 mod history;
+pub mod hostfile;
 mod kernel_log;
 mod ovs;
 mod process;
@@ -21,7 +22,10 @@ mod snapshot;
 mod system;
 pub mod text;
 
-pub use file::{read_snapshot, write_snapshot, SnapshotFileError};
+pub use file::{
+    read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError, SnapshotLimits,
+    DEFAULT_MAX_SNAPSHOT_BYTES,
+};
 pub use finding::{
     Evidence, Finding, FindingId, Reference, Report, ReportSummary, Severity, Subject,
     REPORT_FORMAT,

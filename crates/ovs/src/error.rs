@@ -1,5 +1,3 @@
-use std::path::PathBuf;
-
 /// Why part of the OVS collection or the fix failed. Every variant names what it was
 /// reading or talking to.
 #[derive(Debug, thiserror::Error)]
@@ -10,14 +8,10 @@ pub enum OvsError {
     /// Talking to OVSDB failed (the error names the endpoint and the method).
     #[error(transparent)]
     Ovsdb(#[from] nodedoc_ovsdb::Error),
-    /// ovs-vswitchd.log could not be read.
-    #[error("ovs-vswitchd log {path}: {source}")]
-    Log {
-        /// The file.
-        path: PathBuf,
-        /// What the OS said.
-        source: std::io::Error,
-    },
+    /// ovs-vswitchd.log was not read (the error names the file and why: missing, not a
+    /// regular file, the wrong owner, a read that stalled).
+    #[error("ovs-vswitchd log {0}")]
+    Log(nodedoc_model::hostfile::HostFileError),
     /// The async runtime for the OVSDB client could not be started.
     #[error("cannot start the OVSDB client runtime: {0}")]
     Runtime(std::io::Error),

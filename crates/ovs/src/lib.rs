@@ -45,6 +45,8 @@ pub struct OvsOptions {
     pub timeout: Duration,
     /// How much of the end of the log to read.
     pub log_tail_bytes: u64,
+    /// Reading a host file (the log, a pidfile) gives up after this long without progress.
+    pub file_deadline: Duration,
     /// Where named network namespaces are (`/run/netns`).
     pub run_netns: PathBuf,
 }
@@ -56,6 +58,7 @@ impl Default for OvsOptions {
             log: None,
             timeout: Duration::from_secs(10),
             log_tail_bytes: log::DEFAULT_TAIL_BYTES,
+            file_deadline: nodedoc_model::hostfile::DEFAULT_STALL_DEADLINE,
             run_netns: PathBuf::from(netns::NETNS_RUN_DIR),
         }
     }
@@ -174,30 +177,63 @@ pub fn collect(options: &OvsOptions, processes: &[Process]) -> OvsCollection {
     ));
 
     let default_endpoint = !explicit;
-    let found = vswitchd::find(socket.as_deref(), default_endpoint, processes);
-    let vswitchd_process = found.as_ref().and_then(|(pid, _)| {
+    // Who may run the daemon and own its files: root, and the owner of a rundir only that
+    // owner can write (see `vswitchd`'s documentation).
+    let owners = vswitchd::TrustedOwners::for_rundir(socket.as_deref().and_then(Path::parent));
+    let search = vswitchd::find(
+        socket.as_deref(),
+        default_endpoint,
+        processes,
+        &owners,
+        options.file_deadline,
+    );
+    for ignored in &search.ignored {
+        out.gaps.record(
+            "ovs-vswitchd",
+            "ovs-vswitchd candidate",
+            ignored.reason.clone(),
+            ignored.subject.clone(),
+        );
+    }
+    let ignored_note = ignored_note(&search.ignored);
+    let vswitchd_process = search.found.as_ref().and_then(|found| {
         processes
-            .binary_search_by_key(pid, |p| p.pid)
+            .binary_search_by_key(&found.pid, |p| p.pid)
             .ok()
             .map(|i| &processes[i])
     });
-    ovs.vswitchd = found.and_then(|(pid, how)| vswitchd::describe(pid, how));
+    ovs.vswitchd = search
+        .found
+        .as_ref()
+        .and_then(|found| vswitchd::describe(found.pid, found.how.clone()));
 
-    // The log: --ovs-log, else among ovs-vswitchd's open files.
+    // The log: --ovs-log, else among the trusted ovs-vswitchd's open files, read only if it
+    // is a regular file of root or of the daemon's owner.
+    let mut log_options = log::LogReadOptions {
+        tail_bytes: options.log_tail_bytes,
+        stall_deadline: options.file_deadline,
+        owners: None,
+    };
     let log_path = match &options.log {
         Some(path) => Some((path.clone(), "--ovs-log".to_string())),
-        None => ovs.vswitchd.as_ref().and_then(|v| {
-            vswitchd::find_log(v.pid, vswitchd_process.map_or(&[][..], |p| &p.cmdline))
-        }),
+        None => match (&ovs.vswitchd, &search.found) {
+            (Some(v), Some(found)) => {
+                log_options.owners = Some(
+                    vswitchd::TrustedOwners::root().and(found.uid, "the user ovs-vswitchd runs as"),
+                );
+                vswitchd::find_log(v.pid, vswitchd_process.map_or(&[][..], |p| &p.cmdline))
+            }
+            _ => None,
+        },
     };
     match log_path {
-        Some((path, how)) => match log::read_log(&path, options.log_tail_bytes, &how) {
+        Some((path, how)) => match log::read_log(&path, &log_options, &how) {
             Ok(log) => {
                 out.sources.push(status(
                     "ovs-log",
                     SourceState::Collected,
                     format!(
-                        "{} ({how}): {} lines read from byte {} of {}",
+                        "{} ({how}): {} lines read from byte {} of {}{ignored_note}",
                         log.path, log.lines_read, log.read_from, log.size
                     ),
                 ));
@@ -210,8 +246,11 @@ pub fn collect(options: &OvsOptions, processes: &[Process]) -> OvsCollection {
                     e.to_string(),
                     path.display().to_string(),
                 );
-                out.sources
-                    .push(status("ovs-log", SourceState::Failed, e.to_string()));
+                out.sources.push(status(
+                    "ovs-log",
+                    SourceState::Failed,
+                    format!("{e}{ignored_note}"),
+                ));
             }
         },
         None => out.sources.push(status(
@@ -219,10 +258,12 @@ pub fn collect(options: &OvsOptions, processes: &[Process]) -> OvsCollection {
             SourceState::Absent,
             match &ovs.vswitchd {
                 Some(v) => format!(
-                    "ovs-vswitchd (pid {}) has no log file open; pass --ovs-log",
+                    "ovs-vswitchd (pid {}) has no log file open; pass --ovs-log{ignored_note}",
                     v.pid
                 ),
-                None => "no ovs-vswitchd found for this database; pass --ovs-log".to_string(),
+                None => {
+                    format!("no ovs-vswitchd found for this database; pass --ovs-log{ignored_note}")
+                }
             },
         )),
     }
@@ -258,6 +299,23 @@ pub fn collect(options: &OvsOptions, processes: &[Process]) -> OvsCollection {
     out.network = Some(network);
     out.ovs = Some(ovs);
     out
+}
+
+/// `; ovs-vswitchd candidate pid N ignored: WHY` for the first few candidates not trusted,
+/// so the `ovs-log` source says why no daemon (or not that one) was used.
+fn ignored_note(ignored: &[vswitchd::Ignored]) -> String {
+    const SHOWN: usize = 3;
+    let mut note = String::new();
+    for ignored in ignored.iter().take(SHOWN) {
+        note.push_str(&format!("; {ignored}"));
+    }
+    if ignored.len() > SHOWN {
+        note.push_str(&format!(
+            "; {} more candidates ignored (see gaps)",
+            ignored.len() - SHOWN
+        ));
+    }
+    note
 }
 
 /// Converts the OVSDB dump into the snapshot's OVS part.

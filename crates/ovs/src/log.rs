@@ -11,10 +11,13 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::time::Duration;
 
+use nodedoc_model::hostfile::{self, HostFileError, Progress};
 use nodedoc_model::{OvsLog, OvsLogEvent, OvsLogEventKind};
 
 use crate::error::OvsError;
+use crate::vswitchd::TrustedOwners;
 
 /// How much of the end of the log is read by default: at the flood rate of the seed's
 /// incident this is still minutes of history, and the add/delete lines of a flapping port
@@ -236,31 +239,42 @@ fn thin(events: Vec<OvsLogEvent>) -> Vec<OvsLogEvent> {
     kept
 }
 
-/// Reads the last `tail_bytes` of the log at `path` and reduces them.
-pub fn read_log(path: &Path, tail_bytes: u64, found_by: &str) -> Result<OvsLog, OvsError> {
-    let io = |source| OvsError::Log {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
-    let start = size.saturating_sub(tail_bytes);
-    // From one byte before the tail: if that byte is a newline, the tail starts on a whole
-    // line; otherwise the partial line up to the first newline is dropped.
-    let read_pos = start.saturating_sub(1);
-    let lines_before = if read_pos == 0 {
-        Some(0)
-    } else if read_pos <= LINE_COUNT_LIMIT {
-        Some(count_lines(&mut file, read_pos).map_err(io)?)
-    } else {
-        None
-    };
-    file.seek(SeekFrom::Start(read_pos)).map_err(io)?;
-    let mut bytes = Vec::with_capacity((size - read_pos) as usize);
-    // The file keeps growing while it is read: stop at what was there plus a little.
-    file.take(size - read_pos + (1 << 20))
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
+/// How to read the log: how much of its end, how long to wait on a stalled read, and whose
+/// file it must be.
+#[derive(Clone, Debug)]
+pub struct LogReadOptions {
+    /// How much of the end of the log to read ([`DEFAULT_TAIL_BYTES`]).
+    pub tail_bytes: u64,
+    /// Give up after this long without progress (a filesystem that does not answer).
+    pub stall_deadline: Duration,
+    /// Who must own the file: set for a log found through the daemon (root or the daemon's
+    /// uid); `None` for a file the operator named.
+    pub owners: Option<TrustedOwners>,
+}
+
+impl LogReadOptions {
+    /// Reads the last `tail_bytes` of a file the operator named, with the default deadline.
+    pub fn tail(tail_bytes: u64) -> LogReadOptions {
+        LogReadOptions {
+            tail_bytes,
+            stall_deadline: hostfile::DEFAULT_STALL_DEADLINE,
+            owners: None,
+        }
+    }
+}
+
+/// Reads the end of the log at `path` and reduces it. Only a regular file is opened (a FIFO or
+/// device is refused unopened, see [`nodedoc_model::hostfile`]), of the right owner when
+/// `options.owners` is set, and the read is abandoned when it stalls.
+pub fn read_log(path: &Path, options: &LogReadOptions, found_by: &str) -> Result<OvsLog, OvsError> {
+    let owned = path.to_path_buf();
+    let options_owned = options.clone();
+    let (bytes, size, read_pos, lines_before) =
+        hostfile::guarded(path, options.stall_deadline, move |progress| {
+            read_tail(&owned, &options_owned, progress)
+        })
+        .map_err(OvsError::Log)?;
+    let start = size.saturating_sub(options.tail_bytes);
     let (text_start, first_line) = if start == 0 {
         (0, Some(1))
     } else {
@@ -279,10 +293,49 @@ pub fn read_log(path: &Path, tail_bytes: u64, found_by: &str) -> Result<OvsLog, 
     Ok(log)
 }
 
+/// Opens the log and reads its tail, on [`hostfile::guarded`]'s thread: the bytes from one
+/// before the tail, the file's size, where the bytes start, and the lines before them.
+fn read_tail(
+    path: &Path,
+    options: &LogReadOptions,
+    progress: &Progress,
+) -> Result<(Vec<u8>, u64, u64, Option<u64>), HostFileError> {
+    let io = |source| HostFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (mut file, meta) = hostfile::open_regular(path)?;
+    if let Some(owners) = &options.owners {
+        hostfile::require_owner(path, &meta, owners.uids(), owners.words())?;
+    }
+    progress.tick();
+    let size = meta.len();
+    let start = size.saturating_sub(options.tail_bytes);
+    // From one byte before the tail: if that byte is a newline, the tail starts on a whole
+    // line; otherwise the partial line up to the first newline is dropped.
+    let read_pos = start.saturating_sub(1);
+    let lines_before = if read_pos == 0 {
+        Some(0)
+    } else if read_pos <= LINE_COUNT_LIMIT {
+        Some(count_lines(&mut file, read_pos, progress).map_err(io)?)
+    } else {
+        None
+    };
+    file.seek(SeekFrom::Start(read_pos)).map_err(io)?;
+    let mut bytes = Vec::with_capacity((size - read_pos) as usize);
+    // The file keeps growing while it is read: stop at what was there plus a little.
+    progress
+        .reader(&mut file)
+        .take(size - read_pos + (1 << 20))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    Ok((bytes, size, read_pos, lines_before))
+}
+
 /// Newlines in the first `limit` bytes of `file`.
-fn count_lines(file: &mut File, limit: u64) -> std::io::Result<u64> {
+fn count_lines(file: &mut File, limit: u64, progress: &Progress) -> std::io::Result<u64> {
     file.seek(SeekFrom::Start(0))?;
-    let mut reader = file.take(limit);
+    let mut reader = progress.reader(file).take(limit);
     let mut buffer = vec![0u8; 1 << 20];
     let mut lines = 0u64;
     loop {
@@ -402,10 +455,15 @@ mod tests {
             ));
         }
         std::fs::write(&path, &text).unwrap();
-        let whole = read_log(&path, DEFAULT_TAIL_BYTES, "--ovs-log").unwrap();
+        let whole = read_log(
+            &path,
+            &LogReadOptions::tail(DEFAULT_TAIL_BYTES),
+            "--ovs-log",
+        )
+        .unwrap();
         assert_eq!(whole.count("interface-added"), 100);
         assert_eq!(whole.read_from, 0);
-        let tail = read_log(&path, 1000, "--ovs-log").unwrap();
+        let tail = read_log(&path, &LogReadOptions::tail(1000), "--ovs-log").unwrap();
         assert!(tail.read_from > 0);
         let first = &tail.events[0];
         let OvsLogEventKind::InterfaceAdded { ofport, .. } = first.kind else {
@@ -414,7 +472,46 @@ mod tests {
         // Line N is port N: numbering survived the skipped head.
         assert_eq!(first.line, ofport as u64);
         assert_eq!(tail.events.last().unwrap().line, 100);
-        let missing = read_log(&dir.path().join("nope.log"), 10, "--ovs-log").unwrap_err();
+        let missing = read_log(
+            &dir.path().join("nope.log"),
+            &LogReadOptions::tail(10),
+            "--ovs-log",
+        )
+        .unwrap_err();
         assert!(missing.to_string().contains("nope.log"), "{missing}");
+    }
+
+    #[test]
+    fn a_log_found_through_the_daemon_must_be_a_regular_file_of_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ovs-vswitchd.log");
+        std::fs::write(&path, "2021-04-15T12:36:29.723Z|00001|bridge|INFO|bridge br-int: added interface p1 on port 1\n").unwrap();
+        // SAFETY: getuid cannot fail.
+        let me = unsafe { libc::getuid() };
+        let mut options = LogReadOptions::tail(DEFAULT_TAIL_BYTES);
+        options.owners = Some(TrustedOwners::root().and(me, "the daemon's"));
+        assert_eq!(read_log(&path, &options, "test").unwrap().lines_read, 1);
+        if me == 0 {
+            // A file someone else could have put there.
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let err = read_log(&path, &options, "test").unwrap_err();
+            assert!(
+                err.to_string()
+                    .ends_with("ovs-vswitchd.log is owned by uid 65534, not by root: not read"),
+                "{err}"
+            );
+        }
+        let fifo = dir.path().join("fifo-vswitchd.log");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+        let err = read_log(&fifo, &options, "test").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "ovs-vswitchd log {} is a FIFO (named pipe), not a regular file: not opened",
+                fifo.display()
+            )
+        );
     }
 }

@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nodedoc_model::{NetDevice, NetNamespace, NetworkNamespaces};
@@ -118,7 +119,6 @@ pub fn collect(processes: &[(i32, u64)], run_netns: &Path) -> NetworkNamespaces 
 
 /// The inode of a namespace file (`stat` follows the magic link to the nsfs inode).
 fn inode_of(path: &Path) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
@@ -134,15 +134,22 @@ fn read_namespace(
     }
     let mut last_error = "no way in (no process or name)".to_string();
     for path in &target.paths {
-        let file = match std::fs::File::open(path) {
+        // O_NONBLOCK: a FIFO put where a namespace was expected must not block the open (a
+        // namespace file is no FIFO, and the inode check below then refuses it).
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+        {
             Ok(file) => file,
             Err(e) => {
                 last_error = format!("{}: {e}", path.display());
                 continue;
             }
         };
-        // The path may now name another namespace (a pid reused): check the inode.
-        if inode_of(path) != Some(inode) {
+        // The path may now name another namespace (a pid reused): check the inode of what
+        // was opened.
+        if file.metadata().ok().map(|m| m.ino()) != Some(inode) {
             last_error = format!("{}: now another namespace", path.display());
             continue;
         }

@@ -13,9 +13,12 @@ fn fixture() -> &'static Path {
 
 #[test]
 fn seed_000_lines_become_add_delete_and_query_events() {
-    let log =
-        nodedoc_ovs::log::read_log(fixture(), nodedoc_ovs::log::DEFAULT_TAIL_BYTES, "--ovs-log")
-            .expect("read the fixture");
+    let log = nodedoc_ovs::log::read_log(
+        fixture(),
+        &nodedoc_ovs::log::LogReadOptions::tail(nodedoc_ovs::log::DEFAULT_TAIL_BYTES),
+        "--ovs-log",
+    )
+    .expect("read the fixture");
     assert_eq!(log.lines_read, 18);
     assert_eq!(log.count("interface-added"), 9);
     assert_eq!(log.count("interface-deleted"), 7);

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use super::{release_first, require_root, Scenario};
+use super::{private_dir, release_first, require_root, Scenario};
 use crate::fuse::STUCK_FILE;
 use crate::process::{spawn_helper, state, wait_until, wchan};
-use crate::{unique_suffix, Expectation, LabContext, LabError, LabGuard, Resource};
+use crate::{Expectation, LabContext, LabError, LabGuard, Resource};
 
 pub(super) const SCENARIO: Scenario = Scenario {
     name: "fuse-hang",
@@ -43,14 +43,10 @@ pub(super) fn mount_stuck_fuse(
             reason: "/dev/fuse is missing (load the fuse module)".into(),
         });
     }
-    let dir = std::env::temp_dir().join(format!("nodedoc-lab-fuse-{}", unique_suffix()));
+    let dir = private_dir(guard, scenario, "nodedoc-lab-fuse-")?;
     let mountpoint = dir.join("mnt");
-    std::fs::create_dir_all(&mountpoint)
+    std::fs::create_dir(&mountpoint)
         .map_err(|e| LabError::setup(scenario, &format!("mkdir {}", mountpoint.display()), e))?;
-    guard
-        .instance_mut()
-        .resources
-        .push(Resource::Dir { path: dir.clone() });
     let mount_text = mountpoint.display().to_string();
     let marker = dir.join("read-received");
     let marker_text = marker.display().to_string();

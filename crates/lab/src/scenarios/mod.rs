@@ -61,6 +61,30 @@ pub(crate) fn require_root(scenario: &str) -> Result<(), LabError> {
     }
 }
 
+/// Creates a private directory for the lab under the temporary directory (`/tmp`, which
+/// anyone can write) and records it for removal. The name is random and the directory is
+/// created exclusively, mode 0700 (`tempfile`, i.e. `mkdtemp`): a name guessed and planted
+/// in advance — a symlink to `/etc`, say — makes creation pick another name rather than
+/// reuse the planted path, and nothing of the lab is ever created through it.
+pub(crate) fn private_dir(
+    guard: &mut LabGuard,
+    scenario: &str,
+    prefix: &str,
+) -> Result<std::path::PathBuf, LabError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(std::env::temp_dir())
+        .map_err(|e| LabError::setup(scenario, "creating the lab's directory", e))?
+        .keep();
+    guard
+        .instance_mut()
+        .resources
+        .push(crate::Resource::Dir { path: dir.clone() });
+    Ok(dir)
+}
+
 /// The cgroup v1 freezer hierarchy, or why a lab cannot use it.
 pub(crate) fn v1_freezer(scenario: &str) -> Result<std::path::PathBuf, LabError> {
     let root = std::path::PathBuf::from("/sys/fs/cgroup/freezer");
@@ -126,5 +150,27 @@ pub(crate) fn release_first(guard: &mut LabGuard, pid: i32) {
     {
         let resource = resources.remove(i);
         resources.push(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn private_dirs_are_fresh_random_0700_and_removed_with_the_lab() {
+        let mut guard = LabGuard::new(crate::Instance::new("test"));
+        let a = private_dir(&mut guard, "test", "nodedoc-lab-test-").unwrap();
+        let b = private_dir(&mut guard, "test", "nodedoc-lab-test-").unwrap();
+        assert_ne!(a, b);
+        for dir in [&a, &b] {
+            let meta = std::fs::symlink_metadata(dir).unwrap();
+            assert!(meta.is_dir());
+            assert_eq!(meta.mode() & 0o777, 0o700);
+            assert!(dir.starts_with(std::env::temp_dir()));
+        }
+        guard.stop().unwrap();
+        assert!(!a.exists() && !b.exists());
     }
 }

@@ -15,10 +15,10 @@
 //! What OVS 3.1 shows then: the row keeps its ofport, error is empty, ifindex 0, and
 //! ovs-vswitchd busy-loops logging `error receiving Ethernet packet on X`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{require_root, Scenario};
+use super::{private_dir, require_root, Scenario};
 use crate::ovs_daemons::{ovs_command, run, VSWITCH_SCHEMA};
 use crate::process::spawn_helper;
 use crate::{unique_suffix, Expectation, LabContext, LabError, LabGuard, Resource};
@@ -51,14 +51,8 @@ fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
         });
     }
     let suffix = unique_suffix();
-    // Short: unix socket paths are limited to 107 bytes.
-    let dir = PathBuf::from(format!("/tmp/nodedoc-ovs-{suffix}"));
-    std::fs::create_dir(&dir)
-        .map_err(|e| LabError::setup(scenario, &format!("mkdir {}", dir.display()), e))?;
-    guard
-        .instance_mut()
-        .resources
-        .push(Resource::Dir { path: dir.clone() });
+    // Short (unix socket paths are limited to 107 bytes), random and private.
+    let dir = private_dir(guard, scenario, "nodedoc-ovs-")?;
     let dir_text = dir.display().to_string();
     spawn_helper(
         guard,
