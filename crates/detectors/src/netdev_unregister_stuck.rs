@@ -229,6 +229,7 @@ mod tests {
             continuation: false,
             message: message.to_string(),
             dictionary: vec![],
+            caller: None,
         }
     }
 
