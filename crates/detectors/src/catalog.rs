@@ -112,6 +112,9 @@ pub struct NetdevRefCatalog {
     /// `netdev_get_by_index`): the first frame below them is the holder.
     #[serde(default)]
     pub helper_frames: Vec<String>,
+    /// Where to read about a usage count of 0 or below: a reference dropped twice.
+    #[serde(default)]
+    pub over_release_references: Vec<Reference>,
 }
 
 /// What holds a network device's reference, known by the frame that took it.

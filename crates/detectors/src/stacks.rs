@@ -215,7 +215,7 @@ pub fn describe_trace(report: &BlockedTaskReport, class: &StackClass) -> Descrip
         "its call trace: {}",
         stack_line(&reliable, 8)
     )));
-    let mut decided = format!("{} is {}", class.frame, class.signature.title);
+    let mut decided = format!("decided by {}: {}", class.frame, class.signature.title);
     if let Some(site) = &class.site {
         decided.push_str(&format!(", entered from {site}"));
     }
@@ -225,7 +225,7 @@ pub fn describe_trace(report: &BlockedTaskReport, class: &StackClass) -> Descrip
     evidence.push(Evidence::fact(decided));
     if let Some(inner) = &class.inner {
         evidence.push(Evidence::fact(format!(
-            "in turn it waits on {} ({})",
+            "what it waits for in turn: {} ({})",
             inner.signature.title, inner.frame
         )));
     }

@@ -148,3 +148,42 @@ fn descriptions_name_the_server_side_wait_and_fill_every_placeholder() {
         description.evidence
     );
 }
+
+/// Kernels 5.17+ with the reference tracker print who holds a device that cannot be freed;
+/// the finding names it, from real reports.
+#[test]
+fn netdev_unregister_stuck_names_the_holder_from_the_reference_tracker() {
+    use nodedoc_model::{HostInfo, Snapshot};
+    for fixture in fixtures("netdev_ref_tracker") {
+        let name = &fixture.name;
+        let expect = &fixture.expects[0];
+        let mut snapshot = Snapshot::new(HostInfo {
+            kernel_release: "6.18.0".into(),
+            uptime_us: 1_000_000,
+            ..HostInfo::default()
+        });
+        snapshot.kernel_log = Some(nodedoc_kmsg::parse_dmesg_text(&fixture.body, None));
+        let findings = nodedoc_detectors::run(&snapshot, &Default::default());
+        let finding = findings
+            .iter()
+            .find(|f| f.detector == "netdev-unregister-stuck")
+            .unwrap_or_else(|| panic!("{name}: no finding"));
+        let holder = expect.holder.as_deref().unwrap();
+        assert!(
+            finding
+                .evidence
+                .iter()
+                .any(|e| e.fact.contains(&format!("taken in {holder}"))),
+            "{name}: {:#?}",
+            finding.evidence
+        );
+        assert!(
+            finding
+                .explanation
+                .contains("reference tracker names who still holds it")
+                && finding.explanation.contains(holder),
+            "{name}: {}",
+            finding.explanation
+        );
+    }
+}
