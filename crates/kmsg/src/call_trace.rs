@@ -127,8 +127,13 @@ pub fn parse_trace_frame(line: &str) -> Option<TraceFrame> {
     }
     // ARM: `(__schedule) from [<80c1eb20>] (schedule+0x60/0xdc)`; the first name is this
     // frame, the second its caller (the next line's frame).
+    // A module frame is `(fuse_writepages [fuse])`.
     if let Some(inside) = rest.strip_prefix('(') {
         let name = &inside[..inside.find(')')?];
+        let (name, module) = match name.split_once(" [") {
+            Some((name, module)) => (name, Some(module.trim_end_matches(']'))),
+            None => (name, None),
+        };
         let (function, offset) = match name.split_once('+') {
             Some((function, offset)) => (function, Some(offset)),
             None => (name, None),
@@ -136,7 +141,7 @@ pub fn parse_trace_frame(line: &str) -> Option<TraceFrame> {
         return is_symbol(function).then(|| TraceFrame {
             function: function.to_string(),
             offset: offset.map(str::to_string),
-            module: None,
+            module: module.filter(|m| is_symbol(m)).map(str::to_string),
             reliable: true,
         });
     }
@@ -839,6 +844,10 @@ mod tests {
             (
                 "[<80c1eb20>] (schedule) from [<80c1ec14>] (io_schedule+0x48/0x6c)",
                 frame("schedule", None, None, true),
+            ),
+            (
+                "[<7f4ba618>] (fuse_writepages [fuse]) from [<8022e284>] (do_writepages+0x30/0x8c)",
+                frame("fuse_writepages", None, Some("fuse"), true),
             ),
             (
                 "[c00000037d482e30] [c0080000061c4f84] rpc_wait_bit_killable+0x3c/0x110 [sunrpc]",

@@ -61,8 +61,13 @@ const LEVELS: [&str; 8] = [
 /// Takes the prefixes off one line. Never fails: text that is not a prefix stays in the
 /// message.
 pub fn parse_log_line(line: &str) -> LogLine<'_> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    // Logs pasted into issues and mails are often indented; the indentation before a
+    // prefix is not the kernel's. Without a prefix the line is kept as it is, since a
+    // frame's own indentation is.
+    let indented = line.trim_start();
     let mut out = LogLine {
-        message: line.trim_end_matches(['\r', '\n']),
+        message: indented,
         ..LogLine::default()
     };
     // Prefixes come in a few orders (a syslog stamp, then the kernel's own); each pass
@@ -98,6 +103,9 @@ pub fn parse_log_line(line: &str) -> LogLine<'_> {
         } else {
             break;
         }
+    }
+    if out.message.len() == indented.len() {
+        out.message = line;
     }
     out
 }
@@ -222,6 +230,10 @@ fn split_syslog(text: &str) -> Option<(&str, Option<&str>, &str)> {
             None
         };
     };
+    // A pasted log with the host name cut out: `May 17 18:48:11 kernel: …`.
+    if let Some(after) = rest.strip_prefix("kernel: ") {
+        return Some((stamp, Some("kernel"), after));
+    }
     match split_host_program(rest) {
         Some((program, after)) => Some((stamp, Some(program), after)),
         // `dmesg --time-format iso` has no host; a bare syslog stamp is taken too.
@@ -368,6 +380,11 @@ mod tests {
                 "INFO: task a b:1 blocked for more than 2 seconds.",
             ),
             ("", ""),
+            (
+                "    Oct 21 16:07:25 server_name kernel: [433838.878970] Call Trace:",
+                "Call Trace:",
+            ),
+            ("    [  1.0] x", "x"),
         ];
         for (line, expected) in cases {
             assert_eq!(message(line), *expected, "{line:?}");

@@ -59,6 +59,11 @@ fn every_report_of_the_corpus_is_found_with_its_task_pid_and_time() {
                 assert_eq!(report.blocked_secs, secs, "{name} pid {pid}");
             }
             assert!(!report.frames.is_empty(), "{name} pid {pid}: no frames");
+            let blocker = report.blocker.as_ref().map(|b| {
+                assert!(!b.owner_frames.is_empty(), "{name}: the owner's trace");
+                (b.owner_comm.clone().unwrap(), b.owner_pid.unwrap())
+            });
+            assert_eq!(blocker, expect.blocker, "{name} pid {pid}: blocker");
             assert_eq!(
                 report.task.as_ref().and_then(|t| t.pid),
                 Some(pid),

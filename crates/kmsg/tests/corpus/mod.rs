@@ -6,7 +6,7 @@
 //! # source: https://…                  (one or more)
 //! # kernel: 5.13.0-7614-generic …      (what the excerpt shows of the kernel)
 //! # reports: 2                         (blocked-task reports in the excerpt)
-//! # expect: comm=X pid=N secs=N class=ID frame=F [site=S] [inner=ID] [unreliable]
+//! # expect: comm=X pid=N secs=N class=ID frame=F [site=S] [inner=ID] [blocker=C:P] [unreliable]
 //! # expect: device=D count=N users=N/M holder=F      (netdev_ref_tracker/)
 //! ```
 //!
@@ -43,10 +43,13 @@ pub struct Expect {
     pub count: Option<i64>,
     pub users: Option<(u32, Option<u32>)>,
     pub holder: Option<String>,
+    /// `blocker=COMM:PID`: the lock owner a 6.14+ kernel named.
+    pub blocker: Option<(String, i32)>,
 }
 
 const KEYS: &[&str] = &[
     "comm", "pid", "secs", "class", "frame", "site", "inner", "device", "count", "users", "holder",
+    "blocker",
 ];
 
 fn parse_expect(text: &str) -> Expect {
@@ -82,6 +85,10 @@ fn parse_expect(text: &str) -> Expect {
                 expect.users = Some((users.parse().unwrap(), total.parse().ok()));
             }
             "holder" => expect.holder = Some(value),
+            "blocker" => {
+                let (comm, pid) = value.rsplit_once(':').unwrap();
+                expect.blocker = Some((comm.to_string(), pid.parse().unwrap()));
+            }
             _ => unreachable!(),
         }
     }
