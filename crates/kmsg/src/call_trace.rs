@@ -31,6 +31,9 @@
 //! Memory is bounded: at most [`MAX_FRAMES`] frames per trace and [`MAX_REPORTS`] reports
 //! are kept, the rest counted; lines are looked at up to [`MAX_LINE_BYTES`].
 
+use std::sync::LazyLock;
+
+use memchr::memmem;
 use nodedoc_model::{
     BlockedTaskOrigin, BlockedTaskReport, BlockerLock, KmsgRecord, LockBlocker, LogPosition,
     PrintkCaller, TaskStateLine, TraceFrame,
@@ -70,6 +73,9 @@ pub struct BlockedTaskReports {
 pub fn blocked_task_reports(records: &[KmsgRecord]) -> BlockedTaskReports {
     let mut parser = Parser::default();
     for record in records {
+        if parser.idle() && !may_start_a_report(&record.message) {
+            continue;
+        }
         for piece in record.message.split('\n') {
             let mut line = parse_log_line(cut(piece));
             line.caller = record.caller.or(line.caller);
@@ -89,9 +95,22 @@ pub fn blocked_task_reports(records: &[KmsgRecord]) -> BlockedTaskReports {
 pub fn blocked_task_reports_in_text(text: &str) -> BlockedTaskReports {
     let mut parser = Parser::default();
     for line in text.lines() {
+        if parser.idle() && !may_start_a_report(line) {
+            continue;
+        }
         parser.line(&parse_log_line(cut(line)), None);
     }
     parser.finish()
+}
+
+/// A quick look for the text every line that starts a report holds (`INFO: task`,
+/// `task:`, `Show Blocked State`), so that the lines of a long log outside reports cost a
+/// substring search and no parsing.
+fn may_start_a_report(text: &str) -> bool {
+    static TASK: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new("task"));
+    static BLOCKED: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new("Blocked State"));
+    TASK.find(text.as_bytes()).is_some() || BLOCKED.find(text.as_bytes()).is_some()
 }
 
 /// `line` cut to [`MAX_LINE_BYTES`] at a character boundary.
@@ -516,6 +535,11 @@ struct Parser {
 }
 
 impl Parser {
+    /// No report in progress: only a line that starts one matters.
+    fn idle(&self) -> bool {
+        self.open.is_none() && self.fragment.is_none() && !self.show_blocked
+    }
+
     fn line(&mut self, line: &LogLine<'_>, sequence: Option<u64>) {
         if !line.is_kernel() {
             return;

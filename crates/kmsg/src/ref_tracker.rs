@@ -20,7 +20,9 @@
 //! for` line and the holders of the latest print that had any.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
+use memchr::memmem;
 use nodedoc_model::{
     KmsgRecord, LogPosition, NetdevRefTrackerReport, PrintkCaller, RefTrackerStack,
 };
@@ -43,6 +45,9 @@ const USAGE: &str = " to become free. Usage count = ";
 pub fn netdev_ref_trackers(records: &[KmsgRecord]) -> Vec<NetdevRefTrackerReport> {
     let mut parser = Parser::default();
     for record in records {
+        if parser.current.is_none() && !mentions_waiting(&record.message) {
+            continue;
+        }
         for piece in record.message.split('\n') {
             let mut line = parse_log_line(cut(piece));
             line.caller = record.caller.or(line.caller);
@@ -60,9 +65,20 @@ pub fn netdev_ref_trackers(records: &[KmsgRecord]) -> Vec<NetdevRefTrackerReport
 pub fn netdev_ref_trackers_in_text(text: &str) -> Vec<NetdevRefTrackerReport> {
     let mut parser = Parser::default();
     for line in text.lines() {
+        if parser.current.is_none() && !mentions_waiting(line) {
+            continue;
+        }
         parser.line(&parse_log_line(cut(line)), None);
     }
     parser.finish()
+}
+
+/// A quick look for the waiting line, so that other lines of a long log cost a substring
+/// search and no parsing.
+fn mentions_waiting(text: &str) -> bool {
+    static FINDER: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(WAITING));
+    FINDER.find(text.as_bytes()).is_some()
 }
 
 /// `unregister_netdevice: waiting for DEV to become free. Usage count = N`.
