@@ -202,7 +202,8 @@ fn is_symbol(text: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'$')
 }
 
-/// `INFO: task COMM:PID blocked[ in I/O wait] for more than N seconds.`
+/// `INFO: task COMM:PID blocked[ in I/O wait] for more than N seconds.` (` in I/O wait` since
+/// 2026: "hung_task: explicitly report I/O wait state in log output").
 #[derive(Debug, PartialEq, Eq)]
 struct HungLine<'a> {
     comm: &'a str,
