@@ -98,12 +98,18 @@ impl KernelLogWindow {
             }
         }
         let stats = follower.stats();
+        let records: Vec<KmsgRecord> = self.window.iter().cloned().collect();
+        let blocked = nodedoc_kmsg::blocked_task_reports(&records);
+        let netdev_ref_trackers = nodedoc_kmsg::netdev_ref_trackers(&records);
         Ok(KernelLog {
             source: KernelLogSource::DevKmsg,
-            records: self.window.iter().cloned().collect(),
+            records,
             overwritten: stats.lost + stats.dropped,
             skipped_before_window: 0,
             malformed: stats.malformed,
+            blocked_task_reports: blocked.reports,
+            blocked_task_reports_dropped: blocked.dropped,
+            netdev_ref_trackers,
         })
     }
 }

@@ -23,6 +23,12 @@ pub struct Catalog {
     /// Kernel stacks of blocked tasks, most specific first.
     #[serde(default)]
     pub stack_signature: Vec<StackSignature>,
+    /// How to read the reference-tracker stacks of a network device that cannot be freed.
+    #[serde(default)]
+    pub netdev_ref: NetdevRefCatalog,
+    /// Who holds a network device's reference, by the frame that took it.
+    #[serde(default)]
+    pub netdev_ref_holder: Vec<NetdevRefHolder>,
     /// Open vSwitch constants.
     #[serde(default)]
     pub ovs: OvsSignatures,
@@ -65,6 +71,22 @@ pub struct StackSignature {
     /// Function name prefixes that identify it (`ceph_`).
     #[serde(default)]
     pub frame_prefixes: Vec<String>,
+    /// Modules whose every frame identifies it (`nfsd`): built-in code prints no module,
+    /// so this only adds to `frames` and `frame_prefixes`.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// Modules whose frames never identify it, whatever their names: `nfs4_lock_state
+    /// [nfsd]` is the NFS server's, though it looks like the client's `nfs4_` functions.
+    #[serde(default)]
+    pub exclude_modules: Vec<String>,
+    /// The frame below the matching one (lock functions and scheduling skipped) names where
+    /// the wait was entered: the lock's call site, shown as `{lock_site}`.
+    #[serde(default)]
+    pub names_site: bool,
+    /// What the task in turn waits for is worth naming (`{inner}`): the stack is classified
+    /// again without this signature and those listed here.
+    #[serde(default)]
+    pub inner_without: Option<Vec<String>>,
     /// Why the task is stuck (a template).
     pub explanation: String,
     /// What to do (a template).
@@ -75,14 +97,59 @@ pub struct StackSignature {
 }
 
 impl StackSignature {
-    /// True when `function` is one of this signature's frames.
+    /// True when `function` is one of this signature's frames. Compiler suffixes are
+    /// ignored: `__mutex_lock.constprop.0` is `__mutex_lock`.
     pub fn matches(&self, function: &str) -> bool {
+        self.matches_frame(function, None)
+    }
+
+    /// True when a frame of `function` in `module` (the `[nfsd]` after it, if printed) is
+    /// one of this signature's frames.
+    pub fn matches_frame(&self, function: &str, module: Option<&str>) -> bool {
+        if module.is_some_and(|m| self.exclude_modules.iter().any(|x| x == m)) {
+            return false;
+        }
+        let function = base_function(function);
         self.frames.iter().any(|f| f == function)
             || self
                 .frame_prefixes
                 .iter()
                 .any(|p| function.starts_with(p.as_str()))
+            || module.is_some_and(|m| self.modules.iter().any(|x| x == m))
     }
+}
+
+/// A function name without the suffixes compilers add to clones (`.isra.0`,
+/// `.constprop.0`, `.part.1`, `.cold`): kernel symbols have no other dots.
+pub fn base_function(function: &str) -> &str {
+    function.split('.').next().unwrap_or(function)
+}
+
+/// Reading the reference-tracker stacks of `netdev-unregister-stuck`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetdevRefCatalog {
+    /// Frames that only take a reference on behalf of their caller (`netdev_hold`,
+    /// `netdev_get_by_index`): the first frame below them is the holder.
+    #[serde(default)]
+    pub helper_frames: Vec<String>,
+    /// Where to read about a usage count of 0 or below: a reference dropped twice.
+    #[serde(default)]
+    pub over_release_references: Vec<Reference>,
+}
+
+/// What holds a network device's reference, known by the frame that took it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetdevRefHolder {
+    /// Frames that took the reference.
+    #[serde(default)]
+    pub frames: Vec<String>,
+    /// What those frames are part of, in a few words.
+    pub what: String,
+    /// Where to read more.
+    #[serde(default)]
+    pub references: Vec<Reference>,
 }
 
 /// Open vSwitch constants the OVS detectors use.
@@ -216,6 +283,14 @@ impl Catalog {
     /// The stack signature with this id.
     pub fn stack_signature(&self, id: &str) -> Option<&StackSignature> {
         self.stack_signature.iter().find(|s| s.id == id)
+    }
+
+    /// What a reference taken in `function` belongs to, if nodedoc knows.
+    pub fn netdev_ref_holder(&self, function: &str) -> Option<&NetdevRefHolder> {
+        let function = base_function(function);
+        self.netdev_ref_holder
+            .iter()
+            .find(|h| h.frames.iter().any(|f| f == function))
     }
 
     /// Who creates a port named `name`, by the neutron/nova prefix conventions.
@@ -376,12 +451,25 @@ mod tests {
             "fuse-no-answer",
             "vfork-parent",
             "sync-all-filesystems",
+            "nfs-server",
             "network-filesystem",
+            "zfs",
+            "block-io",
+            "fs-journal",
+            "writeback-wait",
             "lock-wait",
+            "rcu-grace-period",
         ] {
             assert!(
                 catalog.stack_signature(id).is_some(),
                 "stack signature {id} missing"
+            );
+        }
+        for holder in &catalog.netdev_ref_holder {
+            assert!(
+                !holder.frames.is_empty() && !holder.references.is_empty(),
+                "{}",
+                holder.what
             );
         }
         for bug in &catalog.netdev_unregister_cause {

@@ -72,6 +72,7 @@ fn kmsg(seconds: u64, message: String) -> KmsgRecord {
         continuation: false,
         message,
         dictionary: vec![],
+        caller: None,
     }
 }
 

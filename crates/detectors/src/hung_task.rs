@@ -313,6 +313,7 @@ mod tests {
                 continuation: false,
                 message: "INFO: task s6-sync:362091 blocked for more than 120 seconds.".into(),
                 dictionary: vec![],
+                caller: None,
             }],
             ..KernelLog::default()
         });

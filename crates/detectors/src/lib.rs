@@ -42,6 +42,7 @@ use std::sync::LazyLock;
 use nodedoc_model::{Finding, FindingId, Severity, Snapshot, Subject};
 
 pub use catalog::{catalog, render, Catalog, DetectorEntry};
+pub use stacks::{classify_trace, describe_trace, Description, StackClass};
 
 /// Thresholds and windows detectors use. Defaults are what `nodedoc check` uses.
 #[derive(Clone, Debug)]

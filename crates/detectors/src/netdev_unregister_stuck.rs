@@ -15,10 +15,17 @@
 //! `data/signatures.toml` (linux ee60ad219f5c, the fnhe refcount leak of seed 001;
 //! 4ee806d51176 for `lo`). When the release carries every known fix, or when it cannot be
 //! told (distribution kernels backport), the finding says so instead of guessing.
+//!
+//! A usage count of 0 or below is not a leak but a reference dropped once too often (the
+//! kernel never prints 0 while it waits for 0, and waits for 1 since 5.13): the leak bugs
+//! are not offered as causes then. On kernels with `CONFIG_NET_DEV_REFCNT_TRACKER` (5.17+)
+//! the kernel prints, under the line, the stack that took each reference still held; the
+//! frame below the reference helpers names the holder (`netdev_ref_holder` in
+//! `data/signatures.toml`).
 
 use std::collections::BTreeMap;
 
-use nodedoc_model::{shell_command, Evidence, Finding, KmsgRecord, Severity, Subject};
+use nodedoc_model::{shell_command, Evidence, Finding, KernelLog, KmsgRecord, Severity, Subject};
 
 use crate::kernel_release::{fix_verdict, FixVerdict, KernelRelease};
 use crate::{catalog, duration, Context, Detector};
@@ -42,6 +49,103 @@ pub(crate) fn parse_waiting_line(message: &str) -> Option<(&str, i64)> {
         .split(|c: char| !(c.is_ascii_digit() || c == '-'))
         .next()?;
     Some((device, count_text.parse().ok()?))
+}
+
+/// True when the usage count says a reference was dropped more often than it was taken: the
+/// kernel waits for 0 before 5.13 and prints only nonzero counts, and waits for 1 (the
+/// device's own reference) since linux 919067cc845f; so 0 and below are never a leak.
+pub(crate) fn over_released(usage_count: i64) -> bool {
+    usage_count <= 0
+}
+
+fn over_release_diagnosis(device: &str, count: i64) -> String {
+    format!(
+        "The usage count is {count}: a reference to {device} was dropped more times than it was taken (a dev_put without its dev_hold), so the leak bugs in nodedoc's table are not the cause, and waiting will not help: the count cannot come back. Kernels built with CONFIG_PCPU_DEV_REFCNT=n warn with a stack at the moment the count goes wrong (refcount_t underflow), which names the code that dropped it."
+    )
+}
+
+/// One stack the reference tracker printed for a device: who took the references.
+pub(crate) struct RefHolder<'a> {
+    /// References taken at that stack.
+    pub users: u32,
+    /// The device's references in all, when printed.
+    pub total: Option<u32>,
+    /// The first frame below the reference helpers: the code that holds the reference.
+    pub frame: &'a str,
+    /// That frame and the next few, innermost first.
+    pub chain: String,
+    /// What nodedoc knows that frame to be part of.
+    pub what: Option<&'static crate::catalog::NetdevRefHolder>,
+}
+
+impl RefHolder<'_> {
+    fn fact(&self) -> String {
+        let count = match self.total {
+            Some(total) => format!("{} of its {total} references", self.users),
+            None if self.users == 1 => "a reference".to_string(),
+            None => format!("{} references", self.users),
+        };
+        let what = self
+            .what
+            .map(|w| format!(" ({})", w.what))
+            .unwrap_or_default();
+        format!(
+            "the kernel's reference tracker: {count} taken in {}{what}: {}",
+            self.frame, self.chain
+        )
+    }
+
+    fn references(&self) -> &[nodedoc_model::Reference] {
+        self.what.map_or(&[], |w| w.references.as_slice())
+    }
+}
+
+/// The holders of `device`'s references that the reference tracker printed, if it did.
+pub(crate) fn ref_holders<'a>(log: &'a KernelLog, device: &str) -> Vec<RefHolder<'a>> {
+    let helpers = &catalog().netdev_ref.helper_frames;
+    let Some(tracker) = log.netdev_ref_trackers.iter().find(|t| t.device == device) else {
+        return Vec::new();
+    };
+    tracker
+        .holders
+        .iter()
+        .filter_map(|stack| {
+            let mut frames = stack
+                .frames
+                .iter()
+                .filter(|f| f.reliable)
+                .map(|f| f.function.as_str())
+                .skip_while(|f| {
+                    helpers
+                        .iter()
+                        .any(|h| h == crate::catalog::base_function(f))
+                })
+                .peekable();
+            let frame = *frames.peek()?;
+            let chain: Vec<&str> = frames.take(4).collect();
+            Some(RefHolder {
+                users: stack.users,
+                total: stack.total,
+                frame,
+                chain: chain.join(" ← "),
+                what: catalog().netdev_ref_holder(frame),
+            })
+        })
+        .collect()
+}
+
+fn holders_diagnosis(holders: &[RefHolder<'_>]) -> String {
+    let named: Vec<String> = holders
+        .iter()
+        .map(|h| match h.what {
+            Some(what) => format!("{} ({})", h.frame, what.what),
+            None => h.frame.to_string(),
+        })
+        .collect();
+    format!(
+        "The kernel's reference tracker names who still holds it: {}. Free that (delete the routes, addresses, qdiscs or sockets that use the device, or stop the program behind them) and the device is released; if nothing can, it is a kernel bug in that code: search for its fix by that function's name.",
+        named.join("; ")
+    )
 }
 
 struct DeviceHistory<'a> {
@@ -127,9 +231,11 @@ impl Detector for NetdevUnregisterStuck {
             let mut cause_lines = Vec::new();
             let mut likely = Vec::new();
             let mut unknown = 0;
+            let over_release = over_released(last_count);
             let causes = catalog()
                 .netdev_unregister_cause
                 .iter()
+                .filter(|_| !over_release)
                 .filter(|bug| bug.devices.is_empty() || bug.devices.iter().any(|d| d == device));
             for bug in causes {
                 let short = &bug.commit[..12];
@@ -170,7 +276,32 @@ impl Detector for NetdevUnregisterStuck {
                 });
                 finding.references.extend(bug.references.iter().cloned());
             }
-            let diagnosis = if likely.is_empty() {
+            if over_release {
+                finding.evidence.push(Evidence::fact(format!(
+                    "usage count {last_count}: more references were dropped than taken; not a leak"
+                )));
+                finding
+                    .references
+                    .extend(catalog().netdev_ref.over_release_references.iter().cloned());
+            }
+            let holders = ref_holders(log, device);
+            for holder in &holders {
+                finding.evidence.push(Evidence::new(
+                    holder.fact(),
+                    shell_command!(
+                        "dmesg | grep -F -A12 -- {}",
+                        format!("waiting for {device} to become free").as_str()
+                    ),
+                ));
+                finding
+                    .references
+                    .extend(holder.references().iter().cloned());
+            }
+            let diagnosis = if over_release {
+                over_release_diagnosis(device, last_count)
+            } else if !holders.is_empty() {
+                holders_diagnosis(&holders)
+            } else if likely.is_empty() {
                 format!(
                     "Kernel {release_text} carries the fixes for every known cause in nodedoc's table, so the holder of the reference is unknown: do not assume one of those bugs."
                 )
@@ -232,6 +363,7 @@ mod tests {
             continuation: false,
             message: message.to_string(),
             dictionary: vec![],
+            caller: None,
         }
     }
 
@@ -333,6 +465,38 @@ mod tests {
             f.summary
         );
         assert!(f.explanation.contains("unknown"), "{}", f.explanation);
+    }
+
+    #[test]
+    fn a_negative_count_is_a_double_drop_and_offers_no_leak_bug() {
+        let mut snap = seed_log("3.10.0-693.el7.x86_64", 1045);
+        let records = &mut snap.kernel_log.as_mut().unwrap().records;
+        records.push(record(
+            1044,
+            "unregister_netdevice: waiting for cli-veth to become free. Usage count = -1",
+        ));
+        let f = &crate::run(&snap, &Default::default())[0];
+        assert!(f.summary.contains("usage count -1"), "{}", f.summary);
+        assert!(
+            f.evidence.iter().any(|e| e.fact.contains("not a leak")),
+            "{:?}",
+            f.evidence
+        );
+        assert!(
+            !f.evidence.iter().any(|e| e.fact.contains("ee60ad219f5c")),
+            "{:?}",
+            f.evidence
+        );
+        assert!(!f.references.iter().any(|r| r.url.contains("ee60ad219f5c")));
+        assert!(f.references.iter().any(|r| r.url.contains("919067cc845f")));
+        assert!(
+            f.explanation
+                .contains("dropped more times than it was taken"),
+            "{}",
+            f.explanation
+        );
+        assert!(!f.explanation.contains("fnhe"), "{}", f.explanation);
+        assert!(over_released(0) && over_released(-3) && !over_released(1));
     }
 
     #[test]

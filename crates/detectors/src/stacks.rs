@@ -1,13 +1,15 @@
 //! Classifies a blocked task against the stack signature table (`data/signatures.toml`) and
 //! describes what it waits for: the freezer that froze it, the FUSE daemon that does not
 //! answer, the vfork child that does not exec, the lock it waits for. Shared by `hung-task`,
-//! `pidns-exit-hang` and `netns-gone`.
+//! `pidns-exit-hang` and `netns-gone`, for live stacks (`/proc/PID/stack`) and for the call
+//! traces the kernel printed in its log ([`classify_report`]).
 
 use nodedoc_model::{
-    shell_command, Evidence, FreezerState, MountEntry, Process, Reference, Snapshot, StackFrame,
+    shell_command, BlockedTaskReport, Evidence, FreezerState, MountEntry, Process, Reference,
+    Snapshot, StackFrame, TraceFrame,
 };
 
-use crate::catalog::{catalog, render, StackSignature};
+use crate::catalog::{base_function, catalog, render, StackSignature};
 
 /// What a blocked task's stack says.
 pub(crate) struct Classification {
@@ -17,23 +19,279 @@ pub(crate) struct Classification {
     pub frame: String,
 }
 
-/// Functions that only take or wait for a lock: the frame after them names the lock's site.
-const LOCK_FRAMES: &[&str] = &[
-    "rwsem_down_read_slowpath",
-    "rwsem_down_write_slowpath",
-    "call_rwsem_down_read_failed",
-    "call_rwsem_down_write_failed",
-    "__mutex_lock",
-    "__mutex_lock_slowpath",
-    "mutex_lock",
-    "__down",
-    "down",
-    "down_read",
-    "down_write",
-    "__rt_mutex_slowlock",
+/// Functions that only schedule: skipped, with the lock functions of `lock-wait`, when
+/// looking for the frame that names where a wait was entered.
+const SCHEDULING_FRAMES: &[&str] = &[
     "schedule",
+    "__schedule",
     "schedule_preempt_disabled",
+    "schedule_timeout",
+    "io_schedule",
+    "io_schedule_timeout",
+    "preempt_schedule",
 ];
+
+/// A frame as classification sees it, from `/proc/PID/stack` or from a trace in the log.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frame<'a> {
+    pub function: &'a str,
+    pub module: Option<&'a str>,
+    /// False for a `? ` frame of a trace in the log.
+    pub reliable: bool,
+}
+
+impl<'a> From<&'a StackFrame> for Frame<'a> {
+    fn from(frame: &'a StackFrame) -> Frame<'a> {
+        Frame {
+            function: &frame.function,
+            module: frame.module.as_deref(),
+            reliable: true,
+        }
+    }
+}
+
+impl<'a> From<&'a TraceFrame> for Frame<'a> {
+    fn from(frame: &'a TraceFrame) -> Frame<'a> {
+        Frame {
+            function: &frame.function,
+            module: frame.module.as_deref(),
+            reliable: frame.reliable,
+        }
+    }
+}
+
+/// A stack's class: the signature that matched and the frames that decided it.
+#[derive(Debug)]
+pub struct StackClass {
+    /// The matching signature.
+    pub signature: &'static StackSignature,
+    /// The deciding frame's index in the stack (the report's frames, `?` ones included),
+    /// innermost first.
+    pub index: usize,
+    /// The deciding frame's function, as printed.
+    pub frame: String,
+    /// Where the wait was entered, for signatures that name it (`lock-wait`).
+    pub site: Option<String>,
+    /// True when only unreliable (`?`) frames matched anything.
+    pub from_unreliable: bool,
+    /// What the task in turn waits for, for signatures that name it (`nfs-server`).
+    pub inner: Option<Box<StackClass>>,
+}
+
+/// Classifies a stack: the first signature, in table order, with a matching frame, and its
+/// innermost matching frame. Reliable frames first; `?` frames only when no reliable frame
+/// matches anything (on some kernels every frame of a trace is marked `?`).
+pub(crate) fn classify_frames(frames: &[Frame<'_>]) -> Option<StackClass> {
+    classify_among(frames, &[])
+}
+
+/// [`classify_frames`] without the signatures whose ids are in `skip`.
+fn classify_among(frames: &[Frame<'_>], skip: &[&str]) -> Option<StackClass> {
+    let table = &catalog().stack_signature;
+    for unreliable_too in [false, true] {
+        let considered = |frame: &Frame<'_>| {
+            (frame.reliable || unreliable_too) && !frame.function.starts_with("__pfx_")
+        };
+        let found = table
+            .iter()
+            .filter(|signature| !skip.contains(&signature.id.as_str()))
+            .find_map(|signature| {
+                frames
+                    .iter()
+                    .position(|f| considered(f) && signature.matches_frame(f.function, f.module))
+                    .map(|index| (signature, index))
+            });
+        let Some((signature, index)) = found else {
+            continue;
+        };
+        let site = signature
+            .names_site
+            .then(|| site_after(frames, index, unreliable_too))
+            .flatten()
+            .map(str::to_string);
+        let inner = signature.inner_without.as_ref().and_then(|without| {
+            let mut skip: Vec<&str> = skip.to_vec();
+            skip.push(&signature.id);
+            skip.extend(without.iter().map(String::as_str));
+            classify_among(frames, &skip).map(Box::new)
+        });
+        return Some(StackClass {
+            signature,
+            index,
+            frame: frames[index].function.to_string(),
+            site,
+            from_unreliable: unreliable_too,
+            inner,
+        });
+    }
+    None
+}
+
+/// The first frame after `index` that is not a lock or scheduling function: the caller that
+/// took the lock.
+fn site_after<'a>(frames: &[Frame<'a>], index: usize, unreliable_too: bool) -> Option<&'a str> {
+    let lock = catalog().stack_signature("lock-wait");
+    frames[index + 1..]
+        .iter()
+        .filter(|f| f.reliable || unreliable_too)
+        .map(|f| f.function)
+        .find(|function| {
+            let base = base_function(function);
+            !function.starts_with("__pfx_")
+                && !SCHEDULING_FRAMES.contains(&base)
+                && !lock.is_some_and(|l| l.matches(base))
+        })
+}
+
+/// Classifies the call trace of a blocked-task report from the kernel log with the same
+/// signature table as live stacks. `None` when no signature matches: an unknown stack is
+/// shown, not guessed at.
+pub fn classify_trace(report: &BlockedTaskReport) -> Option<StackClass> {
+    let frames: Vec<Frame<'_>> = report.frames.iter().map(Frame::from).collect();
+    classify_frames(&frames)
+}
+
+/// The explanation, fix, evidence and references for a blocked-task report of the kernel
+/// log classified as `class`, from the log alone: what needs the live system (the FUSE
+/// daemon, the freezer state, a vfork child) is named as not known from the log.
+pub fn describe_trace(report: &BlockedTaskReport, class: &StackClass) -> Description {
+    let pid = report.pid.to_string();
+    let (inner, inner_fix) = inner_text(class.inner.as_deref(), &pid, &report.comm);
+    let mut values: Vec<(&str, String)> = vec![
+        ("pid", pid.clone()),
+        ("comm", report.comm.clone()),
+        ("frame", class.frame.clone()),
+        (
+            "lock_site",
+            class
+                .site
+                .clone()
+                .unwrap_or_else(|| "an unknown caller".into()),
+        ),
+        ("inner", inner),
+        ("inner_fix", inner_fix),
+    ];
+    values.extend(placeholders_unknown_from_the_log());
+    let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let mut evidence = Vec::new();
+    let waited = match report.blocked_secs {
+        Some(secs) => format!(
+            "the kernel reported {} (pid {pid}) blocked{} for more than {secs} s",
+            report.comm,
+            if report.in_io_wait {
+                " in I/O wait"
+            } else {
+                ""
+            }
+        ),
+        None => format!(
+            "the kernel listed {} (pid {pid}) among the tasks in uninterruptible sleep",
+            report.comm
+        ),
+    };
+    evidence.push(Evidence::new(
+        waited,
+        shell_command!("dmesg | grep -F -- {}", format!(":{pid} ").as_str()),
+    ));
+    if let Some(release) = &report.kernel_release {
+        let taint = match report.taint.as_deref() {
+            Some("") | None => "not tainted".to_string(),
+            Some(flags) => format!("tainted {flags}"),
+        };
+        evidence.push(Evidence::fact(format!("kernel {release}, {taint}")));
+    }
+    if let Some(work) = &report.workqueue {
+        evidence.push(Evidence::fact(format!("running the work {work}")));
+    }
+    let reliable: Vec<StackFrame> = report
+        .frames
+        .iter()
+        .filter(|f| f.reliable || class.from_unreliable)
+        .map(|f| StackFrame {
+            function: f.function.clone(),
+            offset: f.offset.clone(),
+            module: f.module.clone(),
+        })
+        .collect();
+    evidence.push(Evidence::fact(format!(
+        "its call trace: {}",
+        stack_line(&reliable, 8)
+    )));
+    let mut decided = format!("decided by {}: {}", class.frame, class.signature.title);
+    if let Some(site) = &class.site {
+        decided.push_str(&format!(", entered from {site}"));
+    }
+    if class.from_unreliable {
+        decided.push_str(" (only frames the unwinder marked unreliable, `?`, matched)");
+    }
+    evidence.push(Evidence::fact(decided));
+    if let Some(inner) = &class.inner {
+        evidence.push(Evidence::fact(format!(
+            "what it waits for in turn: {} ({})",
+            inner.signature.title, inner.frame
+        )));
+    }
+    if let Some(blocker) = &report.blocker {
+        let owner = match (&blocker.owner_comm, blocker.owner_pid) {
+            (Some(comm), Some(owner)) => format!("{comm} (pid {owner})"),
+            _ => "not found by the kernel".to_string(),
+        };
+        let mut fact = format!("the kernel names the likely holder of the lock: {owner}");
+        if !blocker.owner_frames.is_empty() {
+            let owner_stack: Vec<StackFrame> = blocker
+                .owner_frames
+                .iter()
+                .filter(|f| f.reliable)
+                .map(|f| StackFrame {
+                    function: f.function.clone(),
+                    offset: None,
+                    module: f.module.clone(),
+                })
+                .collect();
+            fact.push_str(&format!(", whose trace is {}", stack_line(&owner_stack, 6)));
+        }
+        evidence.push(Evidence::fact(fact));
+    }
+    Description {
+        explanation: render(&class.signature.explanation, &pairs),
+        fix: render(&class.signature.fix, &pairs),
+        evidence,
+        references: class.signature.references.clone(),
+    }
+}
+
+/// Values for the placeholders that a live reading fills (the freezer, the FUSE daemon, the
+/// vfork child, the memory-map lock holders) when only the log is there.
+fn placeholders_unknown_from_the_log() -> Vec<(&'static str, String)> {
+    [
+        (
+            "freezer",
+            "its cgroup (the freezer state is not in the log)",
+        ),
+        (
+            "thaw_command",
+            "echo THAWED > /sys/fs/cgroup/freezer/PATH/freezer.state",
+        ),
+        ("mount", "a FUSE mount (which one is not in the log)"),
+        ("mount_point", "MOUNTPOINT"),
+        ("connection", "N"),
+        (
+            "daemon",
+            "Which daemon serves it is not in the log: look for the holder of /dev/fuse.",
+        ),
+        ("daemon_short", "not known from the log"),
+        ("child", "its state is not in the log"),
+        ("child_short", "the child"),
+        ("child_pid", "CHILD"),
+        ("fault", ""),
+        ("holders", ""),
+        ("holders_short", "not known from the log"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_string()))
+    .collect()
+}
 
 /// Classifies `process`: a frozen cgroup first (a v1-frozen task shows an ordinary stack),
 /// then the first signature, in table order, with a matching frame.
@@ -48,15 +306,15 @@ pub(crate) fn classify(snapshot: &Snapshot, process: &Process) -> Option<Classif
             });
         }
     }
-    let stack = process.kernel_stack.as_ref()?;
-    table.iter().find_map(|signature| {
-        stack
-            .iter()
-            .find(|frame| signature.matches(&frame.function))
-            .map(|frame| Classification {
-                signature,
-                frame: frame.function.clone(),
-            })
+    let stack: Vec<Frame<'_>> = process
+        .kernel_stack
+        .as_ref()?
+        .iter()
+        .map(Frame::from)
+        .collect();
+    classify_frames(&stack).map(|m| Classification {
+        signature: m.signature,
+        frame: m.frame,
     })
 }
 
@@ -120,17 +378,14 @@ pub(crate) fn stack_line(stack: &[StackFrame], frames: usize) -> String {
     line
 }
 
-/// The site of a lock wait: the first frame below the locking functions.
+/// The site of a lock wait: the first frame below the lock functions.
 fn lock_site(stack: &[StackFrame]) -> Option<&str> {
-    let mut in_lock = false;
-    for frame in stack {
-        if LOCK_FRAMES.contains(&frame.function.as_str()) {
-            in_lock = true;
-        } else if in_lock {
-            return Some(&frame.function);
-        }
-    }
-    None
+    let frames: Vec<Frame<'_>> = stack.iter().map(Frame::from).collect();
+    let lock = catalog().stack_signature("lock-wait")?;
+    let index = frames
+        .iter()
+        .position(|f| lock.matches_frame(f.function, f.module))?;
+    site_after(&frames, index, false)
 }
 
 /// The FUSE mount a task is blocked on: the one holding the file of its blocked system call,
@@ -184,10 +439,15 @@ pub(crate) fn fuse_daemons<'a>(snapshot: &'a Snapshot, mount: &MountEntry) -> Ve
 }
 
 /// The explanation, fix, evidence and references a classification adds to a finding.
-pub(crate) struct Description {
+#[derive(Clone, Debug)]
+pub struct Description {
+    /// Why the task is stuck (the signature's template, filled in).
     pub explanation: String,
+    /// What to do.
     pub fix: String,
+    /// The facts that show it.
     pub evidence: Vec<Evidence>,
+    /// Where to read more.
     pub references: Vec<Reference>,
 }
 
@@ -399,6 +659,13 @@ pub(crate) fn describe(
                 lock_site(stack).unwrap_or("an unknown caller").to_string(),
             ));
         }
+        "nfs-server" => {
+            let frames: Vec<Frame<'_>> = stack.iter().map(Frame::from).collect();
+            let inner = classify_frames(&frames).and_then(|m| m.inner);
+            let (what, fix) = inner_text(inner.as_deref(), &pid, &process.comm);
+            values.push(("inner", what));
+            values.push(("inner_fix", fix));
+        }
         _ => {}
     }
     let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -423,6 +690,32 @@ fn mountinfo_escaped(path: &str) -> String {
     out
 }
 
+/// What a server thread waits for, and what to do about it, from the classification of its
+/// stack without the server signature: `("a kernel lock taken in nfs4_lock_state", "…")`.
+fn inner_text(inner: Option<&StackClass>, pid: &str, comm: &str) -> (String, String) {
+    let Some(inner) = inner else {
+        return (
+            "its stack matches nothing else in nodedoc's table".to_string(),
+            "read its stack.".to_string(),
+        );
+    };
+    let site = inner.site.as_deref().unwrap_or("an unknown caller");
+    let values = [
+        ("pid", pid),
+        ("comm", comm),
+        ("frame", inner.frame.as_str()),
+        ("lock_site", site),
+    ];
+    let what = match &inner.site {
+        Some(site) => format!(
+            "{} ({}, taken in {site})",
+            inner.signature.title, inner.frame
+        ),
+        None => format!("{} ({})", inner.signature.title, inner.frame),
+    };
+    (what, render(inner.signature.fix.trim(), &values))
+}
+
 /// True when the stack is in network code or a network filesystem.
 pub(crate) fn in_network_code(stack: &[StackFrame]) -> Option<&str> {
     const NETWORK_PREFIXES: &[&str] = &[
@@ -432,6 +725,8 @@ pub(crate) fn in_network_code(stack: &[StackFrame]) -> Option<&str> {
     ];
     stack
         .iter()
+        // The NFS server's own functions (`nfs4_lock_state [nfsd]`) are not network waits.
+        .filter(|f| f.module.as_deref() != Some("nfsd"))
         .find(|f| NETWORK_PREFIXES.iter().any(|p| f.function.starts_with(p)))
         .map(|f| f.function.as_str())
 }
@@ -646,6 +941,178 @@ pub(crate) mod tests {
             "{}",
             description.explanation
         );
+    }
+
+    /// Classifies a `/proc/PID/stack`-style text with trace frames (`?` allowed).
+    fn trace(text: &str) -> Option<(String, String, Option<String>)> {
+        let frames: Vec<TraceFrame> = text
+            .lines()
+            .map(|l| nodedoc_kmsg::parse_trace_frame(l).unwrap_or_else(|| panic!("{l}")))
+            .collect();
+        let report = BlockedTaskReport {
+            frames,
+            ..BlockedTaskReport::default()
+        };
+        classify_trace(&report).map(|c| (c.signature.id.clone(), c.frame, c.site))
+    }
+
+    fn class_of(text: &str) -> Option<String> {
+        trace(text).map(|(id, _, _)| id)
+    }
+
+    /// The table before issue 10 matched `nfs4_` and `__nfs` anywhere: nfsd's own state
+    /// mutex (built in, so no `[nfsd]` tag) was taken for an NFS client, and the SRE sent to
+    /// the NFS server's server.
+    #[test]
+    fn nfsd_in_its_own_nfs4_code_is_the_server_not_a_client() {
+        let built_in = "schedule+0x29/0x70
+schedule_preempt_disabled+0xe/0x10
+__mutex_lock_slowpath+0x1a4/0x240
+mutex_lock+0x23/0x40
+nfs4_lock_state+0x15/0x20
+nfsd4_renew+0x49/0xb0
+nfsd4_proc_compound+0x3f1/0x580
+nfsd_dispatch+0xa8/0x1b0
+svc_process+0x112/0x160
+nfsd+0xbf/0x130";
+        assert_eq!(
+            trace(built_in),
+            Some(("nfs-server".into(), "nfs4_lock_state".into(), None))
+        );
+        // nfsd's functions that start like the client's never match the client.
+        for function in [
+            "__nfsd_open+0x1/0x2",
+            "nfs4_preprocess_stateid_op+0x1/0x2 [nfsd]",
+        ] {
+            assert_ne!(
+                class_of(function).as_deref(),
+                Some("network-filesystem"),
+                "{function}"
+            );
+        }
+        // With only lock frames and nfsd's module tag, still the server.
+        assert_eq!(
+            class_of("__mutex_lock+0x1/0x2\nnfsd_file_acquire+0x1/0x2 [nfsd]").as_deref(),
+            Some("nfs-server")
+        );
+        // nfsd writing to its exported filesystem waits for the disk: the inner wait.
+        let frames: Vec<TraceFrame> = ["io_schedule+0x1/0x2", "nfsd_vfs_write+0x1/0x2 [nfsd]"]
+            .iter()
+            .map(|l| nodedoc_kmsg::parse_trace_frame(l).unwrap())
+            .collect();
+        let report = BlockedTaskReport {
+            frames,
+            ..BlockedTaskReport::default()
+        };
+        let class = classify_trace(&report).unwrap();
+        assert_eq!(class.signature.id, "nfs-server");
+        assert_eq!(class.inner.unwrap().signature.id, "block-io");
+    }
+
+    #[test]
+    fn network_filesystem_clients() {
+        let cases = [
+            // NFSv4 client, module-tagged.
+            "rpc_wait_bit_killable+0x1e/0x90 [sunrpc]\n__rpc_execute+0x101/0x3e0 [sunrpc]\nnfs4_proc_getattr+0x73/0x90 [nfsv4]",
+            // NFS client locking through lockd's client half (nlmclnt_, module lockd).
+            "rpc_wait_bit_killable+0x2c/0xc0 [sunrpc]\nnlmclnt_call+0xb8/0x2c8 [lockd]\nnfs3_proc_lock+0x4c/0xe8 [nfsv3]",
+            // SMB client.
+            "wait_for_response+0x9d/0xd0 [cifs]\ncompound_send_recv+0x3b2/0x7a0 [cifs]\nsmb2_query_path_info+0x7f/0x100 [cifs]",
+            // The seed's ceph client.
+            "__ceph_do_pending_vmtruncate+0x4e/0x260 [ceph]\nceph_setattr+0x4c/0x80 [ceph]",
+            // 9p.
+            "p9_client_rpc+0x1/0x2 [9pnet]",
+        ];
+        for case in cases {
+            assert_eq!(
+                class_of(case).as_deref(),
+                Some("network-filesystem"),
+                "{case}"
+            );
+        }
+    }
+
+    /// syncfs(2), umount and freeze wait in sync_inodes_sb for one filesystem; the table
+    /// used to call that "sync() across every filesystem on the host".
+    #[test]
+    fn syncfs_of_one_filesystem_is_not_sync_of_all() {
+        let syncfs = "wait_for_completion+0x96/0x100\nsync_inodes_sb+0xa8/0x1c0\nsync_filesystem+0x6b/0xb0\nSyS_syncfs+0x4a/0x90";
+        assert_eq!(class_of(syncfs).as_deref(), Some("writeback-wait"));
+        let sync =
+            "call_rwsem_down_read_failed+0x18/0x30\niterate_supers+0xa2/0x110\nsys_sync+0x44/0xb0";
+        assert_eq!(class_of(sync).as_deref(), Some("sync-all-filesystems"));
+        let sync_waiting = "wb_wait_for_completion+0x1/0x2\nsync_inodes_one_sb+0x1/0x2\niterate_supers+0x1/0x2\nksys_sync+0x1/0x2";
+        assert_eq!(
+            class_of(sync_waiting).as_deref(),
+            Some("sync-all-filesystems")
+        );
+    }
+
+    #[test]
+    fn journals_freezer_and_rcu() {
+        let xfs = "xlog_wait+0x1/0x2 [xfs]\n_xfs_log_force_lsn+0x1/0x2 [xfs]\nxfs_file_fsync+0x1/0x2 [xfs]";
+        assert_eq!(
+            trace(xfs).map(|t| (t.0, t.1)),
+            Some(("fs-journal".into(), "xlog_wait".into()))
+        );
+        let ext4 = "wait_transaction_locked+0x8a/0xd0 [jbd2]\nadd_transaction_credits+0x1c0/0x2a0 [jbd2]\nstart_this_handle+0x10a/0x510 [jbd2]";
+        assert_eq!(class_of(ext4).as_deref(), Some("fs-journal"));
+        // The journal thread writing its commit waits for the disk.
+        let jbd2 = "io_schedule+0x16/0x40\nbit_wait_io+0x11/0x50\njbd2_journal_commit_transaction+0x1181/0x1500 [jbd2]\nkjournald2+0xc2/0x260 [jbd2]";
+        assert_eq!(class_of(jbd2).as_deref(), Some("block-io"));
+        let frozen = "__refrigerator+0x4a/0x140\nget_signal+0x7c5/0x8a0\narch_do_signal_or_restart+0x2f/0x250";
+        assert_eq!(class_of(frozen).as_deref(), Some("frozen-cgroup"));
+        let rcu = "schedule+0x1/0x2\nsynchronize_rcu_expedited+0x1/0x2\nsynchronize_net+0x1/0x2";
+        assert_eq!(class_of(rcu).as_deref(), Some("rcu-grace-period"));
+        // A mutex taken in rcu_barrier is a lock wait, entered from rcu_barrier.
+        let barrier = "__mutex_lock+0x1/0x2\nrcu_barrier+0x1/0x2\nnetdev_run_todo+0x1/0x2";
+        assert_eq!(
+            trace(barrier),
+            Some((
+                "lock-wait".into(),
+                "__mutex_lock".into(),
+                Some("rcu_barrier".into())
+            ))
+        );
+    }
+
+    #[test]
+    fn reliable_frames_decide_and_compiler_suffixes_do_not_matter() {
+        // A stale `? io_schedule` left on the stack does not make a lock wait block I/O.
+        let stale = "? io_schedule+0x1/0x2\nrwsem_down_write_slowpath+0x1/0x2\ndown_write+0x1/0x2\ndo_unlinkat+0x1/0x2";
+        assert_eq!(
+            trace(stale),
+            Some((
+                "lock-wait".into(),
+                "rwsem_down_write_slowpath".into(),
+                Some("do_unlinkat".into())
+            ))
+        );
+        // When nothing reliable matches, `?` frames do.
+        assert_eq!(
+            class_of("? io_schedule_timeout+0xb4/0x130\n? bit_wait+0x1/0x2").as_deref(),
+            Some("block-io")
+        );
+        // `__pfx_` labels are padding, never a frame.
+        assert_eq!(class_of("? __pfx_rpc_wait_bit_killable+0x10/0x10"), None);
+        // Lock sites skip lock and scheduling frames, clones included.
+        let cloned = "__mutex_lock.constprop.0+0x1/0x2\n__mutex_lock_slowpath+0x1/0x2\nmutex_lock+0x1/0x2\nrtnl_lock+0x1/0x2";
+        assert_eq!(
+            trace(cloned).and_then(|t| t.2).as_deref(),
+            Some("rtnl_lock")
+        );
+        let ldsem = "schedule_timeout+0x1/0x2\n? check_preemption_disabled+0x1/0x2\nldsem_down_write+0x1/0x2\n? ldsem_down_read+0x1/0x2\ntty_ldisc_lock_pair_timeout+0x1/0x2";
+        assert_eq!(
+            trace(ldsem).and_then(|t| t.2).as_deref(),
+            Some("tty_ldisc_lock_pair_timeout")
+        );
+    }
+
+    #[test]
+    fn in_network_code_skips_the_nfs_server() {
+        let server =
+            stack("[<0>] nfs4_lock_state+0x15/0x20 [nfsd]\n[<0>] nfsd4_renew+0x49/0xb0 [nfsd]");
+        assert_eq!(in_network_code(&server), None);
     }
 
     #[test]

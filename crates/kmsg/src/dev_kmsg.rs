@@ -191,10 +191,15 @@ impl LogBuilder {
         self.log.skipped_before_window += 1;
     }
 
+    /// The log, with the reports parsed out of its records.
     pub(crate) fn finish(mut self) -> KernelLog {
         if self.overwrite_pending {
             self.log.overwritten += 1;
         }
+        let blocked = crate::blocked_task_reports(&self.log.records);
+        self.log.blocked_task_reports = blocked.reports;
+        self.log.blocked_task_reports_dropped = blocked.dropped;
+        self.log.netdev_ref_trackers = crate::netdev_ref_trackers(&self.log.records);
         self.log
     }
 }
@@ -288,6 +293,7 @@ mod tests {
             continuation: false,
             message: format!("record {sequence}"),
             dictionary: vec![],
+            caller: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! The text form of the kernel log: what `syslog(2)` returns and `dmesg` prints.
 
-use nodedoc_model::{KernelLog, KernelLogSource, KmsgRecord};
+use nodedoc_model::{KernelLog, KernelLogSource, KmsgRecord, PrintkCaller};
 
 use crate::dev_kmsg::LogBuilder;
 use crate::Error;
@@ -69,8 +69,9 @@ pub fn read_syslog_buffer(since_us: Option<u64>) -> Result<KernelLog, Error> {
 ///   not start with a timestamp such as `[Firmware Bug]: …`) the record's time is unknown:
 ///   `monotonic_us` is 0 and the record is kept whatever `since_us` says, because its age
 ///   cannot be told.
-/// - `[    T123]`, the caller id of `CONFIG_PRINTK_CALLER`, is dropped so messages
-///   start where detectors expect.
+/// - `[    T123]`, the caller id of `CONFIG_PRINTK_CALLER`, becomes
+///   [`KmsgRecord::caller`] and leaves the message, so messages start where detectors
+///   expect.
 ///
 /// A line with neither prefix that starts with whitespace is how util-linux `dmesg` prints
 /// the second and later lines of a multi-line record: it takes the previous record's level,
@@ -86,8 +87,8 @@ pub fn read_syslog_buffer(since_us: Option<u64>) -> Result<KernelLog, Error> {
 /// [`KernelLogSource::File`].
 pub fn parse_dmesg_text(text: &str, since_us: Option<u64>) -> KernelLog {
     let mut log = LogBuilder::new(KernelLogSource::DmesgText, since_us);
-    // The last line's level, facility and time, for the lines that continue it.
-    let mut previous: Option<(u8, u8, Option<u64>)> = None;
+    // The last line's level, facility, time and caller, for the lines that continue it.
+    let mut previous: Option<(u8, u8, Option<u64>, Option<PrintkCaller>)> = None;
     for line in text.lines() {
         if line.trim().is_empty() {
             continue;
@@ -100,19 +101,29 @@ pub fn parse_dmesg_text(text: &str, since_us: Option<u64>) -> KernelLog {
         let continues_previous = parsed.priority.is_none()
             && parsed.timestamp_us.is_none()
             && line.starts_with(char::is_whitespace);
-        let (level, facility, timestamp_us, message) = match previous {
-            Some((level, facility, timestamp_us)) if continues_previous => {
-                (level, facility, timestamp_us, parsed.message.trim_start())
-            }
+        let (level, facility, timestamp_us, caller, message) = match previous {
+            Some((level, facility, timestamp_us, caller)) if continues_previous => (
+                level,
+                facility,
+                timestamp_us,
+                caller,
+                parsed.message.trim_start(),
+            ),
             _ => {
                 let (level, facility) = match parsed.priority {
                     Some(Priority::Known { level, facility }) => (level, facility),
                     Some(Priority::Unknown) | None => (LEVEL_WHEN_UNKNOWN, 0),
                 };
-                (level, facility, parsed.timestamp_us, parsed.message)
+                (
+                    level,
+                    facility,
+                    parsed.timestamp_us,
+                    parsed.caller,
+                    parsed.message,
+                )
             }
         };
-        previous = Some((level, facility, timestamp_us));
+        previous = Some((level, facility, timestamp_us, caller));
         let record = KmsgRecord {
             level,
             facility,
@@ -121,6 +132,7 @@ pub fn parse_dmesg_text(text: &str, since_us: Option<u64>) -> KernelLog {
             continuation: false,
             message: message.to_string(),
             dictionary: Vec::new(),
+            caller,
         };
         match (since_us, timestamp_us) {
             (Some(since), Some(at)) if at < since => log.skip_before_window(),
@@ -144,6 +156,7 @@ enum Priority {
 struct DmesgLine<'a> {
     priority: Option<Priority>,
     timestamp_us: Option<u64>,
+    caller: Option<PrintkCaller>,
     message: &'a str,
 }
 
@@ -156,13 +169,17 @@ fn parse_dmesg_line(line: &str) -> Result<DmesgLine<'_>, Malformed> {
         Some((priority, rest)) => (Some(priority), rest),
         None => (None, line),
     };
-    let (timestamp_us, rest) = match split_timestamp(rest)? {
-        Some((timestamp_us, rest)) => (Some(timestamp_us), strip_caller_id(rest)),
-        None => (None, rest),
+    let (timestamp_us, caller, rest) = match split_timestamp(rest)? {
+        Some((timestamp_us, rest)) => {
+            let (caller, rest) = split_caller_id(rest);
+            (Some(timestamp_us), caller, rest)
+        }
+        None => (None, None, rest),
     };
     Ok(DmesgLine {
         priority,
         timestamp_us,
+        caller,
         message: rest,
     })
 }
@@ -251,23 +268,19 @@ fn parse_seconds(text: &str) -> Option<u64> {
         .checked_add(micros)
 }
 
-/// Drops a `CONFIG_PRINTK_CALLER` id, `[    T123] ` or `[     C1] `.
-fn strip_caller_id(text: &str) -> &str {
+/// Splits a `CONFIG_PRINTK_CALLER` id, `[    T123] ` or `[     C1] `, off the text.
+pub(crate) fn split_caller_id(text: &str) -> (Option<PrintkCaller>, &str) {
     let Some(after_bracket) = text.strip_prefix('[') else {
-        return text;
+        return (None, text);
     };
     let Some(close) = after_bracket.find(']') else {
-        return text;
+        return (None, text);
     };
-    let id = after_bracket[..close].trim_start_matches(' ');
-    let is_caller = id
-        .strip_prefix(['T', 'C'])
-        .is_some_and(|number| !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()));
-    if !is_caller {
-        return text;
-    }
+    let Ok(caller) = after_bracket[..close].trim_start_matches(' ').parse() else {
+        return (None, text);
+    };
     let rest = &after_bracket[close + 1..];
-    rest.strip_prefix(' ').unwrap_or(rest)
+    (Some(caller), rest.strip_prefix(' ').unwrap_or(rest))
 }
 
 #[cfg(test)]
@@ -357,15 +370,31 @@ mod tests {
     }
 
     #[test]
-    fn caller_id_is_dropped() {
+    fn caller_id_leaves_the_message_for_the_caller_field() {
         let record = only_record("<6>[    0.000000] [    T0] Linux version 6.18.44");
         assert_eq!(record.message, "Linux version 6.18.44");
-        assert_eq!(only_record("[    1.000000] [     C1] x").message, "x");
+        assert_eq!(record.caller, Some(PrintkCaller::Thread(0)));
+        let cpu = only_record("[    1.000000] [     C1] x");
+        assert_eq!(
+            (cpu.message.as_str(), cpu.caller),
+            ("x", Some(PrintkCaller::Cpu(1)))
+        );
+        // util-linux prints the two brackets without a space between them.
+        let joined = only_record("[ 1431.920513][ T1054] INFO: task jbd2/sda-8:3563 blocked");
+        assert_eq!(joined.caller, Some(PrintkCaller::Thread(1054)));
+        assert_eq!(joined.message, "INFO: task jbd2/sda-8:3563 blocked");
         // Not caller ids: kept.
         assert_eq!(only_record("[    1.000000] [drm] x").message, "[drm] x");
         assert_eq!(only_record("[    1.000000] [T] x").message, "[T] x");
         // Only right after a timestamp.
         assert_eq!(only_record("<6>[T1] x").message, "[T1] x");
+    }
+
+    #[test]
+    fn continuation_lines_keep_the_caller() {
+        let log = parse_dmesg_text("[  1.0] [  T42] first\n                  second\n", None);
+        assert_eq!(log.records[1].message, "second");
+        assert_eq!(log.records[1].caller, Some(PrintkCaller::Thread(42)));
     }
 
     #[test]

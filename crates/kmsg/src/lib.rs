@@ -44,13 +44,26 @@
 //!
 //! Nothing here panics on what it reads: a record that does not parse is counted in
 //! [`KernelLog::malformed`] and skipped.
+//!
+//! # Reports parsed out of the log
+//!
+//! Every [`KernelLog`] built here also carries what the kernel reported in several lines:
+//! blocked tasks with their call traces ([`KernelLog::blocked_task_reports`], see
+//! [`blocked_task_reports`]) and the reference-tracker stacks of network devices that
+//! cannot be freed ([`KernelLog::netdev_ref_trackers`], see [`netdev_ref_trackers`]).
+//! Parsing their structure is collection; judging them is the detectors' work. The same
+//! parsers read saved text (`dmesg`, `dmesg -T`, `journalctl -k`, syslog files) through
+//! [`parse_log_line`], which takes off the prefixes those tools add.
 #![deny(missing_docs)]
 
+mod call_trace;
 mod dev_kmsg;
 mod dmesg;
 mod error;
 mod follow;
+mod log_line;
 mod record;
+mod ref_tracker;
 
 use std::path::Path;
 
@@ -61,8 +74,19 @@ pub use dev_kmsg::{
 pub use dmesg::{parse_dmesg_text, read_syslog_buffer, LEVEL_WHEN_UNKNOWN};
 pub use error::Error;
 pub use follow::{Drained, FollowLimits, FollowStats, FollowerThread, KmsgFollower, Start};
-pub use nodedoc_model::{KernelLog, KernelLogSource, KmsgRecord};
+pub use nodedoc_model::{
+    BlockedTaskReport, KernelLog, KernelLogSource, KmsgRecord, NetdevRefTrackerReport,
+};
 pub use record::{parse_kmsg_record, ParseError, ParseProblem, PrefixField};
+
+pub use call_trace::{
+    blocked_task_reports, blocked_task_reports_in_text, parse_trace_frame, BlockedTaskReports,
+    MAX_FRAMES, MAX_LINE_BYTES, MAX_REPORTS,
+};
+pub use log_line::{parse_log_line, LogLine};
+pub use ref_tracker::{
+    netdev_ref_trackers, netdev_ref_trackers_in_text, MAX_DEVICES, MAX_HOLDERS, MAX_HOLDER_FRAMES,
+};
 
 /// Reads the kernel log from [`DEV_KMSG`], or from the `syslog(2)` buffer when that fails;
 /// [`KernelLog::source`] says which ([`KernelLogSource::DevKmsg`] or

@@ -108,8 +108,9 @@ impl ParseError {
 ///  DEVICE=n3
 /// ```
 ///
-/// `prio` is `facility * 8 + level`; fields after `flags` (such as `caller=T123` from
-/// `CONFIG_PRINTK_CALLER`) are ignored, as the ABI asks. The flags `c` (first fragment of
+/// `prio` is `facility * 8 + level`; of the fields after `flags`, `caller=T123` (from
+/// `CONFIG_PRINTK_CALLER`) becomes [`KmsgRecord::caller`] and the others are ignored, as
+/// the ABI asks. The flags `c` (first fragment of
 /// a continued line) and `+` (a later fragment), both from kernels before 4.9, set
 /// [`KmsgRecord::continuation`]. The kernel escapes bytes outside printable ASCII, and `\`
 /// itself, as `\xNN`; those are undone here, so multi-byte UTF-8 comes back whole and
@@ -145,6 +146,11 @@ pub fn parse_kmsg_record(raw: &[u8]) -> Result<KmsgRecord, ParseError> {
     let flags = fields
         .next()
         .ok_or_else(|| fail(ParseProblem::MissingField(PrefixField::Flags)))?;
+    // Fields after the flags are for readers that know them; `caller=T123` is the one
+    // nodedoc uses. One that does not parse is ignored like any unknown field.
+    let caller = fields
+        .filter_map(|field| field.strip_prefix(b"caller="))
+        .find_map(|id| std::str::from_utf8(id).ok()?.parse().ok());
 
     if priority > MAX_PRIORITY {
         return Err(fail(ParseProblem::OutOfRange {
@@ -164,6 +170,7 @@ pub fn parse_kmsg_record(raw: &[u8]) -> Result<KmsgRecord, ParseError> {
         continuation: flags.iter().any(|&b| b == b'c' || b == b'+'),
         message: unescape(&first_line[semicolon + 1..]),
         dictionary: parse_dictionary(&raw[first_line_end..]),
+        caller,
     })
 }
 
@@ -275,6 +282,7 @@ mod tests {
                     "unregister_netdevice: waiting for cli-veth to become free. Usage count = 1"
                         .to_string(),
                 dictionary: vec![],
+                caller: None,
             }
         );
     }
@@ -370,10 +378,24 @@ mod tests {
     }
 
     #[test]
-    fn extra_prefix_fields_are_ignored() {
+    fn extra_prefix_fields_are_ignored_but_the_caller_is_kept() {
         let record = parse_kmsg_record(b"6,10,20,-,caller=T1234,future;hello\n").unwrap();
         assert_eq!(record.message, "hello");
         assert_eq!(record.sequence, 10);
+        assert_eq!(
+            record.caller,
+            Some(nodedoc_model::PrintkCaller::Thread(1234))
+        );
+        let cpu = parse_kmsg_record(b"6,10,20,-,future,caller=C3;x\n").unwrap();
+        assert_eq!(cpu.caller, Some(nodedoc_model::PrintkCaller::Cpu(3)));
+        for odd in [
+            &b"6,1,2,-,caller=;x"[..],
+            b"6,1,2,-,caller=X9;x",
+            b"6,1,2,-,caller=T;x",
+            b"6,1,2,-;x",
+        ] {
+            assert_eq!(parse_kmsg_record(odd).unwrap().caller, None, "{odd:?}");
+        }
     }
 
     #[test]

@@ -32,7 +32,11 @@ pub use finding::{
 };
 pub use gaps::{Gap, Gaps};
 pub use history::{FdPoint, FdSeries, History};
-pub use kernel_log::{KernelLog, KernelLogSource, KmsgRecord};
+pub use kernel_log::{
+    BadPrintkCaller, BlockedTaskOrigin, BlockedTaskReport, BlockerLock, KernelLog, KernelLogSource,
+    KmsgRecord, LockBlocker, LogPosition, NetdevRefTrackerReport, PrintkCaller, RefTrackerStack,
+    TaskStateLine, TraceFrame,
+};
 pub use ovs::{
     NetDevice, NetNamespace, NetworkNamespaces, OvsBridge, OvsInterface, OvsLog, OvsLogEvent,
     OvsLogEventKind, OvsPort, OvsState, VswitchdProcess,
