@@ -36,18 +36,14 @@ fn main() -> ExitCode {
         }
     };
     let source = LogSource::File(PathBuf::from(file));
-    let sets: Vec<_> = config
-        .logs
-        .iter()
-        .filter(|log| log.sources.contains(&source))
-        .collect();
+    let sets: Vec<_> = config.rules_for(&source).collect();
     if sets.is_empty() {
         eprintln!("no [[log]] of the configuration names {file}");
         return ExitCode::from(2);
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut matched = 0;
-    for log in sets {
+    for rules in sets {
         let started = Instant::now();
         let input = match File::open(file) {
             Ok(f) => f,
@@ -56,7 +52,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let stats = log.rules.scan_reader(input, |m| {
+        let stats = rules.scan_reader(input, |m| {
             if events {
                 let event = m.to_event(file);
                 serde_json::to_writer(&mut out, &event).expect("stdout");
@@ -80,7 +76,7 @@ fn main() -> ExitCode {
             secs,
             stats.bytes as f64 / secs / 1e6
         );
-        for (rule, count) in log.rules.rules().iter().zip(&stats.matches) {
+        for (rule, count) in rules.rules().iter().zip(&stats.matches) {
             eprintln!("  {:<28} {count}", rule.id());
         }
         matched += stats.matched_lines;

@@ -64,6 +64,14 @@ impl Config {
         .config(raw)
     }
 
+    /// The rule sets of the `[[log]]` tables that name `source`.
+    pub fn rules_for<'a>(&'a self, source: &'a LogSource) -> impl Iterator<Item = &'a RuleSet> {
+        self.logs
+            .iter()
+            .filter(move |log| log.sources.contains(source))
+            .map(|log| &log.rules)
+    }
+
     /// nodedoc's default detector thresholds with the file's overrides applied.
     pub fn detector_config(&self) -> nodedoc_detectors::Config {
         let mut config = nodedoc_detectors::Config::default();

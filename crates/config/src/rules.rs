@@ -716,6 +716,15 @@ impl Scanner {
         self.keep_partial(&bytes[complete..]);
     }
 
+    /// Feeds one whole line (a kernel log record's message, a journal entry): the line ends
+    /// here even without a newline.
+    pub fn feed_line(&mut self, line: &[u8], mut on_match: impl FnMut(&Match<'_>)) {
+        self.feed(line, &mut on_match);
+        if !line.ends_with(b"\n") {
+            self.feed(b"\n", &mut on_match);
+        }
+    }
+
     /// Matches the incomplete last line, if any (end of file, or the file rotated away).
     pub fn finish(&mut self, mut on_match: impl FnMut(&Match<'_>)) {
         if !self.partial.is_empty() || self.dropped > 0 {

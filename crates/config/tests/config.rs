@@ -99,6 +99,9 @@ summary = "ext4 error on {device}"
             LogSource::File("/var/log/kern.log".into())
         ]
     );
+    assert_eq!(config.rules_for(&LogSource::KernelLog).count(), 1);
+    let other = LogSource::File("/var/log/syslog".into());
+    assert_eq!(config.rules_for(&other).count(), 0);
     let rule = &config.logs[0].rules.rules()[0];
     assert_eq!(rule.id(), "ext4-error");
     assert_eq!(rule.kind(), RuleKind::Condition);

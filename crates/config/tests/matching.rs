@@ -228,6 +228,27 @@ fn a_resumed_stream_numbers_from_where_it_was() {
 }
 
 #[test]
+fn records_fed_as_lines_end_without_a_newline() {
+    let rules = RuleSet::new(vec![rule("end", &[r"down$"], None)]).unwrap();
+    let mut scanner = rules.scanner();
+    let mut hits = Vec::new();
+    for record in [&b"eth0 down"[..], b"eth1 up", b"eth2 down\n"] {
+        scanner.feed_line(record, |m| hits.push(m.line_number()));
+    }
+    assert_eq!(hits, vec![1, 3]);
+    assert_eq!(scanner.stats().lines, 3);
+}
+
+#[test]
+fn rule_sets_and_scanners_can_move_to_other_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<RuleSet>();
+    send::<nodedoc_config::Scanner>();
+    send_sync::<nodedoc_config::Config>();
+}
+
+#[test]
 fn a_rule_set_without_rules_counts_lines() {
     let rules = RuleSet::new(vec![]).unwrap();
     assert!(rules.is_empty());
