@@ -182,6 +182,26 @@ thresholds! {
     ovs_flap_min_cycles: u64, at_least_one;
     /// `ovs-netlink-socket-excess` needs at least this many surplus generic netlink sockets.
     ovs_netlink_excess_min: u64, at_least_one;
+    /// `fd-leak` needs at least this many readings of a process.
+    fd_leak_min_readings: usize, |v| at_least_one(v as u64);
+    /// `fd-leak` needs the readings to span at least this many seconds.
+    fd_leak_min_span_secs: f64, non_negative;
+    /// `fd-leak` needs at least this net growth, in descriptors.
+    fd_leak_min_growth: f64, non_negative;
+    /// `fd-leak` needs a straight line to fit at least this well (R², 0 to 1).
+    fd_leak_min_r_squared: f64, ratio;
+    /// `fd-leak` needs at least this share of the changes to be increases (0 to 1).
+    fd_leak_min_rising_share: f64, ratio;
+    /// `fd-leak` is critical when the limit is at most this many seconds away.
+    fd_leak_critical_eta_secs: u64, at_least_one;
+}
+
+fn non_negative(v: f64) -> Result<(), &'static str> {
+    if v >= 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err("must be 0 or more")
+    }
 }
 
 /// Detectors switched on or off.
@@ -673,9 +693,19 @@ mod tests {
             ovs_busy_cpu_share: Some(0.25),
             ovs_flap_min_cycles: Some(10),
             ovs_netlink_excess_min: Some(11),
+            fd_leak_min_readings: Some(12),
+            fd_leak_min_span_secs: Some(13.0),
+            fd_leak_min_growth: Some(14.0),
+            fd_leak_min_r_squared: Some(0.5),
+            fd_leak_min_rising_share: Some(0.6),
+            fd_leak_critical_eta_secs: Some(15),
         };
         let mut c = nodedoc_detectors::Config::default();
         t.apply(&mut c);
+        assert_eq!(
+            (c.fd_leak_min_readings, c.fd_leak_critical_eta_secs),
+            (12, 15)
+        );
         assert_eq!(
             (
                 c.fd_warning_ratio,

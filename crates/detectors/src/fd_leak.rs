@@ -68,7 +68,7 @@ impl Detector for FdLeak {
             let Some(growth) = growth(&points) else {
                 continue;
             };
-            if !growth.is_leak(points.len(), &cx.config.fd_leak) {
+            if !growth.is_leak(points.len(), &cx.config.fd_leak_rule()) {
                 continue;
             }
             let last = series.points.last().expect("a series has points");

@@ -66,8 +66,16 @@ pub struct Config {
     /// `ovs-netlink-socket-excess` needs at least this many generic netlink sockets beyond
     /// what the ports need (and more than twice that need).
     pub ovs_netlink_excess_min: u64,
-    /// What `fd-leak` calls a leak: readings, span, growth, fit.
-    pub fd_leak: trend::LeakRule,
+    /// `fd-leak` needs at least this many readings of a process.
+    pub fd_leak_min_readings: usize,
+    /// `fd-leak` needs the readings to span at least this long.
+    pub fd_leak_min_span_secs: f64,
+    /// `fd-leak` needs at least this net growth, in descriptors.
+    pub fd_leak_min_growth: f64,
+    /// `fd-leak` needs a straight line to fit the counts at least this well (R²).
+    pub fd_leak_min_r_squared: f64,
+    /// `fd-leak` needs at least this share of the changes to be increases.
+    pub fd_leak_min_rising_share: f64,
     /// `fd-leak` is critical when the soft limit is at most this far away at the current
     /// rate.
     pub fd_leak_critical_eta_secs: u64,
@@ -84,8 +92,25 @@ impl Default for Config {
             ovs_busy_cpu_share: 0.5,
             ovs_flap_min_cycles: 3,
             ovs_netlink_excess_min: 512,
-            fd_leak: trend::LeakRule::default(),
+            fd_leak_min_readings: trend::LeakRule::default().min_points,
+            fd_leak_min_span_secs: trend::LeakRule::default().min_span_secs,
+            fd_leak_min_growth: trend::LeakRule::default().min_net,
+            fd_leak_min_r_squared: trend::LeakRule::default().min_r_squared,
+            fd_leak_min_rising_share: trend::LeakRule::default().min_rising_steps,
             fd_leak_critical_eta_secs: 3600,
+        }
+    }
+}
+
+impl Config {
+    /// What `fd-leak` calls a leak.
+    pub fn fd_leak_rule(&self) -> trend::LeakRule {
+        trend::LeakRule {
+            min_points: self.fd_leak_min_readings,
+            min_span_secs: self.fd_leak_min_span_secs,
+            min_net: self.fd_leak_min_growth,
+            min_r_squared: self.fd_leak_min_r_squared,
+            min_rising_steps: self.fd_leak_min_rising_share,
         }
     }
 }
