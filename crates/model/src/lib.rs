@@ -18,6 +18,7 @@ pub mod hostfile;
 mod kernel_log;
 mod ovs;
 mod process;
+mod service_log;
 mod snapshot;
 mod system;
 pub mod text;
@@ -46,6 +47,7 @@ pub use process::{
     NamespaceFd, NamespaceIds, NetlinkProtocol, Process, ProcessKey, ResourceLimit,
     SocketResolution, StackFrame, TaskSample, TaskState,
 };
+pub use service_log::{LogEntry, LogFormat, ServiceLog};
 pub use snapshot::{
     HostInfo, Resample, Snapshot, SourceState, SourceStatus, SNAPSHOT_FORMAT, SNAPSHOT_VERSION,
 };

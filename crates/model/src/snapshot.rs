@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     FreezerCgroup, Gap, History, KernelLog, MountEntry, NetworkNamespaces, OvsState, Process,
-    TaskSample,
+    ServiceLog, TaskSample,
 };
 
 /// The value of [`Snapshot::format`]: tells a nodedoc snapshot from any other JSON.
@@ -50,6 +50,9 @@ pub struct Snapshot {
     /// Earlier rounds, for detectors that need time (`nodedoc watch`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<History>,
+    /// Logs of services (containerd, dockerd, kubelet, …) read from files or journals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_logs: Vec<ServiceLog>,
 }
 
 impl Snapshot {
@@ -69,6 +72,7 @@ impl Snapshot {
             ovs: None,
             network: None,
             history: None,
+            service_logs: Vec::new(),
         }
     }
 
