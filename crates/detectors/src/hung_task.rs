@@ -15,7 +15,12 @@
 //! `s6-sync`), network filesystem (seed 003's ceph client), block I/O, kernel lock — and the
 //! kernel's own reports, and a task waiting for its own memory-map lock (the reason `ps` hangs)
 //! with the task suspected of holding it. An unknown stack is shown, not guessed at. Critical when the kernel
-//! reported the task or a SIGKILL is pending on it (it was killed and cannot die).
+//! reported the task or a SIGKILL is pending on it (it was killed and cannot die). A report
+//! that user space wrote into `/dev/kmsg` (its facility is not `kern`) is shown and said to be
+//! so, but is not the kernel's word and does not make the finding critical.
+//!
+//! **Floods.** Tasks with the same stack classification and severity share a signature, and
+//! so do earlier reports by the same writer: thousands are one group finding each.
 //! A `netns-gone` finding for the same task is linked as its cause, and so is the `hung-task`
 //! finding of a task stuck reading this one's memory (it holds the memory-map lock).
 
@@ -24,7 +29,7 @@ use std::collections::BTreeMap;
 use nodedoc_model::{Evidence, Finding, KmsgRecord, Process, Severity, Subject, TaskState};
 
 use crate::stacks::{classify, describe, memory_map_lock_suspects, stack_line, Classification};
-use crate::{duration, Context, Detector};
+use crate::{duration, Context, Detector, Provenance, Signature};
 
 /// See the module documentation.
 pub struct HungTask;
@@ -47,6 +52,8 @@ struct KernelReport<'a> {
     seconds: u64,
     times: usize,
     last: &'a KmsgRecord,
+    /// Who wrote the lines: user space can forge them into `/dev/kmsg`.
+    provenance: Provenance,
 }
 
 impl Detector for HungTask {
@@ -64,8 +71,10 @@ impl Detector for HungTask {
                     seconds,
                     times: 0,
                     last: record,
+                    provenance: Provenance::default(),
                 });
                 report.times += 1;
+                report.provenance.add(record);
                 report.seconds = report.seconds.max(seconds);
                 report.last = record;
             }
@@ -95,10 +104,28 @@ impl Detector for HungTask {
         });
         for (process, classification) in blocked {
             let report = reports.remove(&process.pid);
+            // Tasks stuck the same way (one stack signature, one severity) are one failure.
+            let signature = match &classification {
+                Some(c) => Signature::new(
+                    c.signature.id.clone(),
+                    format!(
+                        "{{count}} tasks are stuck in uninterruptible sleep: {}",
+                        c.signature.title
+                    ),
+                    u64::MAX - process.start_time_ticks,
+                    "longest running first",
+                ),
+                None => Signature::new(
+                    "unclassified",
+                    "{count} tasks are stuck in uninterruptible sleep: unclassified stacks",
+                    u64::MAX - process.start_time_ticks,
+                    "longest running first",
+                ),
+            };
             let finding = self.blocked_task(cx, process, classification, report.as_ref());
             let values = finding.1;
             let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            cx.emit(finding.0, &pairs);
+            cx.emit_as(signature, finding.0, &pairs);
         }
 
         // Kernel reports of tasks that are no longer blocked: worth knowing, not broken now.
@@ -108,18 +135,26 @@ impl Detector for HungTask {
                 pid,
                 comm: report.comm.to_string(),
             };
-            let mut finding =
-                Finding::new(
-                    self.id(),
-                    Severity::Info,
-                    subject,
-                    format!(
-                    "the kernel reported {} (pid {pid}) blocked for more than {} s; it is {} now",
+            let reporter = if report.provenance.kernel_wrote_any() {
+                "the kernel reported"
+            } else {
+                "a line user space wrote into the kernel log reports"
+            };
+            let mut finding = Finding::new(
+                self.id(),
+                Severity::Info,
+                subject,
+                format!(
+                    "{reporter} {} (pid {pid}) blocked for more than {} s; it is {} now",
                     report.comm,
                     report.seconds,
-                    if running_again { "no longer blocked" } else { "gone" }
+                    if running_again {
+                        "no longer blocked"
+                    } else {
+                        "gone"
+                    }
                 ),
-                );
+            );
             finding.evidence.push(Evidence::new(
                 format!(
                     "\"{}\" ({} report{})",
@@ -129,11 +164,26 @@ impl Detector for HungTask {
                 ),
                 format!("dmesg | grep 'task {}:{pid} blocked'", report.comm),
             ));
+            finding.evidence.extend(report.provenance.evidence());
+            let signature = Signature::new(
+                format!("reported-earlier/{}", report.provenance.key()),
+                format!(
+                    "{{count}} tasks {} blocked earlier are no longer blocked",
+                    if report.provenance.kernel_wrote_any() {
+                        "the kernel reported"
+                    } else {
+                        "that lines user space wrote into the kernel log report"
+                    }
+                ),
+                report.times as u64,
+                "most reported first",
+            );
             let classification = format!(
                 "The kernel's hung-task detector saw {} (pid {pid}) in uninterruptible sleep for more than {} s. It is not blocked any more, so whatever held it has let go; the kernel log around that time says what was slow.",
                 report.comm, report.seconds
             );
-            cx.emit(
+            cx.emit_as(
+                signature,
                 finding,
                 &[
                     ("classification", &classification),
@@ -158,7 +208,9 @@ impl HungTask {
         let title = classification
             .as_ref()
             .map_or("unclassified stack", |c| c.signature.title.as_str());
-        let severity = if report.is_some() || process.sigkill_pending {
+        // A line user space forged into the kernel log is shown, but does not make it critical.
+        let reported_by_kernel = report.is_some_and(|r| r.provenance.kernel_wrote_any());
+        let severity = if reported_by_kernel || process.sigkill_pending {
             Severity::Critical
         } else {
             Severity::Warning
@@ -228,13 +280,19 @@ impl HungTask {
         if let Some(report) = report {
             finding.evidence.push(Evidence::new(
                 format!(
-                    "the kernel reported it blocked for more than {} s ({} time{})",
+                    "{} blocked for more than {} s ({} time{})",
+                    if report.provenance.kernel_wrote_any() {
+                        "the kernel reported it"
+                    } else {
+                        "a line user space wrote into the kernel log reports it"
+                    },
                     report.seconds,
                     report.times,
                     if report.times == 1 { "" } else { "s" }
                 ),
                 format!("dmesg | grep 'task {}:{pid} blocked'", report.comm),
             ));
+            finding.evidence.extend(report.provenance.evidence());
         }
         let (explanation, fix) = match &classification {
             Some(class) => {
@@ -331,6 +389,50 @@ mod tests {
             "{}",
             f.explanation
         );
+    }
+
+    #[test]
+    fn a_hung_task_line_user_space_forged_is_shown_but_not_the_kernels_word() {
+        let s6 = blocked(362091, "s6-sync", crate::stacks::tests::SEED_S6_SYNC);
+        let mut snap = snapshot(vec![s6.clone()]);
+        snap.resample = Some(resampled(&[&s6], TaskState::UninterruptibleSleep));
+        let line = |pid: i32| nodedoc_model::KmsgRecord {
+            level: 3,
+            facility: 1,
+            sequence: 1,
+            monotonic_us: 5,
+            continuation: false,
+            message: format!("INFO: task s6-sync:{pid} blocked for more than 120 seconds."),
+            dictionary: vec![],
+        };
+        snap.kernel_log = Some(KernelLog {
+            records: vec![line(362091), line(4242)],
+            ..KernelLog::default()
+        });
+        let findings = crate::run(&snap, &Default::default());
+        let stuck = findings.iter().find(|f| f.pid == Some(362091)).unwrap();
+        assert_eq!(
+            stuck.severity,
+            Severity::Warning,
+            "a forged report does not make it critical"
+        );
+        assert!(stuck.evidence.iter().any(|e| e.fact
+            == "a line user space wrote into the kernel log reports it blocked for more than 120 s (1 time)"));
+        assert!(stuck.evidence.iter().any(|e| e.fact
+            == "the line was written to /dev/kmsg by user space (facility user) — not the kernel's own report"));
+        let earlier = findings.iter().find(|f| f.pid == Some(4242)).unwrap();
+        assert_eq!(earlier.severity, Severity::Info);
+        assert!(
+            earlier.summary.starts_with(
+                "a line user space wrote into the kernel log reports s6-sync (pid 4242)"
+            ),
+            "{}",
+            earlier.summary
+        );
+        assert!(earlier
+            .evidence
+            .iter()
+            .any(|e| e.fact.contains("not the kernel's own report")));
     }
 
     #[test]

@@ -11,11 +11,17 @@
 //! cause of an earlier finding links itself to it, and [`run`] makes the links symmetric, so
 //! a report can print chains such as "ovs-vswitchd at its fd limit ← leaked netlink sockets ←
 //! orphaned port".
+//!
+//! A flood — thousands of findings of one detector with one signature, such as 5,000 devices
+//! the kernel cannot free — is reported as one group finding with the count and the first
+//! members ([`Signature`], `group.rs`): a detector declares what makes its findings the same
+//! failure when it emits them.
 #![deny(missing_docs)]
 
 pub mod catalog;
 mod cni_plugin_hang;
 mod fd_exhaustion;
+mod group;
 mod hung_task;
 pub mod kernel_release;
 mod netdev_unregister_stuck;
@@ -33,9 +39,10 @@ mod zombie_processes;
 
 use std::collections::HashMap;
 
-use nodedoc_model::{Finding, FindingId, Severity, Snapshot, Subject};
+use nodedoc_model::{Evidence, Finding, FindingId, KmsgRecord, Severity, Snapshot, Subject};
 
 pub use catalog::{catalog, render, Catalog, DetectorEntry};
+pub use group::Signature;
 
 /// Thresholds and windows detectors use. Defaults are what `nodedoc check` uses.
 #[derive(Clone, Debug)]
@@ -59,6 +66,13 @@ pub struct Config {
     /// `ovs-netlink-socket-excess` needs at least this many generic netlink sockets beyond
     /// what the ports need (and more than twice that need).
     pub ovs_netlink_excess_min: u64,
+    /// More findings than this of one detector with one severity and [`Signature`] are
+    /// reported as one group finding.
+    pub group_above: usize,
+    /// A group finding lists at most this many members in its `group.members`.
+    pub group_members_max: usize,
+    /// A group finding names this many of its members in its evidence.
+    pub group_members_shown: usize,
 }
 
 impl Default for Config {
@@ -72,6 +86,9 @@ impl Default for Config {
             ovs_busy_cpu_share: 0.5,
             ovs_flap_min_cycles: 3,
             ovs_netlink_excess_min: 512,
+            group_above: 20,
+            group_members_max: 1_000,
+            group_members_shown: 10,
         }
     }
 }
@@ -83,6 +100,10 @@ pub struct Context<'a> {
     /// Thresholds.
     pub config: &'a Config,
     findings: Vec<Finding>,
+    /// The signature each finding was emitted with (same index as `findings`).
+    signatures: Vec<Option<Signature>>,
+    /// Finding ids to their index in `findings`: later detectors look findings up per subject.
+    index: HashMap<FindingId, usize>,
 }
 
 impl<'a> Context<'a> {
@@ -92,6 +113,8 @@ impl<'a> Context<'a> {
             snapshot,
             config,
             findings: Vec::new(),
+            signatures: Vec::new(),
+            index: HashMap::new(),
         }
     }
 
@@ -103,13 +126,29 @@ impl<'a> Context<'a> {
     /// The earlier finding of `detector` about `subject`, if any.
     pub fn finding(&self, detector: &str, subject: &Subject) -> Option<&Finding> {
         let id = FindingId::new(detector, subject);
-        self.findings.iter().find(|f| f.id == id)
+        self.index.get(&id).map(|&i| &self.findings[i])
     }
 
     /// Adds a finding, filling explanation, fix and references from the catalog entry of
     /// its detector with `values` for the templates' placeholders, unless the detector set
     /// them already.
-    pub fn emit(&mut self, mut finding: Finding, values: &[(&str, &str)]) {
+    pub fn emit(&mut self, finding: Finding, values: &[(&str, &str)]) {
+        self.push(finding, values, None);
+    }
+
+    /// Like [`emit`](Context::emit), declaring the finding's signature: more than
+    /// [`Config::group_above`] findings of this detector with the same severity and signature
+    /// key are reported as one group finding.
+    pub fn emit_as(&mut self, signature: Signature, finding: Finding, values: &[(&str, &str)]) {
+        self.push(finding, values, Some(signature));
+    }
+
+    fn push(
+        &mut self,
+        mut finding: Finding,
+        values: &[(&str, &str)],
+        signature: Option<Signature>,
+    ) {
         if let Some(entry) = catalog().detector(&finding.detector) {
             if finding.explanation.is_empty() {
                 finding.explanation = render(&entry.explanation, values);
@@ -122,7 +161,11 @@ impl<'a> Context<'a> {
         // One line per document, whichever table cited it first.
         let mut seen = std::collections::HashSet::new();
         finding.references.retain(|r| seen.insert(r.url.clone()));
+        self.index
+            .entry(finding.id.clone())
+            .or_insert(self.findings.len());
         self.findings.push(finding);
+        self.signatures.push(signature);
     }
 }
 
@@ -154,13 +197,15 @@ pub fn detectors() -> &'static [&'static dyn Detector] {
     ]
 }
 
-/// Runs every detector over `snapshot` and returns the findings with symmetric links.
+/// Runs every detector over `snapshot` and returns the findings with floods grouped and
+/// symmetric links.
 pub fn run(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     let mut cx = Context::new(snapshot, config);
     for detector in detectors() {
         detector.detect(&mut cx);
     }
-    link_both_ways(cx.findings)
+    let findings = group::collapse_floods(cx.findings, cx.signatures, config);
+    link_both_ways(findings)
 }
 
 /// Makes every `causes` link have its `caused_by` twin and the other way round; drops links
@@ -184,21 +229,105 @@ fn link_both_ways(mut findings: Vec<Finding>) -> Vec<Finding> {
         finding.causes.clear();
         finding.caused_by.clear();
     }
+    // A set, not `contains` on the lists: a group finding can have thousands of links.
+    let mut seen = std::collections::HashSet::new();
     for (cause, effect) in edges {
         let (Some(&c), Some(&e)) = (index.get(&cause), index.get(&effect)) else {
             continue;
         };
-        if c == e {
+        if c == e || !seen.insert((c, e)) {
             continue;
         }
-        if !findings[c].causes.contains(&effect) {
-            findings[c].causes.push(effect.clone());
-        }
-        if !findings[e].caused_by.contains(&cause) {
-            findings[e].caused_by.push(cause);
-        }
+        findings[c].causes.push(effect);
+        findings[e].caused_by.push(cause);
     }
     findings
+}
+
+/// Who wrote some kernel-log records. The kernel never lets user space log with facility 0
+/// (`kern`): whatever root writes into `/dev/kmsg` gets facility `user` (1) or the nonzero
+/// one it asks for. A record with another facility is therefore not the kernel's word, however
+/// much it looks like it — anyone with write access to `/dev/kmsg` (root, or a container
+/// given it) can forge kernel lines. Records from `dmesg` text without a `<prio>` prefix have
+/// facility 0 because it is unknown: they count as the kernel's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Provenance {
+    /// Records with facility `kern`.
+    pub kernel: usize,
+    /// Records user space wrote.
+    pub user_space: usize,
+    /// The facility of the first record user space wrote.
+    facility: u8,
+}
+
+impl Provenance {
+    /// Counts `records` by writer.
+    pub fn of<'r>(records: impl IntoIterator<Item = &'r KmsgRecord>) -> Provenance {
+        let mut provenance = Provenance::default();
+        for record in records {
+            provenance.add(record);
+        }
+        provenance
+    }
+
+    /// Counts one more record.
+    pub fn add(&mut self, record: &KmsgRecord) {
+        if record.facility == 0 {
+            self.kernel += 1;
+        } else {
+            if self.user_space == 0 {
+                self.facility = record.facility;
+            }
+            self.user_space += 1;
+        }
+    }
+
+    /// True when at least one record came from the kernel.
+    pub fn kernel_wrote_any(&self) -> bool {
+        self.kernel > 0
+    }
+
+    /// `kernel`, `user-space` or `mixed`: part of a signature key, so that lines user space
+    /// forged are never grouped with the kernel's.
+    pub fn key(&self) -> &'static str {
+        match (self.kernel, self.user_space) {
+            (_, 0) => "kernel",
+            (0, _) => "user-space",
+            _ => "mixed",
+        }
+    }
+
+    /// The evidence that says user space wrote (some of) the records, if it did.
+    pub fn evidence(&self) -> Option<Evidence> {
+        if self.user_space == 0 {
+            return None;
+        }
+        let facility = facility_name(self.facility);
+        let which = match (self.kernel, self.user_space) {
+            (0, 1) => "the line was".to_string(),
+            (0, n) => format!("all {n} lines were"),
+            (k, n) => format!("{n} of the {} lines were", k + n),
+        };
+        Some(Evidence::new(
+            format!(
+                "{which} written to /dev/kmsg by user space (facility {facility}) — not the kernel's own report"
+            ),
+            "dmesg -x | grep -v '^kern '",
+        ))
+    }
+}
+
+/// The syslog name of a facility number (`user`, `daemon`, `local7`, …).
+fn facility_name(facility: u8) -> String {
+    const NAMES: &[&str] = &[
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+        "authpriv", "ftp",
+    ];
+    match facility {
+        0..=11 => NAMES[facility as usize].to_string(),
+        16..=23 => format!("local{}", facility - 16),
+        n => n.to_string(),
+    }
 }
 
 /// The worst severity among `findings`.

@@ -17,7 +17,7 @@
 use nodedoc_model::{Evidence, Finding, FreezerState, Process, Severity, Subject, TaskState};
 
 use crate::stacks::{classify, describe, stack_line};
-use crate::{Context, Detector};
+use crate::{Context, Detector, Signature};
 
 /// See the module documentation.
 pub struct PidnsExitHang;
@@ -197,7 +197,18 @@ impl Detector for PidnsExitHang {
             }
             let blockers_text = blocker_explanations.join(" ");
             let fixes_text = blocker_fixes.join(" ");
-            cx.emit(
+            let signature = Signature::new(
+                if blockers.is_empty() {
+                    "no-blocker"
+                } else {
+                    "blocked"
+                },
+                "{count} killed pid-namespace inits cannot exit: their containers cannot stop",
+                u64::MAX - init.start_time_ticks,
+                "longest running first",
+            );
+            cx.emit_as(
+                signature,
                 finding,
                 &[("blockers", &blockers_text), ("blocker_fix", &fixes_text)],
             );

@@ -22,8 +22,8 @@ pub mod text;
 
 pub use file::{read_snapshot, write_snapshot, SnapshotFileError};
 pub use finding::{
-    Evidence, Finding, FindingId, Reference, Report, ReportSummary, Severity, Subject,
-    REPORT_FORMAT,
+    Evidence, Finding, FindingGroup, FindingId, GroupMember, Reference, Report, ReportSummary,
+    Severity, Subject, REPORT_FORMAT,
 };
 pub use gaps::{Gap, Gaps};
 pub use kernel_log::{KernelLog, KernelLogSource, KmsgRecord};
