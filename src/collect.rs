@@ -25,15 +25,20 @@ impl From<SocketResolutionArg> for ResolutionMode {
 /// Which tasks get their kernel stack and blocked system call read during the scan: the
 /// ones the hang detectors examine. Reading a stack takes a lock per task in the kernel, so
 /// a scan reads only these:
-/// - tasks in uninterruptible sleep (`hung-task`);
 /// - the init of a pid namespace sleeping in `do_wait`, which is where an init that was
 ///   killed waits for its namespace to empty (`pidns-exit-hang`);
 /// - CNI plugins (`cni-plugin-hang`).
+///
+/// Never a task in uninterruptible sleep: its stack is read only once the second reading
+/// shows it stuck in the same wait (`nodedoc_procfs::resample`).
 fn wants_kernel_detail(process: &Process) -> bool {
-    process.state == TaskState::UninterruptibleSleep
-        || (process.wchan.as_deref() == Some("do_wait")
-            && process.nspid.len() > 1
-            && process.nspid.last() == Some(&1))
+    process.state != TaskState::UninterruptibleSleep && wants_detail_if_not_blocked(process)
+}
+
+fn wants_detail_if_not_blocked(process: &Process) -> bool {
+    (process.wchan.as_deref() == Some("do_wait")
+        && process.nspid.len() > 1
+        && process.nspid.last() == Some(&1))
         || process.environment.contains_key("CNI_COMMAND")
         || process.memory_map_blocked
 }
@@ -64,11 +69,14 @@ fn second_look(snapshot: &Snapshot) -> Vec<i32> {
             pids.insert(process.pid);
         }
     }
+    // Tasks in D get theirs once the second reading shows them stuck (resample).
     pids.into_iter()
         .filter(|pid| {
-            snapshot
-                .process(*pid)
-                .is_some_and(|p| p.kernel_stack.is_none() && !p.kernel_thread)
+            snapshot.process(*pid).is_some_and(|p| {
+                p.kernel_stack.is_none()
+                    && !p.kernel_thread
+                    && p.state != TaskState::UninterruptibleSleep
+            })
         })
         .collect()
 }
@@ -183,11 +191,12 @@ pub fn collect_live(args: &CollectionArgs, progress: &crate::Progress) -> Result
             progress.step("sampling again");
             std::thread::sleep(args.interval - elapsed);
         }
-        let keys: Vec<_> = snapshot.processes.iter().map(Process::key).collect();
         snapshot.resample = Some(Resample {
             interval_ms: duration_ms(args.interval),
-            tasks: nodedoc_procfs::resample(&root, &keys),
+            tasks: nodedoc_procfs::resample(&root, &mut snapshot.processes, &mut gaps),
         });
+    } else {
+        nodedoc_procfs::read_blocked(&root, &mut snapshot.processes, &mut gaps);
     }
     snapshot.gaps = gaps.into_vec();
     Ok(snapshot)

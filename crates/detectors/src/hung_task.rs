@@ -1,6 +1,8 @@
 //! # `hung-task`
 //!
-//! **Signature.** A task in uninterruptible sleep (`D`) at both readings of a check, or one
+//! **Signature.** A task in uninterruptible sleep (`D`) at both readings of a check that did
+//! not run in between (its context-switch count did not move, as the kernel's own hung-task
+//! detector checks) and whose stack, read only then, is of that wait — or one
 //! the kernel's hung-task detector reported: `INFO: task COMM:PID blocked for more than N
 //! seconds.` A task in `D` ignores every signal, SIGKILL included.
 //!
@@ -26,7 +28,9 @@
 
 use std::collections::BTreeMap;
 
-use nodedoc_model::{Evidence, Finding, KmsgRecord, Process, Severity, Subject, TaskState};
+use nodedoc_model::{
+    BlockedCheck, Evidence, Finding, KmsgRecord, Process, Severity, Subject, TaskState,
+};
 
 use crate::stacks::{classify, describe, memory_map_lock_suspects, stack_line, Classification};
 use crate::{duration, Context, Detector, Provenance, Signature};
@@ -86,7 +90,12 @@ impl Detector for HungTask {
             .filter(|p| p.state == TaskState::UninterruptibleSleep && !p.kernel_thread)
             .filter(
                 |p| match snapshot.resample.as_ref().map(|r| r.task(p.key())) {
-                    Some(Some(sample)) => sample.state == TaskState::UninterruptibleSleep,
+                    // In D at both readings is not enough: it must not have run in between,
+                    // and its stack must be of that wait (see `BlockedCheck`).
+                    Some(Some(sample)) => {
+                        sample.state == TaskState::UninterruptibleSleep
+                            && sample.blocked.as_ref().is_none_or(BlockedCheck::confirmed)
+                    }
                     // Gone at the second reading: it was passing through D.
                     Some(None) => false,
                     // No second reading in this snapshot: one reading has to do.
@@ -225,7 +234,15 @@ impl HungTask {
             ),
         );
         let readings = match &snapshot.resample {
-            Some(r) => format!("in state D at both readings, {} ms apart", r.interval_ms),
+            Some(r) => match r.task(process.key()).and_then(|t| t.blocked.as_ref()) {
+                Some(BlockedCheck::Confirmed {
+                    context_switches: Some(n),
+                }) => format!(
+                    "in state D at both readings, {} ms apart, without running in between (context switches {n} at both, and after its stack was read)",
+                    r.interval_ms
+                ),
+                _ => format!("in state D at both readings, {} ms apart", r.interval_ms),
+            },
             None => "in state D (one reading only: the snapshot has no second sample)".to_string(),
         };
         finding.evidence.push(Evidence::new(

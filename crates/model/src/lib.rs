@@ -32,8 +32,8 @@ pub use ovs::{
     OvsLogEventKind, OvsPort, OvsState, VswitchdProcess,
 };
 pub use process::{
-    syscall_name, BlockedSyscall, CgroupMembership, FdCensus, FdKind, FdKindCount, Limit,
-    NamespaceFd, NamespaceIds, NetlinkProtocol, Process, ProcessKey, ResourceLimit,
+    syscall_name, BlockedCheck, BlockedSyscall, CgroupMembership, FdCensus, FdKind, FdKindCount,
+    Limit, NamespaceFd, NamespaceIds, NetlinkProtocol, Process, ProcessKey, ResourceLimit,
     SocketResolution, StackFrame, TaskSample, TaskState,
 };
 pub use snapshot::{

@@ -11,6 +11,7 @@ mod error;
 mod host;
 mod memory_map;
 pub mod parse;
+mod resample;
 mod scan;
 mod system;
 #[cfg(feature = "fake-root")]
@@ -26,8 +27,9 @@ pub use census::{census, CensusRequest, NetTables, ResolutionMode};
 pub use error::{ReadError, ReadErrorKind};
 pub use host::{host_info, monotonic_us};
 pub use nodedoc_model::Gaps;
+pub use resample::{read_blocked, resample, ReadStep};
 pub use scan::{
-    read_kernel_detail, read_process, read_stack, resample, scan, ProcessScan, ScanOptions,
+    read_kernel_detail, read_process, read_stack, scan, ProcessScan, ScanOptions,
     DEFAULT_MEMORY_MAP_DEADLINE,
 };
 pub use system::{read_freezers, read_mounts};
