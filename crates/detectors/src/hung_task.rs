@@ -317,7 +317,7 @@ impl HungTask {
                     "stack classified as {}: {} (matched {})",
                     class.signature.id, class.signature.title, class.frame
                 )));
-                let description = describe(snapshot, process, class);
+                let description = describe(cx.processes(), process, class);
                 finding.evidence.extend(description.evidence);
                 finding.references.extend(description.references);
                 (description.explanation, description.fix)
@@ -338,7 +338,7 @@ impl HungTask {
             .as_ref()
             .is_some_and(|c| c.signature.id == "memory-map-lock-write")
         {
-            for reader in memory_map_lock_suspects(snapshot, process) {
+            for reader in memory_map_lock_suspects(cx.processes(), process) {
                 if let Some(cause) = cx.finding(self.id(), &Subject::process(reader)) {
                     finding.caused_by.push(cause.id.clone());
                 }

@@ -23,6 +23,7 @@ mod cni_plugin_hang;
 mod fd_exhaustion;
 mod group;
 mod hung_task;
+mod index;
 pub mod kernel_release;
 mod netdev_unregister_stuck;
 mod netns_gone;
@@ -104,6 +105,8 @@ pub struct Context<'a> {
     signatures: Vec<Option<Signature>>,
     /// Finding ids to their index in `findings`: later detectors look findings up per subject.
     index: HashMap<FindingId, usize>,
+    /// The snapshot's processes indexed, built when a detector first needs it.
+    processes: std::cell::OnceCell<index::Processes<'a>>,
 }
 
 impl<'a> Context<'a> {
@@ -115,7 +118,14 @@ impl<'a> Context<'a> {
             findings: Vec::new(),
             signatures: Vec::new(),
             index: HashMap::new(),
+            processes: std::cell::OnceCell::new(),
         }
+    }
+
+    /// The snapshot's processes indexed (children, pid namespaces, FUSE holders, …).
+    pub(crate) fn processes(&self) -> &index::Processes<'a> {
+        self.processes
+            .get_or_init(|| index::Processes::of(self.snapshot))
     }
 
     /// Findings made so far (by detectors that ran earlier).

@@ -32,6 +32,7 @@ use std::collections::{HashMap, HashSet};
 
 use nodedoc_model::{Evidence, Finding, Process, Severity, Snapshot, Subject, TaskState};
 
+use crate::index::Processes;
 use crate::stacks::{in_network_code, stack_line};
 use crate::{Context, Detector, Signature};
 
@@ -85,7 +86,7 @@ struct Namespaces<'a> {
 }
 
 impl<'a> Namespaces<'a> {
-    fn of(snapshot: &'a Snapshot) -> Namespaces<'a> {
+    fn of(snapshot: &'a Snapshot, processes: &Processes<'a>) -> Namespaces<'a> {
         let mut members: HashMap<u64, usize> = HashMap::new();
         for ns in snapshot.processes.iter().filter_map(|p| p.namespaces.net) {
             *members.entry(ns).or_default() += 1;
@@ -122,7 +123,7 @@ impl<'a> Namespaces<'a> {
                 .as_ref()
                 .is_some_and(|s| s.iter().any(|f| f.function == "zap_pid_ns_processes"));
             if zapping {
-                for member in snapshot.descendants(init.pid) {
+                for member in processes.descendants(init.pid) {
                     container_exiting.insert(member.pid, init);
                 }
             }
@@ -161,7 +162,7 @@ impl Detector for NetnsGone {
 
     fn detect(&self, cx: &mut Context<'_>) {
         let snapshot = cx.snapshot;
-        let namespaces = Namespaces::of(snapshot);
+        let namespaces = Namespaces::of(snapshot, cx.processes());
         // The host's namespace: pid 1's when it could be read, else the most populated one.
         let host_netns = snapshot
             .process(1)

@@ -41,19 +41,17 @@ impl Detector for PidnsExitHang {
             }
             // The tasks of its namespace: its descendants, and anything else whose pid
             // namespace inode is theirs (the init's own link is gone while it exits).
-            let mut members = snapshot.descendants(init.pid);
+            let processes = cx.processes();
+            let mut members = processes.descendants(init.pid);
             let namespaces: std::collections::BTreeSet<u64> =
                 members.iter().filter_map(|m| m.namespaces.pid).collect();
-            for other in &snapshot.processes {
-                let same_namespace = other
-                    .namespaces
-                    .pid
-                    .is_some_and(|ns| namespaces.contains(&ns));
-                if same_namespace
-                    && other.pid != init.pid
-                    && !members.iter().any(|m| m.pid == other.pid)
-                {
-                    members.push(other);
+            let mut listed: std::collections::HashSet<i32> =
+                members.iter().map(|m| m.pid).collect();
+            for &ns in &namespaces {
+                for &other in processes.in_pid_namespace(ns) {
+                    if other.pid != init.pid && listed.insert(other.pid) {
+                        members.push(other);
+                    }
                 }
             }
             members.sort_by_key(|m| m.pid);
@@ -161,7 +159,7 @@ impl Detector for PidnsExitHang {
             let mut blocker_explanations = Vec::new();
             for blocker in &blockers {
                 if let Some(class) = classify(snapshot, blocker) {
-                    let description = describe(snapshot, blocker, &class);
+                    let description = describe(cx.processes(), blocker, &class);
                     finding.evidence.extend(description.evidence);
                     for reference in description.references {
                         if !finding.references.contains(&reference) {
