@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use common::{check_json, lab_context, nodedoc, NODEDOC};
 use nodedoc_model::{
-    BlockedCheck, Evidence, Finding, Report, Severity, Snapshot, Subject, TaskState,
+    BlockedCheck, Evidence, Finding, KmsgRecord, Report, Severity, Snapshot, Subject, TaskState,
 };
 
 static HOST: Mutex<()> = Mutex::new(());
@@ -93,6 +93,31 @@ fn subjects(finding: &Finding) -> Vec<&Subject> {
     }
 }
 
+/// The `netdev-unregister-stuck` findings that name a device starting with `prefix`.
+fn naming_devices<'r>(report: &'r Report, prefix: &str) -> Vec<&'r Finding> {
+    let key = format!("netdev/{prefix}");
+    report
+        .findings
+        .iter()
+        .filter(|f| f.detector == "netdev-unregister-stuck")
+        .filter(|f| subjects(f).iter().any(|s| s.key().starts_with(&key)))
+        .collect()
+}
+
+/// The kernel log's `waiting for DEV to become free` lines: (DEV, record).
+fn waiting_lines(snapshot: &Snapshot) -> impl Iterator<Item = (&str, &KmsgRecord)> {
+    snapshot
+        .kernel_log
+        .iter()
+        .flat_map(|log| &log.records)
+        .filter_map(|record| {
+            let rest = record
+                .message
+                .strip_prefix("unregister_netdevice: waiting for ")?;
+            Some((rest.split(' ').next()?, record))
+        })
+}
+
 const DEVICES: usize = 5_000;
 const ROUNDS: usize = 10;
 
@@ -120,16 +145,7 @@ fn a_kmsg_flood_of_5000_devices_is_one_bounded_finding() {
     // The live check: one finding for them, bounded.
     let out = nodedoc(&["check", "--format", "json"]);
     let report: Report = serde_json::from_slice(&out.stdout).expect("a JSON report");
-    let ours: Vec<&Finding> = report
-        .findings
-        .iter()
-        .filter(|f| f.detector == "netdev-unregister-stuck")
-        .filter(|f| {
-            subjects(f)
-                .iter()
-                .any(|s| s.key().starts_with(&format!("netdev/{prefix}")))
-        })
-        .collect();
+    let ours = naming_devices(&report, &prefix);
     assert_eq!(
         ours.len(),
         1,
@@ -147,20 +163,10 @@ fn a_kmsg_flood_of_5000_devices_is_one_bounded_finding() {
     // records of its ring buffer, so the count is that of the devices that survived.
     let dir = tempfile::tempdir().unwrap();
     let (snapshot, report, json_bytes) = collect_and_check(dir.path(), "flood.json");
-    let log = snapshot
-        .kernel_log
-        .as_ref()
-        .expect("the kernel log was read");
-    let mut held = std::collections::BTreeMap::<String, usize>::new();
+    assert!(snapshot.kernel_log.is_some(), "the kernel log was read");
+    let mut held = std::collections::BTreeMap::<&str, usize>::new();
     let mut others = std::collections::BTreeSet::new();
-    for record in &log.records {
-        let Some(rest) = record
-            .message
-            .strip_prefix("unregister_netdevice: waiting for ")
-        else {
-            continue;
-        };
-        let device = rest.split(' ').next().unwrap().to_string();
+    for (device, record) in waiting_lines(&snapshot) {
         if device.starts_with(&prefix) {
             assert_eq!(record.facility, 1, "user space writes facility user");
             *held.entry(device).or_default() += 1;
@@ -173,16 +179,7 @@ fn a_kmsg_flood_of_5000_devices_is_one_bounded_finding() {
         "enough of the flood survived in the ring to group it: {}",
         held.len()
     );
-    let groups: Vec<&Finding> = report
-        .findings
-        .iter()
-        .filter(|f| f.detector == "netdev-unregister-stuck")
-        .filter(|f| {
-            subjects(f)
-                .iter()
-                .any(|s| s.key().starts_with(&format!("netdev/{prefix}")))
-        })
-        .collect();
+    let groups = naming_devices(&report, &prefix);
     assert_eq!(groups.len(), 1);
     let group = groups[0];
     let members = group.group.as_ref().unwrap();
@@ -259,23 +256,11 @@ fn a_kmsg_flood_of_5000_devices_is_one_bounded_finding() {
     }
     let (snapshot, report, _) = collect_and_check(dir.path(), "later.json");
     // Others' floods may have pushed ours out of the ring meanwhile.
-    let still_held: std::collections::BTreeSet<&str> = snapshot
-        .kernel_log
-        .iter()
-        .flat_map(|log| &log.records)
-        .filter_map(|r| r.message.strip_prefix("unregister_netdevice: waiting for "))
-        .filter_map(|rest| rest.split(' ').next())
+    let still_held: std::collections::BTreeSet<&str> = waiting_lines(&snapshot)
+        .map(|(device, _)| device)
         .filter(|device| device.starts_with(&prefix))
         .collect();
-    let later: Vec<&Finding> = report
-        .findings
-        .iter()
-        .filter(|f| {
-            subjects(f)
-                .iter()
-                .any(|s| s.key().starts_with(&format!("netdev/{prefix}")))
-        })
-        .collect();
+    let later = naming_devices(&report, &prefix);
     assert!(
         later.iter().all(|f| f.severity == Severity::Info),
         "{:#?}",
