@@ -195,6 +195,7 @@ mod tests {
             syscall: None,
             sigkill_pending: false,
             memory_map_blocked: false,
+            context_switches: None,
             fds: Some(FdCensus {
                 total,
                 kinds: vec![FdKindCount {

@@ -176,15 +176,20 @@ impl Collector {
 /// Which tasks get their kernel stack and blocked system call read during the scan: the
 /// ones the hang detectors examine. Reading a stack takes a lock per task in the kernel, so
 /// a scan reads only these:
-/// - tasks in uninterruptible sleep (`hung-task`);
 /// - the init of a pid namespace sleeping in `do_wait`, which is where an init that was
 ///   killed waits for its namespace to empty (`pidns-exit-hang`);
 /// - CNI plugins (`cni-plugin-hang`).
+///
+/// Never a task in uninterruptible sleep: its stack is read only once the second reading
+/// shows it stuck in the same wait (`nodedoc_procfs::resample`).
 pub(crate) fn wants_kernel_detail(process: &Process) -> bool {
-    process.state == TaskState::UninterruptibleSleep
-        || (process.wchan.as_deref() == Some("do_wait")
-            && process.nspid.len() > 1
-            && process.nspid.last() == Some(&1))
+    process.state != TaskState::UninterruptibleSleep && wants_detail_if_not_blocked(process)
+}
+
+fn wants_detail_if_not_blocked(process: &Process) -> bool {
+    (process.wchan.as_deref() == Some("do_wait")
+        && process.nspid.len() > 1
+        && process.nspid.last() == Some(&1))
         || process.environment.contains_key("CNI_COMMAND")
         || process.memory_map_blocked
 }
@@ -215,11 +220,14 @@ fn second_look(snapshot: &Snapshot) -> Vec<i32> {
             pids.insert(process.pid);
         }
     }
+    // Tasks in D get theirs once the second reading shows them stuck (resample).
     pids.into_iter()
         .filter(|pid| {
-            snapshot
-                .process(*pid)
-                .is_some_and(|p| p.kernel_stack.is_none() && !p.kernel_thread)
+            snapshot.process(*pid).is_some_and(|p| {
+                p.kernel_stack.is_none()
+                    && !p.kernel_thread
+                    && p.state != TaskState::UninterruptibleSleep
+            })
         })
         .collect()
 }
@@ -378,16 +386,34 @@ pub(crate) fn complete(
             progress.step("sampling again");
             std::thread::sleep(args.interval - elapsed);
         }
-        let keys: Vec<_> = snapshot
-            .processes
-            .iter()
-            .filter(|p| second_reading_of(p))
-            .map(Process::key)
-            .collect();
+        let tasks = if snapshot.processes.iter().all(second_reading_of) {
+            nodedoc_procfs::resample(root, &mut snapshot.processes, &mut gaps)
+        } else {
+            // Only some tasks (an agent round: those in D or Z): read them, then put back
+            // what the second reading learnt (the stacks of confirmed hung tasks).
+            let mut subset: Vec<Process> = snapshot
+                .processes
+                .iter()
+                .filter(|p| second_reading_of(p))
+                .cloned()
+                .collect();
+            let tasks = nodedoc_procfs::resample(root, &mut subset, &mut gaps);
+            for read in subset {
+                if let Ok(i) = snapshot
+                    .processes
+                    .binary_search_by_key(&read.pid, |p| p.pid)
+                {
+                    snapshot.processes[i] = read;
+                }
+            }
+            tasks
+        };
         snapshot.resample = Some(Resample {
             interval_ms: duration_ms(args.interval),
-            tasks: nodedoc_procfs::resample(root, &keys),
+            tasks,
         });
+    } else {
+        nodedoc_procfs::read_blocked(root, &mut snapshot.processes, &mut gaps);
     }
     snapshot.gaps = gaps.into_vec();
     Ok(snapshot)

@@ -194,6 +194,12 @@ thresholds! {
     fd_leak_min_rising_share: f64, ratio;
     /// `fd-leak` is critical when the limit is at most this many seconds away.
     fd_leak_critical_eta_secs: u64, at_least_one;
+    /// More findings than this of one detector, severity and signature become one group.
+    group_above: usize, |v| at_least_one(v as u64);
+    /// A group finding lists at most this many members in its JSON.
+    group_members_max: usize, |v| at_least_one(v as u64);
+    /// A group finding names this many members in its evidence.
+    group_members_shown: usize, |v| at_least_one(v as u64);
 }
 
 fn non_negative(v: f64) -> Result<(), &'static str> {
@@ -699,6 +705,9 @@ mod tests {
             fd_leak_min_r_squared: Some(0.5),
             fd_leak_min_rising_share: Some(0.6),
             fd_leak_critical_eta_secs: Some(15),
+            group_above: Some(16),
+            group_members_max: Some(17),
+            group_members_shown: Some(18),
         };
         let mut c = nodedoc_detectors::Config::default();
         t.apply(&mut c);

@@ -15,7 +15,7 @@
 use nodedoc_model::{shell_command, Evidence, FdKind, Finding, Process, Severity, Subject};
 
 use crate::stacks::stack_line;
-use crate::{duration, Context, Detector};
+use crate::{duration, Context, Detector, Signature};
 
 /// See the module documentation.
 pub struct CniPluginHang;
@@ -159,7 +159,30 @@ impl Detector for CniPluginHang {
             };
             let pid_text = pid.to_string();
             let age_text = duration(age);
-            cx.emit(
+            // The command is the plugin's environment, anyone's text: only the spec's
+            // commands name a signature.
+            let known = ["ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS"]
+                .into_iter()
+                .find(|c| c == command)
+                .unwrap_or("other");
+            let (why, why_text) = if skel_bug {
+                (
+                    "skel-stdin",
+                    "they wait for stdin, the containernetworking/cni skel < 0.7.0 bug",
+                )
+            } else if blocked_on_stdin {
+                ("stdin", "they wait for their configuration on stdin")
+            } else {
+                ("elsewhere", "they block outside stdin")
+            };
+            let signature = Signature::new(
+                format!("{known}/{why}"),
+                format!("{{count}} CNI plugins have run CNI_COMMAND={known} too long: {why_text}"),
+                age as u64,
+                "longest running first",
+            );
+            cx.emit_as(
+                signature,
                 finding,
                 &[
                     ("pid", &pid_text),

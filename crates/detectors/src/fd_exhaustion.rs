@@ -16,7 +16,7 @@
 use nodedoc_model::text::{ShellCommand, Unquotable};
 use nodedoc_model::{shell_command, Evidence, FdKind, Finding, Limit, Severity, Subject};
 
-use crate::{catalog, thousands, Context, Detector};
+use crate::{catalog, thousands, Context, Detector, Signature};
 
 /// See the module documentation.
 pub struct FdExhaustion;
@@ -118,7 +118,14 @@ impl Detector for FdExhaustion {
             }
             .to_string();
             let pid_text = pid.to_string();
-            cx.emit(
+            let signature = Signature::new(
+                dominant.map_or("empty".to_string(), |k| kind_key(&k.kind)),
+                format!("{{count}} processes are at or near their open-file limit, most of their descriptors {}", dominant.map_or("of no kind".to_string(), |k| plural(&k.kind))),
+                fds.total,
+                "most descriptors first",
+            );
+            cx.emit_as(
+                signature,
                 finding,
                 &[
                     ("pid", &pid_text),

@@ -1,6 +1,8 @@
 //! # `hung-task`
 //!
-//! **Signature.** A task in uninterruptible sleep (`D`) at both readings of a check, or one
+//! **Signature.** A task in uninterruptible sleep (`D`) at both readings of a check that did
+//! not run in between (its context-switch count did not move, as the kernel's own hung-task
+//! detector checks) and whose stack, read only then, is of that wait — or one
 //! the kernel's hung-task detector reported: `INFO: task COMM:PID blocked for more than N
 //! seconds.` A task in `D` ignores every signal, SIGKILL included.
 //!
@@ -15,18 +17,24 @@
 //! `s6-sync`), network filesystem (seed 003's ceph client), block I/O, kernel lock — and the
 //! kernel's own reports, and a task waiting for its own memory-map lock (the reason `ps` hangs)
 //! with the task suspected of holding it. An unknown stack is shown, not guessed at. Critical when the kernel
-//! reported the task or a SIGKILL is pending on it (it was killed and cannot die).
+//! reported the task or a SIGKILL is pending on it (it was killed and cannot die). A report
+//! that user space wrote into `/dev/kmsg` (its facility is not `kern`) is shown and said to be
+//! so, but is not the kernel's word and does not make the finding critical.
+//!
+//! **Floods.** Tasks with the same stack classification and severity share a signature, and
+//! so do earlier reports by the same writer: thousands are one group finding each.
 //! A `netns-gone` finding for the same task is linked as its cause, and so is the `hung-task`
 //! finding of a task stuck reading this one's memory (it holds the memory-map lock).
 
 use std::collections::BTreeMap;
 
 use nodedoc_model::{
-    shell_command, Evidence, Finding, KmsgRecord, Process, Severity, Subject, TaskState,
+    shell_command, BlockedCheck, Evidence, Finding, KmsgRecord, Process, Severity, Subject,
+    TaskState,
 };
 
 use crate::stacks::{classify, describe, memory_map_lock_suspects, stack_line, Classification};
-use crate::{duration, Context, Detector};
+use crate::{duration, Context, Detector, Provenance, Signature};
 
 /// See the module documentation.
 pub struct HungTask;
@@ -49,6 +57,8 @@ struct KernelReport<'a> {
     seconds: u64,
     times: usize,
     last: &'a KmsgRecord,
+    /// Who wrote the lines: user space can forge them into `/dev/kmsg`.
+    provenance: Provenance,
 }
 
 impl Detector for HungTask {
@@ -66,8 +76,10 @@ impl Detector for HungTask {
                     seconds,
                     times: 0,
                     last: record,
+                    provenance: Provenance::default(),
                 });
                 report.times += 1;
+                report.provenance.add(record);
                 report.seconds = report.seconds.max(seconds);
                 report.last = record;
             }
@@ -79,7 +91,12 @@ impl Detector for HungTask {
             .filter(|p| p.state == TaskState::UninterruptibleSleep && !p.kernel_thread)
             .filter(
                 |p| match snapshot.resample.as_ref().map(|r| r.task(p.key())) {
-                    Some(Some(sample)) => sample.state == TaskState::UninterruptibleSleep,
+                    // In D at both readings is not enough: it must not have run in between,
+                    // and its stack must be of that wait (see `BlockedCheck`).
+                    Some(Some(sample)) => {
+                        sample.state == TaskState::UninterruptibleSleep
+                            && sample.blocked.as_ref().is_none_or(BlockedCheck::confirmed)
+                    }
                     // Gone at the second reading: it was passing through D.
                     Some(None) => false,
                     // No second reading in this snapshot: one reading has to do.
@@ -97,10 +114,28 @@ impl Detector for HungTask {
         });
         for (process, classification) in blocked {
             let report = reports.remove(&process.pid);
+            // Tasks stuck the same way (one stack signature, one severity) are one failure.
+            let signature = match &classification {
+                Some(c) => Signature::new(
+                    c.signature.id.clone(),
+                    format!(
+                        "{{count}} tasks are stuck in uninterruptible sleep: {}",
+                        c.signature.title
+                    ),
+                    u64::MAX - process.start_time_ticks,
+                    "longest running first",
+                ),
+                None => Signature::new(
+                    "unclassified",
+                    "{count} tasks are stuck in uninterruptible sleep: unclassified stacks",
+                    u64::MAX - process.start_time_ticks,
+                    "longest running first",
+                ),
+            };
             let finding = self.blocked_task(cx, process, classification, report.as_ref());
             let values = finding.1;
             let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            cx.emit(finding.0, &pairs);
+            cx.emit_as(signature, finding.0, &pairs);
         }
 
         // Kernel reports of tasks that are no longer blocked: worth knowing, not broken now.
@@ -110,18 +145,26 @@ impl Detector for HungTask {
                 pid,
                 comm: report.comm.to_string(),
             };
-            let mut finding =
-                Finding::new(
-                    self.id(),
-                    Severity::Info,
-                    subject,
-                    format!(
-                    "the kernel reported {} (pid {pid}) blocked for more than {} s; it is {} now",
+            let reporter = if report.provenance.kernel_wrote_any() {
+                "the kernel reported"
+            } else {
+                "a line user space wrote into the kernel log reports"
+            };
+            let mut finding = Finding::new(
+                self.id(),
+                Severity::Info,
+                subject,
+                format!(
+                    "{reporter} {} (pid {pid}) blocked for more than {} s; it is {} now",
                     report.comm,
                     report.seconds,
-                    if running_again { "no longer blocked" } else { "gone" }
+                    if running_again {
+                        "no longer blocked"
+                    } else {
+                        "gone"
+                    }
                 ),
-                );
+            );
             finding.evidence.push(Evidence::new(
                 format!(
                     "\"{}\" ({} report{})",
@@ -134,11 +177,26 @@ impl Detector for HungTask {
                     format!("task {}:{pid} blocked", report.comm)
                 ),
             ));
+            finding.evidence.extend(report.provenance.evidence());
+            let signature = Signature::new(
+                format!("reported-earlier/{}", report.provenance.key()),
+                format!(
+                    "{{count}} tasks {} blocked earlier are no longer blocked",
+                    if report.provenance.kernel_wrote_any() {
+                        "the kernel reported"
+                    } else {
+                        "that lines user space wrote into the kernel log report"
+                    }
+                ),
+                report.times as u64,
+                "most reported first",
+            );
             let classification = format!(
                 "The kernel's hung-task detector saw {} (pid {pid}) in uninterruptible sleep for more than {} s. It is not blocked any more, so whatever held it has let go; the kernel log around that time says what was slow.",
                 report.comm, report.seconds
             );
-            cx.emit(
+            cx.emit_as(
+                signature,
                 finding,
                 &[
                     ("classification", &classification),
@@ -163,7 +221,9 @@ impl HungTask {
         let title = classification
             .as_ref()
             .map_or("unclassified stack", |c| c.signature.title.as_str());
-        let severity = if report.is_some() || process.sigkill_pending {
+        // A line user space forged into the kernel log is shown, but does not make it critical.
+        let reported_by_kernel = report.is_some_and(|r| r.provenance.kernel_wrote_any());
+        let severity = if reported_by_kernel || process.sigkill_pending {
             Severity::Critical
         } else {
             Severity::Warning
@@ -178,7 +238,15 @@ impl HungTask {
             ),
         );
         let readings = match &snapshot.resample {
-            Some(r) => format!("in state D at both readings, {} ms apart", r.interval_ms),
+            Some(r) => match r.task(process.key()).and_then(|t| t.blocked.as_ref()) {
+                Some(BlockedCheck::Confirmed {
+                    context_switches: Some(n),
+                }) => format!(
+                    "in state D at both readings, {} ms apart, without running in between (context switches {n} at both, and after its stack was read)",
+                    r.interval_ms
+                ),
+                _ => format!("in state D at both readings, {} ms apart", r.interval_ms),
+            },
             None => "in state D (one reading only: the snapshot has no second sample)".to_string(),
         };
         finding.evidence.push(Evidence::new(
@@ -234,7 +302,12 @@ impl HungTask {
         if let Some(report) = report {
             finding.evidence.push(Evidence::new(
                 format!(
-                    "the kernel reported it blocked for more than {} s ({} time{})",
+                    "{} blocked for more than {} s ({} time{})",
+                    if report.provenance.kernel_wrote_any() {
+                        "the kernel reported it"
+                    } else {
+                        "a line user space wrote into the kernel log reports it"
+                    },
                     report.seconds,
                     report.times,
                     if report.times == 1 { "" } else { "s" }
@@ -244,6 +317,7 @@ impl HungTask {
                     format!("task {}:{pid} blocked", report.comm)
                 ),
             ));
+            finding.evidence.extend(report.provenance.evidence());
         }
         let (explanation, fix) = match &classification {
             Some(class) => {
@@ -251,7 +325,7 @@ impl HungTask {
                     "stack classified as {}: {} (matched {})",
                     class.signature.id, class.signature.title, class.frame
                 )));
-                let description = describe(snapshot, process, class);
+                let description = describe(cx.processes(), process, class);
                 finding.evidence.extend(description.evidence);
                 finding.references.extend(description.references);
                 (description.explanation, description.fix)
@@ -272,7 +346,7 @@ impl HungTask {
             .as_ref()
             .is_some_and(|c| c.signature.id == "memory-map-lock-write")
         {
-            for reader in memory_map_lock_suspects(snapshot, process) {
+            for reader in memory_map_lock_suspects(cx.processes(), process) {
                 if let Some(cause) = cx.finding(self.id(), &Subject::process(reader)) {
                     finding.caused_by.push(cause.id.clone());
                 }
@@ -341,6 +415,51 @@ mod tests {
             "{}",
             f.explanation
         );
+    }
+
+    #[test]
+    fn a_hung_task_line_user_space_forged_is_shown_but_not_the_kernels_word() {
+        let s6 = blocked(362091, "s6-sync", crate::stacks::tests::SEED_S6_SYNC);
+        let mut snap = snapshot(vec![s6.clone()]);
+        snap.resample = Some(resampled(&[&s6], TaskState::UninterruptibleSleep));
+        let line = |pid: i32| nodedoc_model::KmsgRecord {
+            level: 3,
+            facility: 1,
+            sequence: 1,
+            monotonic_us: 5,
+            continuation: false,
+            message: format!("INFO: task s6-sync:{pid} blocked for more than 120 seconds."),
+            dictionary: vec![],
+            caller: None,
+        };
+        snap.kernel_log = Some(KernelLog {
+            records: vec![line(362091), line(4242)],
+            ..KernelLog::default()
+        });
+        let findings = crate::run(&snap, &Default::default());
+        let stuck = findings.iter().find(|f| f.pid == Some(362091)).unwrap();
+        assert_eq!(
+            stuck.severity,
+            Severity::Warning,
+            "a forged report does not make it critical"
+        );
+        assert!(stuck.evidence.iter().any(|e| e.fact
+            == "a line user space wrote into the kernel log reports it blocked for more than 120 s (1 time)"));
+        assert!(stuck.evidence.iter().any(|e| e.fact
+            == "the line was written to /dev/kmsg by user space (facility user) — not the kernel's own report"));
+        let earlier = findings.iter().find(|f| f.pid == Some(4242)).unwrap();
+        assert_eq!(earlier.severity, Severity::Info);
+        assert!(
+            earlier.summary.starts_with(
+                "a line user space wrote into the kernel log reports s6-sync (pid 4242)"
+            ),
+            "{}",
+            earlier.summary
+        );
+        assert!(earlier
+            .evidence
+            .iter()
+            .any(|e| e.fact.contains("not the kernel's own report")));
     }
 
     #[test]

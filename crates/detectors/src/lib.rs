@@ -11,15 +11,22 @@
 //! cause of an earlier finding links itself to it, and [`run`] makes the links symmetric, so
 //! a report can print chains such as "ovs-vswitchd at its fd limit ← leaked netlink sockets ←
 //! orphaned port".
+//!
+//! A flood — thousands of findings of one detector with one signature, such as 5,000 devices
+//! the kernel cannot free — is reported as one group finding with the count and the first
+//! members ([`Signature`], `group.rs`): a detector declares what makes its findings the same
+//! failure when it emits them.
 #![deny(missing_docs)]
 
 pub mod catalog;
 mod cni_plugin_hang;
 mod fd_exhaustion;
 mod fd_leak;
+mod group;
 #[cfg(test)]
 mod hostile;
 mod hung_task;
+mod index;
 pub mod kernel_release;
 mod leak_per_event;
 mod netdev_unregister_stuck;
@@ -39,9 +46,12 @@ mod zombie_processes;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use nodedoc_model::{Finding, FindingId, Severity, Snapshot, Subject};
+use nodedoc_model::{
+    shell_command, Evidence, Finding, FindingId, KmsgRecord, Severity, Snapshot, Subject,
+};
 
 pub use catalog::{catalog, render, Catalog, DetectorEntry};
+pub use group::Signature;
 pub use stacks::{classify_trace, describe_trace, Description, StackClass};
 
 /// Thresholds and windows detectors use. Defaults are what `nodedoc check` uses.
@@ -79,6 +89,13 @@ pub struct Config {
     /// `fd-leak` is critical when the soft limit is at most this far away at the current
     /// rate.
     pub fd_leak_critical_eta_secs: u64,
+    /// More findings than this of one detector with one severity and [`Signature`] are
+    /// reported as one group finding.
+    pub group_above: usize,
+    /// A group finding lists at most this many members in its `group.members`.
+    pub group_members_max: usize,
+    /// A group finding names this many of its members in its evidence.
+    pub group_members_shown: usize,
 }
 
 impl Default for Config {
@@ -98,6 +115,9 @@ impl Default for Config {
             fd_leak_min_r_squared: trend::LeakRule::default().min_r_squared,
             fd_leak_min_rising_share: trend::LeakRule::default().min_rising_steps,
             fd_leak_critical_eta_secs: 3600,
+            group_above: 20,
+            group_members_max: 1_000,
+            group_members_shown: 10,
         }
     }
 }
@@ -124,6 +144,12 @@ pub struct Context<'a> {
     findings: Vec<Finding>,
     /// The detector running now and the detectors whose findings it declared it reads.
     running: Option<(&'static str, &'static [String])>,
+    /// The signature each finding was emitted with (same index as `findings`).
+    signatures: Vec<Option<Signature>>,
+    /// Finding ids to their index in `findings`: later detectors look findings up per subject.
+    index: HashMap<FindingId, usize>,
+    /// The snapshot's processes indexed, built when a detector first needs it.
+    processes: std::cell::OnceCell<index::Processes<'a>>,
 }
 
 impl<'a> Context<'a> {
@@ -134,7 +160,16 @@ impl<'a> Context<'a> {
             config,
             findings: Vec::new(),
             running: None,
+            signatures: Vec::new(),
+            index: HashMap::new(),
+            processes: std::cell::OnceCell::new(),
         }
+    }
+
+    /// The snapshot's processes indexed (children, pid namespaces, FUSE holders, …).
+    pub(crate) fn processes(&self) -> &index::Processes<'a> {
+        self.processes
+            .get_or_init(|| index::Processes::of(self.snapshot))
     }
 
     /// Findings made so far (by detectors that ran earlier).
@@ -154,7 +189,7 @@ impl<'a> Context<'a> {
     pub fn finding(&self, detector: &str, subject: &Subject) -> Option<&Finding> {
         self.check_declared(detector);
         let id = FindingId::new(detector, subject);
-        self.findings.iter().find(|f| f.id == id)
+        self.index.get(&id).map(|&i| &self.findings[i])
     }
 
     /// A detector reading findings it did not declare could run before their detector and
@@ -172,7 +207,23 @@ impl<'a> Context<'a> {
     /// Adds a finding, filling explanation, fix and references from the catalog entry of
     /// its detector with `values` for the templates' placeholders, unless the detector set
     /// them already.
-    pub fn emit(&mut self, mut finding: Finding, values: &[(&str, &str)]) {
+    pub fn emit(&mut self, finding: Finding, values: &[(&str, &str)]) {
+        self.push(finding, values, None);
+    }
+
+    /// Like [`emit`](Context::emit), declaring the finding's signature: more than
+    /// [`Config::group_above`] findings of this detector with the same severity and signature
+    /// key are reported as one group finding.
+    pub fn emit_as(&mut self, signature: Signature, finding: Finding, values: &[(&str, &str)]) {
+        self.push(finding, values, Some(signature));
+    }
+
+    fn push(
+        &mut self,
+        mut finding: Finding,
+        values: &[(&str, &str)],
+        signature: Option<Signature>,
+    ) {
         if let Some(entry) = catalog().detector(&finding.detector) {
             if finding.explanation.is_empty() {
                 finding.explanation = render(&entry.explanation, values);
@@ -185,7 +236,11 @@ impl<'a> Context<'a> {
         // One line per document, whichever table cited it first.
         let mut seen = std::collections::HashSet::new();
         finding.references.retain(|r| seen.insert(r.url.clone()));
+        self.index
+            .entry(finding.id.clone())
+            .or_insert(self.findings.len());
         self.findings.push(finding);
+        self.signatures.push(signature);
     }
 }
 
@@ -273,7 +328,8 @@ fn order<'d>(
     Ok(ordered)
 }
 
-/// Runs every detector over `snapshot` and returns the findings with symmetric links.
+/// Runs every detector over `snapshot` and returns the findings with floods grouped and
+/// symmetric links.
 pub fn run(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     let mut cx = Context::new(snapshot, config);
     for detector in detectors() {
@@ -283,7 +339,8 @@ pub fn run(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
         cx.running = Some((detector.id(), links));
         detector.detect(&mut cx);
     }
-    link_both_ways(cx.findings)
+    let findings = group::collapse_floods(cx.findings, cx.signatures, config);
+    link_both_ways(findings)
 }
 
 /// Makes every `causes` link have its `caused_by` twin and the other way round; drops links
@@ -307,21 +364,105 @@ fn link_both_ways(mut findings: Vec<Finding>) -> Vec<Finding> {
         finding.causes.clear();
         finding.caused_by.clear();
     }
+    // A set, not `contains` on the lists: a group finding can have thousands of links.
+    let mut seen = std::collections::HashSet::new();
     for (cause, effect) in edges {
         let (Some(&c), Some(&e)) = (index.get(&cause), index.get(&effect)) else {
             continue;
         };
-        if c == e {
+        if c == e || !seen.insert((c, e)) {
             continue;
         }
-        if !findings[c].causes.contains(&effect) {
-            findings[c].causes.push(effect.clone());
-        }
-        if !findings[e].caused_by.contains(&cause) {
-            findings[e].caused_by.push(cause);
-        }
+        findings[c].causes.push(effect);
+        findings[e].caused_by.push(cause);
     }
     findings
+}
+
+/// Who wrote some kernel-log records. The kernel never lets user space log with facility 0
+/// (`kern`): whatever root writes into `/dev/kmsg` gets facility `user` (1) or the nonzero
+/// one it asks for. A record with another facility is therefore not the kernel's word, however
+/// much it looks like it — anyone with write access to `/dev/kmsg` (root, or a container
+/// given it) can forge kernel lines. Records from `dmesg` text without a `<prio>` prefix have
+/// facility 0 because it is unknown: they count as the kernel's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Provenance {
+    /// Records with facility `kern`.
+    pub kernel: usize,
+    /// Records user space wrote.
+    pub user_space: usize,
+    /// The facility of the first record user space wrote.
+    facility: u8,
+}
+
+impl Provenance {
+    /// Counts `records` by writer.
+    pub fn of<'r>(records: impl IntoIterator<Item = &'r KmsgRecord>) -> Provenance {
+        let mut provenance = Provenance::default();
+        for record in records {
+            provenance.add(record);
+        }
+        provenance
+    }
+
+    /// Counts one more record.
+    pub fn add(&mut self, record: &KmsgRecord) {
+        if record.facility == 0 {
+            self.kernel += 1;
+        } else {
+            if self.user_space == 0 {
+                self.facility = record.facility;
+            }
+            self.user_space += 1;
+        }
+    }
+
+    /// True when at least one record came from the kernel.
+    pub fn kernel_wrote_any(&self) -> bool {
+        self.kernel > 0
+    }
+
+    /// `kernel`, `user-space` or `mixed`: part of a signature key, so that lines user space
+    /// forged are never grouped with the kernel's.
+    pub fn key(&self) -> &'static str {
+        match (self.kernel, self.user_space) {
+            (_, 0) => "kernel",
+            (0, _) => "user-space",
+            _ => "mixed",
+        }
+    }
+
+    /// The evidence that says user space wrote (some of) the records, if it did.
+    pub fn evidence(&self) -> Option<Evidence> {
+        if self.user_space == 0 {
+            return None;
+        }
+        let facility = facility_name(self.facility);
+        let which = match (self.kernel, self.user_space) {
+            (0, 1) => "the line was".to_string(),
+            (0, n) => format!("all {n} lines were"),
+            (k, n) => format!("{n} of the {} lines were", k + n),
+        };
+        Some(Evidence::new(
+            format!(
+                "{which} written to /dev/kmsg by user space (facility {facility}) — not the kernel's own report"
+            ),
+            shell_command!("dmesg -x | grep -v '^kern '"),
+        ))
+    }
+}
+
+/// The syslog name of a facility number (`user`, `daemon`, `local7`, …).
+fn facility_name(facility: u8) -> String {
+    const NAMES: &[&str] = &[
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+        "authpriv", "ftp",
+    ];
+    match facility {
+        0..=11 => NAMES[facility as usize].to_string(),
+        16..=23 => format!("local{}", facility - 16),
+        n => n.to_string(),
+    }
 }
 
 /// The worst severity among `findings`.

@@ -11,7 +11,9 @@
 //! **Sources.** The kernel log (`/dev/kmsg`, or `dmesg` text) and the kernel release.
 //!
 //! **Evidence.** Per device: the line, how often it repeated, first and last time, the last
-//! usage count; then the kernel release checked against the table of known causes in
+//! usage count; whether user space wrote the lines into `/dev/kmsg` (facility not `kern`: not
+//! the kernel's own report, though the finding is still made); then the kernel release checked
+//! against the table of known causes in
 //! `data/signatures.toml` (linux ee60ad219f5c, the fnhe refcount leak of seed 001;
 //! 4ee806d51176 for `lo`). When the release carries every known fix, or when it cannot be
 //! told (distribution kernels backport), the finding says so instead of guessing.
@@ -22,13 +24,17 @@
 //! the kernel prints, under the line, the stack that took each reference still held; the
 //! frame below the reference helpers names the holder (`netdev_ref_holder` in
 //! `data/signatures.toml`).
+//!
+//! **Floods.** Devices in the same state with the same suspects, whose lines the same writer
+//! (kernel or user space) wrote, share a signature: thousands of them are one group finding,
+//! the most repeated first.
 
 use std::collections::BTreeMap;
 
 use nodedoc_model::{shell_command, Evidence, Finding, KernelLog, KmsgRecord, Severity, Subject};
 
 use crate::kernel_release::{fix_verdict, FixVerdict, KernelRelease};
-use crate::{catalog, duration, Context, Detector};
+use crate::{catalog, duration, Context, Detector, Provenance, Signature};
 
 /// See the module documentation.
 pub struct NetdevUnregisterStuck;
@@ -226,6 +232,8 @@ impl Detector for NetdevUnregisterStuck {
                 when(snapshot, first.monotonic_us),
                 when(snapshot, last.monotonic_us)
             )));
+            let provenance = Provenance::of(history.lines.iter().map(|(r, _)| *r));
+            finding.evidence.extend(provenance.evidence());
 
             // The release against the table of known causes.
             let mut cause_lines = Vec::new();
@@ -322,7 +330,44 @@ impl Detector for NetdevUnregisterStuck {
                     .join(" ")
             };
             let repeats_text = repeats.to_string();
-            cx.emit(
+            // One failure: the same state, the same suspects, the same writer of the lines.
+            let suspects = match (likely.is_empty(), unknown == likely.len()) {
+                (true, _) => "cause-unknown".to_string(),
+                (false, unverifiable) => format!(
+                    "{}-{}",
+                    if unverifiable { "possible" } else { "likely" },
+                    likely
+                        .iter()
+                        .map(|b| &b.commit[..12])
+                        .collect::<Vec<_>>()
+                        .join("+")
+                ),
+            };
+            let by_user_space = if provenance.user_space > 0 {
+                " (lines written to /dev/kmsg by user space, not the kernel's own)"
+            } else {
+                ""
+            };
+            let signature = Signature::new(
+                format!(
+                    "{}/{suspects}/{}",
+                    if still_waiting {
+                        "still-waiting"
+                    } else {
+                        "stopped"
+                    },
+                    provenance.key()
+                ),
+                if still_waiting {
+                    format!("the kernel cannot free {{count}} network devices: still waiting{by_user_space}")
+                } else {
+                    format!("{{count}} network devices were stuck in unregister_netdevice; the lines stopped{by_user_space}")
+                },
+                repeats as u64,
+                "most repeated first",
+            );
+            cx.emit_as(
+                signature,
                 finding,
                 &[
                     ("device", device),
@@ -452,6 +497,36 @@ mod tests {
             "{}",
             f.explanation
         );
+    }
+
+    #[test]
+    fn lines_user_space_wrote_are_said_to_be_so_and_grouped_apart_from_the_kernels() {
+        let mut snap = seed_log("3.10.0-693.el7.x86_64", 1045);
+        let log = snap.kernel_log.as_mut().unwrap();
+        // Two of the five lines came from `echo … > /dev/kmsg` (facility user).
+        log.records[4].facility = 1;
+        log.records[5].facility = 1;
+        let f = &crate::run(&snap, &Default::default())[0];
+        assert_eq!(f.severity, Severity::Critical, "the finding is still made");
+        assert!(
+            f.evidence.iter().any(|e| e.fact
+                == "2 of the 5 lines were written to /dev/kmsg by user space (facility user) — not the kernel's own report"),
+            "{:#?}",
+            f.evidence
+        );
+        for record in &mut snap.kernel_log.as_mut().unwrap().records {
+            record.facility = 1;
+        }
+        let f = &crate::run(&snap, &Default::default())[0];
+        assert!(f.evidence.iter().any(|e| e
+            .fact
+            .starts_with("all 5 lines were written to /dev/kmsg by user space (facility user)")));
+        // The kernel's own lines carry no such note.
+        let f = &crate::run(
+            &seed_log("3.10.0-693.el7.x86_64", 1045),
+            &Default::default(),
+        )[0];
+        assert!(!f.evidence.iter().any(|e| e.fact.contains("user space")));
     }
 
     #[test]

@@ -147,6 +147,7 @@ mod tests {
                 utime_ticks: 1040,
                 stime_ticks: 38,
                 sampled_at_us: 2_000_000,
+                blocked: None,
             }],
         });
         let findings = crate::run(&s, &Default::default());

@@ -19,7 +19,7 @@ use nodedoc_model::{
 };
 
 use crate::stacks::{classify, describe, stack_line};
-use crate::{Context, Detector};
+use crate::{Context, Detector, Signature};
 
 /// See the module documentation.
 pub struct PidnsExitHang;
@@ -43,19 +43,17 @@ impl Detector for PidnsExitHang {
             }
             // The tasks of its namespace: its descendants, and anything else whose pid
             // namespace inode is theirs (the init's own link is gone while it exits).
-            let mut members = snapshot.descendants(init.pid);
+            let processes = cx.processes();
+            let mut members = processes.descendants(init.pid);
             let namespaces: std::collections::BTreeSet<u64> =
                 members.iter().filter_map(|m| m.namespaces.pid).collect();
-            for other in &snapshot.processes {
-                let same_namespace = other
-                    .namespaces
-                    .pid
-                    .is_some_and(|ns| namespaces.contains(&ns));
-                if same_namespace
-                    && other.pid != init.pid
-                    && !members.iter().any(|m| m.pid == other.pid)
-                {
-                    members.push(other);
+            let mut listed: std::collections::HashSet<i32> =
+                members.iter().map(|m| m.pid).collect();
+            for &ns in &namespaces {
+                for &other in processes.in_pid_namespace(ns) {
+                    if other.pid != init.pid && listed.insert(other.pid) {
+                        members.push(other);
+                    }
                 }
             }
             members.sort_by_key(|m| m.pid);
@@ -163,7 +161,7 @@ impl Detector for PidnsExitHang {
             let mut blocker_explanations = Vec::new();
             for blocker in &blockers {
                 if let Some(class) = classify(snapshot, blocker) {
-                    let description = describe(snapshot, blocker, &class);
+                    let description = describe(cx.processes(), blocker, &class);
                     finding.evidence.extend(description.evidence);
                     for reference in description.references {
                         if !finding.references.contains(&reference) {
@@ -199,7 +197,18 @@ impl Detector for PidnsExitHang {
             }
             let blockers_text = blocker_explanations.join(" ");
             let fixes_text = blocker_fixes.join(" ");
-            cx.emit(
+            let signature = Signature::new(
+                if blockers.is_empty() {
+                    "no-blocker"
+                } else {
+                    "blocked"
+                },
+                "{count} killed pid-namespace inits cannot exit: their containers cannot stop",
+                u64::MAX - init.start_time_ticks,
+                "longest running first",
+            );
+            cx.emit_as(
+                signature,
                 finding,
                 &[("blockers", &blockers_text), ("blocker_fix", &fixes_text)],
             );

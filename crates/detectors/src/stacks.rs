@@ -10,6 +10,7 @@ use nodedoc_model::{
 };
 
 use crate::catalog::{base_function, catalog, render, StackSignature};
+use crate::index::Processes;
 
 /// What a blocked task's stack says.
 pub(crate) struct Classification {
@@ -322,25 +323,14 @@ pub(crate) fn classify(snapshot: &Snapshot, process: &Process) -> Option<Classif
 /// record readers of an rwsem, so these are the suspects: tasks blocked while reading another
 /// process's memory (the `remote-memory-access` signature).
 pub(crate) fn memory_map_lock_suspects<'a>(
-    snapshot: &'a Snapshot,
+    processes: &Processes<'a>,
     process: &Process,
 ) -> Vec<&'a Process> {
-    let Some(remote) = catalog()
-        .stack_signature
+    let readers: Vec<&Process> = processes
+        .remote_readers
         .iter()
-        .find(|s| s.id == "remote-memory-access")
-    else {
-        return Vec::new();
-    };
-    let readers: Vec<&Process> = snapshot
-        .processes
-        .iter()
+        .copied()
         .filter(|p| p.pid != process.pid)
-        .filter(|p| {
-            p.kernel_stack
-                .as_deref()
-                .is_some_and(|stack| stack.iter().any(|f| remote.matches(&f.function)))
-        })
         .collect();
     // A reader blocked in a read of this very process's /proc/PID/mem is no longer a suspect.
     let proven: Vec<&Process> = readers
@@ -420,12 +410,8 @@ pub(crate) fn fuse_mount<'a>(snapshot: &'a Snapshot, process: &Process) -> Optio
 
 /// The processes that may serve a FUSE mount: holders of /dev/fuse, those naming the mount
 /// point on their command line first.
-pub(crate) fn fuse_daemons<'a>(snapshot: &'a Snapshot, mount: &MountEntry) -> Vec<&'a Process> {
-    let holders: Vec<&Process> = snapshot
-        .processes
-        .iter()
-        .filter(|p| p.fds.as_ref().is_some_and(|f| f.fuse_device_fds > 0))
-        .collect();
+pub(crate) fn fuse_daemons<'a>(processes: &Processes<'a>, mount: &MountEntry) -> Vec<&'a Process> {
+    let holders: Vec<&Process> = processes.fuse_holders.clone();
     let naming: Vec<&Process> = holders
         .iter()
         .copied()
@@ -454,10 +440,11 @@ pub struct Description {
 /// Fills the signature's templates for `process`, with the evidence that names what it waits
 /// for.
 pub(crate) fn describe(
-    snapshot: &Snapshot,
+    processes: &Processes<'_>,
     process: &Process,
     class: &Classification,
 ) -> Description {
+    let snapshot = processes.snapshot;
     let pid = process.pid.to_string();
     let stack: &[StackFrame] = process.kernel_stack.as_deref().unwrap_or(&[]);
     let mut evidence = Vec::new();
@@ -509,7 +496,9 @@ pub(crate) fn describe(
                     ),
                 ));
             }
-            let daemons = mount.map(|m| fuse_daemons(snapshot, m)).unwrap_or_default();
+            let daemons = mount
+                .map(|m| fuse_daemons(processes, m))
+                .unwrap_or_default();
             let (daemon, daemon_short) = match daemons.as_slice() {
                 [] => (
                     "No process holding /dev/fuse was found: the daemon may have been killed without the mount being aborted.".to_string(),
@@ -547,11 +536,7 @@ pub(crate) fn describe(
             values.push(("daemon_short", daemon_short));
         }
         "vfork-parent" => {
-            let children: Vec<&Process> = snapshot
-                .processes
-                .iter()
-                .filter(|p| p.ppid == process.pid)
-                .collect();
+            let children = processes.children(process.pid);
             let (child, child_short, child_pid) = match children.first() {
                 Some(c) => {
                     evidence.push(Evidence::new(
@@ -608,7 +593,7 @@ pub(crate) fn describe(
                 ));
             }
             let mem = format!("/proc/{pid}/mem");
-            let readers = memory_map_lock_suspects(snapshot, process);
+            let readers = memory_map_lock_suspects(processes, process);
             let reads_ours = |reader: &Process| reads_memory_of(reader, process.pid);
             for reader in &readers {
                 let what = if reads_ours(reader) {
@@ -864,7 +849,7 @@ pub(crate) mod tests {
         });
         let class = classify(&snap, &p).unwrap();
         assert_eq!(class.signature.id, "frozen-cgroup");
-        let description = describe(&snap, &p, &class);
+        let description = describe(&Processes::of(&snap), &p, &class);
         assert!(
             description
                 .fix
@@ -884,7 +869,7 @@ pub(crate) mod tests {
         let snap = snapshot(vec![writer.clone(), reader.clone()]);
 
         let class = classify(&snap, &writer).unwrap();
-        let description = describe(&snap, &writer, &class);
+        let description = describe(&Processes::of(&snap), &writer, &class);
         assert!(
             description
                 .explanation
@@ -911,7 +896,7 @@ pub(crate) mod tests {
         );
 
         let class = classify(&snap, &reader).unwrap();
-        let description = describe(&snap, &reader, &class);
+        let description = describe(&Processes::of(&snap), &reader, &class);
         assert!(
             description.explanation.contains("a page of a file mapping"),
             "{}",
@@ -928,7 +913,11 @@ pub(crate) mod tests {
         let mut other = process(30, "gdb");
         other.kernel_stack = Some(stack(LAB_MEM_READER));
         let snap = snapshot(vec![writer.clone(), proven, other]);
-        let description = describe(&snap, &writer, &classify(&snap, &writer).unwrap());
+        let description = describe(
+            &Processes::of(&snap),
+            &writer,
+            &classify(&snap, &writer).unwrap(),
+        );
         assert!(
             description
                 .explanation

@@ -28,6 +28,7 @@ pub(crate) fn process(pid: i32, comm: &str) -> Process {
         syscall: None,
         sigkill_pending: false,
         memory_map_blocked: false,
+        context_switches: None,
     }
 }
 
@@ -56,6 +57,7 @@ pub(crate) fn sample(p: &Process, state: TaskState) -> TaskSample {
         utime_ticks: 0,
         stime_ticks: 0,
         sampled_at_us: 0,
+        blocked: None,
     }
 }
 

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use nodedoc_model::{shell_command, Evidence, Finding, Process, Severity, Subject, TaskState};
 
-use crate::{duration, thousands, Context, Detector};
+use crate::{duration, thousands, Context, Detector, Signature};
 
 /// See the module documentation.
 pub struct ZombieProcesses;
@@ -125,7 +125,14 @@ impl Detector for ZombieProcesses {
             }
             let ppid_text = ppid.to_string();
             let count_text = count.to_string();
-            cx.emit(
+            let signature = Signature::new(
+                "unreaped",
+                "{count} parents never reap their exited children",
+                count as u64,
+                "most zombies first",
+            );
+            cx.emit_as(
+                signature,
                 finding,
                 &[
                     ("pid", &ppid_text),

@@ -56,6 +56,7 @@ pub fn run_helper(args: &[String]) -> Result<(), LabError> {
         "zombie-parent" => zombie_parent(rest),
         "kmsg-repeat" => kmsg_repeat(rest),
         "vfork-parent" => vfork_parent(),
+        "forker" => forker(rest),
         "sleeper" => {
             ready();
             wait_forever()
@@ -240,6 +241,31 @@ fn vfork_parent() -> Result<(), LabError> {
             unsafe { libc::syscall(libc::SYS_pause) };
         },
         _ => wait_forever(),
+    }
+}
+
+/// Starts `/bin/true` over and over from its main thread, as fast as it can, until killed:
+/// std's `Command` uses posix_spawn, a vfork, so the process passes through D (in
+/// `kernel_clone`, waiting for the child to exec) thousands of times a second, then waits in
+/// `do_wait`. Writes how many it started to `--count-file` every 256 children.
+fn forker(args: &[String]) -> Result<(), LabError> {
+    const NAME: &str = "forker";
+    let count_file = arg(args, "--count-file");
+    ready();
+    let mut started: u64 = 0;
+    loop {
+        std::process::Command::new("/bin/true")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|e| helper_error(NAME, e))?;
+        started += 1;
+        if started % 256 == 0 {
+            if let Some(path) = count_file {
+                std::fs::write(path, started.to_string()).map_err(|e| helper_error(NAME, e))?;
+            }
+        }
     }
 }
 

@@ -71,6 +71,17 @@ pub enum Subject {
     },
     /// The host as a whole.
     Host,
+    /// Many subjects one detector found with the same signature, reported as one finding (a
+    /// flood: 5,000 devices, 10,000 blocked tasks). The members are in the finding's `group`.
+    Group {
+        /// The type of the members' subjects, as in their `type` (`net-device`, `process`, …).
+        of: String,
+        /// The severity and the signature the members share, as the detector names it
+        /// (`critical/still-waiting/kernel`): stable from run to run, so the group's id is.
+        signature: String,
+        /// How many subjects.
+        count: usize,
+    },
 }
 
 impl Subject {
@@ -89,6 +100,18 @@ impl Subject {
             Subject::NetDevice { name } => format!("netdev/{name}"),
             Subject::OvsInterface { name, .. } => format!("ovs-interface/{name}"),
             Subject::Host => "host".to_string(),
+            Subject::Group { of, signature, .. } => format!("group/{of}/{signature}"),
+        }
+    }
+
+    /// The `type` tag of this subject in JSON (`process`, `net-device`, …).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Subject::Process { .. } => "process",
+            Subject::NetDevice { .. } => "net-device",
+            Subject::OvsInterface { .. } => "ovs-interface",
+            Subject::Host => "host",
+            Subject::Group { .. } => "group",
         }
     }
 
@@ -112,6 +135,27 @@ impl fmt::Display for Subject {
             } => write!(f, "OVS interface {name} on {bridge}"),
             Subject::OvsInterface { bridge: None, name } => write!(f, "OVS interface {name}"),
             Subject::Host => f.write_str("this host"),
+            Subject::Group { of, count, .. } => {
+                let noun = match (of.as_str(), *count == 1) {
+                    ("process", true) => "process",
+                    ("process", false) => "processes",
+                    ("net-device", true) => "network device",
+                    ("net-device", false) => "network devices",
+                    ("ovs-interface", true) => "OVS interface",
+                    ("ovs-interface", false) => "OVS interfaces",
+                    (_, true) => "subject",
+                    (_, false) => "subjects",
+                };
+                // 5,000, as the rest of the report writes counts.
+                let digits = count.to_string();
+                for (i, c) in digits.chars().enumerate() {
+                    if i > 0 && (digits.len() - i) % 3 == 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{c}")?;
+                }
+                write!(f, " {noun}")
+            }
         }
     }
 }
@@ -196,6 +240,43 @@ pub struct Finding {
     /// Findings this one leads to.
     #[serde(default)]
     pub causes: Vec<FindingId>,
+    /// For a group finding (subject `group`): its members, bounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<FindingGroup>,
+}
+
+/// The members of a group finding: the findings a detector made, one per subject, that share
+/// one signature. The list is bounded (`omitted` says how many were left out) so a flood
+/// cannot make the report unbounded; the count is always complete.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FindingGroup {
+    /// How many findings the group stands for.
+    pub count: usize,
+    /// How `members` are ordered, e.g. `most repeated first`.
+    pub order: String,
+    /// The first members in that order, each as the finding it would have been alone, without
+    /// the evidence every member shares (that is in the group finding's evidence) and
+    /// without explanation, fix and references (the group's apply to all).
+    pub members: Vec<GroupMember>,
+    /// Members left out of `members` (`count - members.len()`).
+    pub omitted: usize,
+}
+
+/// One member of a group finding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupMember {
+    /// The id the finding would have had alone (`netdev-unregister-stuck:netdev/veth1`).
+    pub id: FindingId,
+    /// What it is about.
+    pub subject: Subject,
+    /// The pid, when the subject is a process.
+    #[serde(default)]
+    pub pid: Option<i32>,
+    /// Its one line.
+    pub summary: String,
+    /// Its own evidence: what is not shared by every member listed.
+    #[serde(default)]
+    pub evidence: Vec<Evidence>,
 }
 
 impl Finding {
@@ -219,6 +300,7 @@ impl Finding {
             references: Vec::new(),
             caused_by: Vec::new(),
             causes: Vec::new(),
+            group: None,
         }
     }
 }

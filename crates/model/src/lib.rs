@@ -28,8 +28,8 @@ pub use file::{
     DEFAULT_MAX_SNAPSHOT_BYTES,
 };
 pub use finding::{
-    Evidence, Finding, FindingId, Reference, Report, ReportSummary, Severity, Subject,
-    REPORT_FORMAT,
+    Evidence, Finding, FindingGroup, FindingId, GroupMember, Reference, Report, ReportSummary,
+    Severity, Subject, REPORT_FORMAT,
 };
 pub use gaps::{Gap, Gaps};
 pub use history::{FdPoint, FdSeries, History};
@@ -43,8 +43,8 @@ pub use ovs::{
     OvsLogEventKind, OvsPort, OvsState, VswitchdProcess,
 };
 pub use process::{
-    syscall_name, BlockedSyscall, CgroupMembership, FdCensus, FdKind, FdKindCount, Limit,
-    NamespaceFd, NamespaceIds, NetlinkProtocol, Process, ProcessKey, ResourceLimit,
+    syscall_name, BlockedCheck, BlockedSyscall, CgroupMembership, FdCensus, FdKind, FdKindCount,
+    Limit, NamespaceFd, NamespaceIds, NetlinkProtocol, Process, ProcessKey, ResourceLimit,
     SocketResolution, StackFrame, TaskSample, TaskState,
 };
 pub use service_log::{LogEntry, LogFormat, ServiceLog};

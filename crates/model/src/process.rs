@@ -74,6 +74,12 @@ pub struct Process {
     /// `environment` are then empty because they could not be read, not because they are.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub memory_map_blocked: bool,
+    /// Context switches of the thread-group leader so far (`voluntary_ctxt_switches` +
+    /// `nonvoluntary_ctxt_switches` of `/proc/PID/status`). A task whose count has not moved
+    /// between two readings did not run in between: the kernel's hung-task detector uses the
+    /// same test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_switches: Option<u64>,
 }
 
 /// What `/proc/PID/syscall` says a sleeping task is doing.
@@ -736,6 +742,52 @@ pub struct TaskSample {
     pub stime_ticks: u64,
     /// When it was read, in microseconds of `CLOCK_MONOTONIC`.
     pub sampled_at_us: u64,
+    /// For a task in `D` at both readings: whether it is one wait, not two, and the kernel
+    /// stack (with wchan and system call) read at the second reading is of that wait. `None`
+    /// when not checked: not in `D` at both readings, or a snapshot of an older nodedoc.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<BlockedCheck>,
+}
+
+/// How a task in `D` at both readings was checked before its kernel stack was believed.
+///
+/// A task that forks in a loop passes through `D` (in `kernel_clone`, waiting for a vfork
+/// child) thousands of times a second: two readings can each catch it in `D` in a different
+/// wait, and a stack read a moment later is of yet another moment (`do_wait`). So the stack is
+/// read only at the second reading, only when the task has not run since the first (its
+/// context-switch count has not moved), and kept only if, once read, the task is still the same
+/// process, still in `D`, still not run, and sleeping in the same function.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum BlockedCheck {
+    /// One wait from the first reading to after the stack was read: the stack is of it.
+    Confirmed {
+        /// The context-switch count, unchanged throughout (`None` where `/proc/PID/status`
+        /// gives none: then only state and start time were checked).
+        #[serde(default)]
+        context_switches: Option<u64>,
+    },
+    /// It ran between the readings: two waits, not one stuck task.
+    RanBetween {
+        /// Context switches at the first reading.
+        first: u64,
+        /// At the second.
+        second: u64,
+    },
+    /// While its stack was read it left `D`, ran, exited or its pid was taken, or the stack
+    /// does not hold the function it sleeps in: the stack is discarded.
+    StackDiscarded {
+        /// Why, e.g. `it left D (now S)`, `it ran (context switches 12 → 13)`, `its wchan
+        /// changed (kernel_clone → do_wait)`, `it exited`.
+        why: String,
+    },
+}
+
+impl BlockedCheck {
+    /// True when the stack read at the second reading is of the wait seen at both readings.
+    pub fn confirmed(&self) -> bool {
+        matches!(self, BlockedCheck::Confirmed { .. })
+    }
 }
 
 impl TaskSample {

@@ -111,17 +111,20 @@ impl Snapshot {
         })
     }
 
-    /// Processes whose parent chain leads to `ancestor` (not including it).
+    /// Processes whose parent chain leads to `ancestor` (not including it), by pid. Linear in
+    /// the number of processes.
     pub fn descendants(&self, ancestor: i32) -> Vec<&Process> {
+        let mut children: std::collections::HashMap<i32, Vec<&Process>> =
+            std::collections::HashMap::new();
+        for p in self.processes.iter().filter(|p| p.ppid != p.pid) {
+            children.entry(p.ppid).or_default().push(p);
+        }
+        let mut seen = std::collections::HashSet::from([ancestor]);
         let mut found: Vec<&Process> = Vec::new();
         let mut frontier = vec![ancestor];
         while let Some(parent) = frontier.pop() {
-            for child in self
-                .processes
-                .iter()
-                .filter(|p| p.ppid == parent && p.pid != parent)
-            {
-                if !found.iter().any(|f| f.pid == child.pid) {
+            for &child in children.get(&parent).into_iter().flatten() {
+                if seen.insert(child.pid) {
                     found.push(child);
                     frontier.push(child.pid);
                 }

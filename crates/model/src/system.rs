@@ -71,7 +71,7 @@ impl fmt::Display for FreezerState {
 }
 
 /// A mount nodedoc keeps: namespace files (`nsfs`, which keep a namespace alive), FUSE and
-/// network filesystems. Read from `/proc/PID/mountinfo` of one process per mount namespace.
+/// network filesystems, and the `/sys` of `ip netns exec` ([`MountEntry::ip_netns_exec_name`]). Read from `/proc/PID/mountinfo` of one process per mount namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountEntry {
     /// The mount namespace it was seen in.
@@ -102,6 +102,16 @@ impl MountEntry {
         }
         let (kind, rest) = self.root.split_once(":[")?;
         Some((kind, rest.strip_suffix(']')?.parse().ok()?))
+    }
+
+    /// For the `/sys` that `ip netns exec NAME` mounts in the mount namespace it creates, NAME:
+    /// iproute2 mounts a sysfs of the entered network namespace on `/sys` with the namespace's
+    /// name as the source, where any other sysfs says `sysfs` (or `none`).
+    pub fn ip_netns_exec_name(&self) -> Option<&str> {
+        (self.fs_type == "sysfs"
+            && self.mount_point == "/sys"
+            && !matches!(self.source.as_str(), "sysfs" | "none" | ""))
+        .then_some(self.source.as_str())
     }
 
     /// True for FUSE filesystems (`fuse`, `fuse.NAME`, `fuseblk`).

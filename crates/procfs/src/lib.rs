@@ -12,6 +12,7 @@ mod host;
 mod light;
 mod memory_map;
 pub mod parse;
+mod resample;
 mod scan;
 mod system;
 #[cfg(feature = "fake-root")]
@@ -28,8 +29,9 @@ pub use error::{ReadError, ReadErrorKind};
 pub use host::{host_info, monotonic_us};
 pub use light::{fd_count_method, light_scan, FdCountMethod, LightScan, LightTask};
 pub use nodedoc_model::Gaps;
+pub use resample::{read_blocked, resample, ReadStep};
 pub use scan::{
-    read_kernel_detail, read_process, read_stack, resample, scan, ProcessScan, ScanOptions,
+    read_kernel_detail, read_process, read_stack, scan, ProcessScan, ScanOptions,
     DEFAULT_MEMORY_MAP_DEADLINE,
 };
 pub use system::{read_freezers, read_mounts};

@@ -94,6 +94,8 @@ pub struct Status {
     pub nspid: Vec<i32>,
     /// SIGKILL is in `SigPnd` or `ShdPnd`.
     pub sigkill_pending: bool,
+    /// `voluntary_ctxt_switches` + `nonvoluntary_ctxt_switches`, when both lines are there.
+    pub context_switches: Option<u64>,
 }
 
 /// Bit of SIGKILL (signal 9) in the pending-signal masks.
@@ -104,6 +106,7 @@ pub fn parse_status(text: &str) -> Result<Status, (usize, String)> {
     let mut uid = None;
     let mut nspid = Vec::new();
     let mut sigkill_pending = false;
+    let (mut voluntary, mut involuntary) = (None, None);
     for (i, line) in text.lines().enumerate() {
         if let Some(mask) = line
             .strip_prefix("SigPnd:")
@@ -121,6 +124,11 @@ pub fn parse_status(text: &str) -> Result<Status, (usize, String)> {
                     .and_then(|u| u.parse().ok())
                     .ok_or_else(|| (i + 1, format!("bad Uid line {line:?}")))?,
             );
+        } else if let Some(rest) = line.strip_prefix("voluntary_ctxt_switches:") {
+            voluntary = Some(switches(rest).ok_or_else(|| (i + 1, format!("bad line {line:?}")))?);
+        } else if let Some(rest) = line.strip_prefix("nonvoluntary_ctxt_switches:") {
+            involuntary =
+                Some(switches(rest).ok_or_else(|| (i + 1, format!("bad line {line:?}")))?);
         } else if let Some(rest) = line.strip_prefix("NSpid:") {
             nspid = rest
                 .split_ascii_whitespace()
@@ -136,7 +144,14 @@ pub fn parse_status(text: &str) -> Result<Status, (usize, String)> {
         uid,
         nspid,
         sigkill_pending,
+        context_switches: voluntary
+            .zip(involuntary)
+            .map(|(v, n): (u64, u64)| v.saturating_add(n)),
     })
+}
+
+fn switches(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
 }
 
 /// The variables of a NUL-separated `/proc/PID/environ` whose names start with one of
@@ -555,6 +570,12 @@ mod tests {
         assert!(parse_status("SigPnd:\tzz\nUid:\t0\n").is_err());
         assert_eq!(parse_status("Uid:\tx\n").unwrap_err().0, 1);
         assert_eq!(parse_status("Uid:\t0\nNSpid:\t1 x\n").unwrap_err().0, 2);
+        assert_eq!(status.context_switches, None);
+        let switched =
+            parse_status("Uid:\t0\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t3\n")
+                .unwrap();
+        assert_eq!(switched.context_switches, Some(15));
+        assert!(parse_status("Uid:\t0\nvoluntary_ctxt_switches:\t-\n").is_err());
     }
 
     #[test]

@@ -3,8 +3,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use nodedoc_model::{
-    BlockedSyscall, Gaps, NamespaceIds, Process, ProcessKey, SocketResolution, StackFrame,
-    TaskSample, TaskState,
+    BlockedSyscall, Gaps, NamespaceIds, Process, SocketResolution, StackFrame, TaskState,
 };
 
 use crate::census::{census, CensusRequest, NetTables, ResolutionMode};
@@ -161,7 +160,7 @@ pub fn read_process(
     )
 }
 
-fn read_stat(
+pub(crate) fn read_stat(
     root: &ProcRoot,
     dir: BorrowedFd<'_>,
     pid: i32,
@@ -213,6 +212,7 @@ fn read_process_with(
         syscall: None,
         sigkill_pending: false,
         memory_map_blocked: false,
+        context_switches: None,
     };
 
     // Each optional read records a gap on failure, except when the process is simply gone:
@@ -248,6 +248,7 @@ fn read_process_with(
             process.uid = Some(status.uid);
             process.nspid = status.nspid;
             process.sigkill_pending = status.sigkill_pending;
+            process.context_switches = status.context_switches;
         });
     optional("/proc/PID/status", status, gaps)?;
 
@@ -366,7 +367,7 @@ fn read_process_with(
     Ok(process)
 }
 
-fn read_syscall_at(
+pub(crate) fn read_syscall_at(
     root: &ProcRoot,
     dir: BorrowedFd<'_>,
     pid: i32,
@@ -415,7 +416,7 @@ fn process_alive(dir: BorrowedFd<'_>) -> bool {
     rustix::fs::statat(dir, c"stat", rustix::fs::AtFlags::empty()).is_ok()
 }
 
-fn read_stack_at(
+pub(crate) fn read_stack_at(
     root: &ProcRoot,
     dir: BorrowedFd<'_>,
     pid: i32,
@@ -429,35 +430,6 @@ fn read_stack_at(
 pub fn read_stack(root: &ProcRoot, pid: i32) -> Result<Vec<StackFrame>, ReadError> {
     let dir = root.open_pid(pid)?;
     read_stack_at(root, dir.as_fd(), pid, &mut Vec::new())
-}
-
-/// Reads state and CPU times of the given processes again. A process that exited, or whose
-/// pid now belongs to another process, is left out.
-pub fn resample(root: &ProcRoot, keys: &[ProcessKey]) -> Vec<TaskSample> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut samples = Vec::with_capacity(keys.len());
-    for key in keys {
-        let Ok(dir) = root.open_pid(key.pid) else {
-            continue;
-        };
-        let sampled_at_us = crate::monotonic_us();
-        let Ok(stat) = read_stat(root, dir.as_fd(), key.pid, &mut buf) else {
-            continue;
-        };
-        if stat.start_time != key.start_time_ticks {
-            continue;
-        }
-        samples.push(TaskSample {
-            pid: key.pid,
-            start_time_ticks: stat.start_time,
-            state: TaskState::from_letter(stat.state),
-            utime_ticks: stat.utime,
-            stime_ticks: stat.stime,
-            sampled_at_us,
-        });
-    }
-    samples.sort_by_key(|s| s.pid);
-    samples
 }
 
 #[cfg(test)]

@@ -10,11 +10,15 @@ use nodedoc_model::{CgroupHierarchy, FreezerCgroup, FreezerState, Gaps, MountEnt
 use crate::parse::parse_mountinfo;
 use crate::{read_at, ProcRoot, ReadError};
 
-/// Filesystem types worth keeping: namespace files (a bind mount keeps a namespace alive),
-/// FUSE (a daemon that stops answering hangs its readers), network filesystems (they hang
-/// when the network, or the network namespace, goes away).
-fn interesting(fs_type: &str) -> bool {
-    fs_type == "nsfs"
+/// Mounts worth keeping: namespace files (a bind mount keeps a namespace alive), FUSE (a
+/// daemon that stops answering hangs its readers), network filesystems (they hang when the
+/// network, or the network namespace, goes away), and the `/sys` that `ip netns exec NAME`
+/// mounts for the namespace it enters, with NAME as its source (it tells which named
+/// namespace a task was started in, after the name is deleted).
+fn interesting(mount: &MountEntry) -> bool {
+    let fs_type = mount.fs_type.as_str();
+    mount.ip_netns_exec_name().is_some()
+        || fs_type == "nsfs"
         || fs_type == "fuse"
         || fs_type == "fuseblk"
         || fs_type.starts_with("fuse.")
@@ -59,16 +63,11 @@ pub fn read_mounts(root: &ProcRoot, processes: &[Process], gaps: &mut Gaps) -> V
                 format!("{pid}:{line}"),
             );
         }
-        mounts.extend(
-            lines
-                .into_iter()
-                .filter(|m| interesting(&m.fs_type))
-                .map(|m| MountEntry {
-                    mount_namespace: mnt,
-                    seen_via_pid: pid,
-                    ..m
-                }),
-        );
+        mounts.extend(lines.into_iter().filter(interesting).map(|m| MountEntry {
+            mount_namespace: mnt,
+            seen_via_pid: pid,
+            ..m
+        }));
     }
     mounts
 }

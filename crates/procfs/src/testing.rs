@@ -7,6 +7,10 @@ use std::io;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
+use nodedoc_model::{Gaps, Process, TaskSample};
+
+use crate::{ProcRoot, ReadStep};
+
 /// One fake process.
 #[derive(Clone, Debug)]
 pub struct FakeProcess {
@@ -26,6 +30,12 @@ pub struct FakeProcess {
     pub fds: Vec<String>,
     /// Network namespace inode.
     pub netns: u64,
+    /// `wchan` (`0` when running).
+    pub wchan: String,
+    /// `stack`, as the kernel prints it (`[<0>] function+0x1/0x2` lines).
+    pub stack: String,
+    /// `voluntary_ctxt_switches` of `status` (`nonvoluntary_ctxt_switches` is 0).
+    pub context_switches: u64,
 }
 
 impl FakeProcess {
@@ -40,6 +50,9 @@ impl FakeProcess {
             nofile: ("1024".into(), "4096".into()),
             fds: vec!["/dev/null".into(), "/dev/null".into(), "/dev/null".into()],
             netns: 4026531840,
+            wchan: "do_select".into(),
+            stack: "[<0>] do_select+0x1/0x2\n".into(),
+            context_switches: 10,
         }
     }
 }
@@ -72,12 +85,10 @@ impl FakeProc {
         self
     }
 
-    /// Writes one process.
-    pub fn process(&mut self, p: &FakeProcess) -> io::Result<&mut FakeProc> {
+    /// Rewrites what changes while a process lives — `stat`, `status`, `wchan`, `stack` — of
+    /// a process written before: a task that leaves `D`, runs, or whose pid is reused.
+    pub fn update(&self, p: &FakeProcess) -> io::Result<()> {
         let dir = self.root.join(p.pid.to_string());
-        for sub in ["fd", "ns", "net"] {
-            fs::create_dir_all(dir.join(sub))?;
-        }
         fs::write(
             dir.join("stat"),
             format!(
@@ -87,8 +98,23 @@ impl FakeProc {
         )?;
         fs::write(
             dir.join("status"),
-            format!("Name:\tx\nUid:\t0\t0\t0\t0\nNSpid:\t{}\n", p.pid),
+            format!(
+                "Name:\tx\nUid:\t0\t0\t0\t0\nNSpid:\t{}\nvoluntary_ctxt_switches:\t{}\nnonvoluntary_ctxt_switches:\t0\n",
+                p.pid, p.context_switches
+            ),
         )?;
+        fs::write(dir.join("wchan"), &p.wchan)?;
+        fs::write(dir.join("stack"), &p.stack)?;
+        Ok(())
+    }
+
+    /// Writes one process.
+    pub fn process(&mut self, p: &FakeProcess) -> io::Result<&mut FakeProc> {
+        let dir = self.root.join(p.pid.to_string());
+        for sub in ["fd", "ns", "net"] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        self.update(p)?;
         fs::write(
             dir.join("limits"),
             format!(
@@ -98,7 +124,7 @@ impl FakeProc {
         )?;
         fs::write(dir.join("cmdline"), format!("{}\0", p.comm))?;
         fs::write(dir.join("cgroup"), "0::/\n")?;
-        fs::write(dir.join("wchan"), "do_select")?;
+        fs::write(dir.join("syscall"), "running\n")?;
         fs::write(dir.join("environ"), "PATH=/bin\0")?;
         symlink("pid:[4026531836]", dir.join("ns/pid"))?;
         symlink(format!("net:[{}]", p.netns), dir.join("ns/net"))?;
@@ -117,4 +143,16 @@ impl FakeProc {
         fs::write(dir.join("net/netlink"), table)?;
         Ok(self)
     }
+}
+
+/// [`resample`](crate::resample), calling `between(pid, step)` between its reads of a task in
+/// `D`, so a test can change the fake root exactly there (a task that leaves `D` while its stack
+/// is read).
+pub fn resample_between(
+    root: &ProcRoot,
+    processes: &mut [Process],
+    gaps: &mut Gaps,
+    between: &mut dyn FnMut(i32, ReadStep),
+) -> Vec<TaskSample> {
+    crate::resample::resample_between(root, processes, gaps, between)
 }

@@ -103,3 +103,129 @@ fn a_fake_root_gives_processes_censuses_and_gaps() {
         "{gaps:?}"
     );
 }
+
+/// Seed of issue 8: during 57,000 forks a task passing through `kernel_clone` was reported as a
+/// stuck hung task with a `do_wait` stack. A task in D at the first reading gets its stack read
+/// only when the second reading finds the same process in D without having run, and keeps it
+/// only if it is still so once the stack is read.
+#[test]
+fn a_stack_is_read_only_for_the_same_wait_at_both_readings() {
+    use nodedoc_model::BlockedCheck;
+    use nodedoc_procfs::testing::resample_between;
+    use nodedoc_procfs::{Gaps, ReadStep};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut fake = FakeProc::new(dir.path());
+    let vfork = |pid: i32| {
+        let mut p = FakeProcess::new(pid, "forker");
+        p.state = 'D';
+        p.wchan = "kernel_clone".into();
+        p.stack = "[<0>] kernel_clone+0x1d3/0x400\n[<0>] __do_sys_vfork+0x66/0x90\n".into();
+        p.context_switches = 500;
+        p
+    };
+    // 10: stuck. 11: its pid reused by a new process in D. 12: ran between the readings (a
+    // busy forker, in a new vfork each time). 13: leaves D while its stack is read. 14: its
+    // wchan moves while its stack is read. 15: a stack that does not hold its wchan.
+    for pid in 10..=15 {
+        fake.process(&vfork(pid)).unwrap();
+    }
+    let root = ProcRoot::at(fake.root()).unwrap();
+    let options = ScanOptions {
+        // As `nodedoc check` does: no stack for a task in D during the scan.
+        wants_kernel_detail: &|p: &nodedoc_model::Process| {
+            p.state != TaskState::UninterruptibleSleep
+        },
+        ..ScanOptions::default()
+    };
+    let mut processes = scan(&root, &options).unwrap().processes;
+    assert!(processes.iter().all(|p| p.kernel_stack.is_none()));
+    assert_eq!(processes[0].context_switches, Some(500));
+
+    let mut reused = vfork(11);
+    reused.start_time_ticks += 1;
+    fake.update(&reused).unwrap();
+    let mut ran = vfork(12);
+    ran.context_switches = 650;
+    fake.update(&ran).unwrap();
+    let mut odd = vfork(15);
+    odd.stack = "[<0>] do_wait+0x1d7/0x250\n[<0>] kernel_wait4+0x89/0x140\n".into();
+    fake.update(&odd).unwrap();
+
+    let mut gaps = Gaps::new();
+    let samples = resample_between(&root, &mut processes, &mut gaps, &mut |pid, step| {
+        if step != ReadStep::AfterStack {
+            return;
+        }
+        match pid {
+            13 => {
+                let mut left = vfork(13);
+                left.state = 'S';
+                left.wchan = "do_wait".into();
+                left.context_switches = 501;
+                fake.update(&left).unwrap();
+            }
+            14 => {
+                let mut moved = vfork(14);
+                moved.wchan = "do_wait".into();
+                fake.update(&moved).unwrap();
+            }
+            _ => {}
+        }
+    });
+    let sample = |pid: i32| samples.iter().find(|s| s.pid == pid);
+    let process = |pid: i32| processes.iter().find(|p| p.pid == pid).unwrap();
+
+    assert_eq!(
+        sample(10).unwrap().blocked,
+        Some(BlockedCheck::Confirmed {
+            context_switches: Some(500)
+        })
+    );
+    let stack = process(10)
+        .kernel_stack
+        .as_ref()
+        .expect("the stuck task's stack");
+    assert_eq!(stack[0].function, "kernel_clone");
+    assert_eq!(process(10).wchan.as_deref(), Some("kernel_clone"));
+
+    assert!(
+        sample(11).is_none(),
+        "another process now: no second reading"
+    );
+    assert!(process(11).kernel_stack.is_none());
+
+    assert_eq!(
+        sample(12).unwrap().blocked,
+        Some(BlockedCheck::RanBetween {
+            first: 500,
+            second: 650
+        })
+    );
+    assert!(process(12).kernel_stack.is_none(), "not even read");
+
+    for (pid, why) in [
+        (13, "it left D while its stack was read (now S)"),
+        (
+            14,
+            "its wchan changed while its stack was read (kernel_clone → do_wait)",
+        ),
+        (
+            15,
+            "its stack (from do_wait) does not hold its wchan kernel_clone",
+        ),
+    ] {
+        assert_eq!(
+            sample(pid).unwrap().blocked,
+            Some(BlockedCheck::StackDiscarded { why: why.into() }),
+            "pid {pid}"
+        );
+        assert!(process(pid).kernel_stack.is_none(), "pid {pid}: discarded");
+    }
+    let discarded = gaps
+        .into_vec()
+        .into_iter()
+        .find(|g| g.what == "/proc/PID/stack")
+        .expect("the discarded stacks are said");
+    assert_eq!(discarded.count, 3);
+}
