@@ -374,3 +374,164 @@ fn a_host_without_open_vswitch_gives_no_ovs_finding() {
         assert!(String::from_utf8_lossy(&fix.stdout).contains("nothing to fix"));
     }
 }
+
+/// A network namespace this test created, deleted on drop (also when the test panics).
+struct TestNetns(String);
+
+impl TestNetns {
+    fn add(name: String) -> TestNetns {
+        ip(&["netns", "add", &name]);
+        TestNetns(name)
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn fix_spares_a_port_whose_device_reappeared_in_another_namespace_before_the_transaction() {
+    let _one = ONE_OVS_LAB_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let lab = nodedoc_lab::start("ovs-netns-leak", &lab_context()).expect("start lab");
+    let fact = |key: &str| lab.instance().fact(key).unwrap().to_string();
+    let (db, bridge, orphan) = (fact("ovsdb"), fact("bridge"), fact("orphan"));
+
+    // The plan, from what was read while the device was gone everywhere.
+    let snapshot_file = tempfile::NamedTempFile::new().unwrap();
+    let path = snapshot_file.path().to_str().unwrap();
+    let out = nodedoc(&["collect", "-o", path, "--ovsdb", &db, "--interval", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snapshot = nodedoc_model::read_snapshot(snapshot_file.path()).unwrap();
+    let plan = nodedoc_ovs::fix::OrphanRemoval::plan(
+        snapshot.ovs.as_ref().unwrap(),
+        std::slice::from_ref(&orphan),
+    )
+    .unwrap();
+    assert_eq!(plan.removals.len(), 1);
+
+    // While the operator reads the plan, something re-creates a device of that name in a
+    // namespace of its own (a bridge stands in for the tap: no dummy module here). OVSDB does
+    // not change, so the transaction's `wait`s would pass.
+    let namespace = TestNetns::add(format!("fixrc-{}", nodedoc_lab::unique_suffix()));
+    ip(&["-n", &namespace.0, "link", "add", &orphan, "type", "bridge"]);
+    let apply = || {
+        nodedoc_ovs::block_on(async {
+            let client = nodedoc_ovsdb::Client::connect(db.as_str()).await?;
+            plan.apply_after_recheck(&client, Path::new("/run/netns"))
+                .await
+        })
+        .unwrap()
+        .unwrap()
+    };
+    let outcome = apply();
+    assert!(outcome.removed.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.spared.len(), 1, "{outcome:?}");
+    assert_eq!(outcome.spared[0].0, format!("{bridge}/{orphan}"));
+    assert!(
+        outcome.spared[0].1.starts_with(&format!(
+            "its device exists again, re-created since it was read: {orphan} in netns {}",
+            namespace.0
+        )),
+        "{}",
+        outcome.spared[0].1
+    );
+    assert!(ports_of(&db, &bridge).contains(&orphan), "the port stays");
+
+    // Gone again (its namespace deleted): the same plan now removes the port.
+    drop(namespace);
+    let outcome = apply();
+    assert_eq!(outcome.removed, [format!("{bridge}/{orphan}")]);
+    assert!(outcome.spared.is_empty(), "{outcome:?}");
+    assert!(!ports_of(&db, &bridge).contains(&orphan));
+    lab.stop().expect("clean teardown");
+}
+
+/// This host's first global IPv4 address, if it has one: a non-loopback address that a test
+/// can listen on without any traffic leaving the host.
+fn a_non_loopback_address_of_this_host() -> Option<String> {
+    let out = Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "inet")?;
+            Some(words.next()?.split('/').next()?.to_string())
+        })
+}
+
+#[test]
+fn fix_refuses_cleartext_tcp_to_another_host_before_connecting() {
+    let refused = nodedoc(&[
+        "fix",
+        "ovs-orphan-port",
+        "--ovsdb",
+        "tcp:192.0.2.1:6640",
+        "--yes",
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("refusing to fix through tcp:192.0.2.1:6640")
+            && stderr.contains("clear text")
+            && stderr.contains("--allow-cleartext-tcp"),
+        "{stderr}"
+    );
+    assert!(refused.stdout.is_empty(), "nothing read, nothing planned");
+
+    // On an address of this host that is not loopback, a listener proves that nothing
+    // connected; with --allow-cleartext-tcp, nodedoc does connect.
+    let Some(address) = a_non_loopback_address_of_this_host() else {
+        eprintln!("no global IPv4 address here: the listener part is skipped");
+        return;
+    };
+    let listener = std::net::TcpListener::bind((address.as_str(), 0)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("tcp:{address}:{}", listener.local_addr().unwrap().port());
+    let refused = nodedoc(&["fix", "ovs-orphan-port", "--ovsdb", &endpoint, "--yes"]);
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("refusing to fix"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(
+        listener.accept().map(drop).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "nodedoc connected although it refused"
+    );
+
+    let allowed = Command::new(common::NODEDOC)
+        .args([
+            "fix",
+            "ovs-orphan-port",
+            "--ovsdb",
+            &endpoint,
+            "--allow-cleartext-tcp",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    listener.set_nonblocking(false).unwrap();
+    // Not an OVSDB server: the connection is closed at once and nodedoc says it could not
+    // read Open vSwitch.
+    drop(listener.accept().expect("nodedoc connected"));
+    let out = allowed.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("refusing"), "{stderr}");
+    assert!(stderr.contains(&endpoint), "{stderr}");
+}
