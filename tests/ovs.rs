@@ -66,6 +66,71 @@ fn orphan_another(db: &str, bridge: &str, name: &str) {
     ip(&["netns", "del", &namespace]);
 }
 
+/// Network device names on the host now (`ip -o link`).
+fn link_names() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .expect("run ip");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let name = line.split(": ").nth(1)?;
+            // `name@peer` for veth and the like.
+            Some(name.split('@').next()?.to_string())
+        })
+        .collect()
+}
+
+/// True when a running ovs-vswitchd has the tun/tap device `name` open (its fdinfo says
+/// `iff: NAME`): the device is then that Open vSwitch's, not a leftover.
+fn held_by_an_ovs_vswitchd(name: &str) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|p| {
+        let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+        comm.trim() == "ovs-vswitchd"
+            && std::fs::read_dir(p.path().join("fdinfo"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|fd| {
+                    std::fs::read_to_string(fd.path())
+                        .unwrap_or_default()
+                        .lines()
+                        .any(|l| l.strip_prefix("iff:").map(str::trim) == Some(name))
+                })
+    })
+}
+
+/// Stops the lab and checks that no link it caused is left on the host (the userspace
+/// datapath's persistent taps used to outlive it): every name the lab recorded is gone,
+/// except `ovs-netdev` while another Open vSwitch holds it open.
+fn stop_and_check_links(lab: nodedoc_lab::LabGuard) {
+    let links: Vec<String> = lab
+        .instance()
+        .fact("links")
+        .expect("the lab lists its links")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    for expected in ["br-int-", "tap", "qr-", "ha-"] {
+        assert!(
+            links.iter().any(|l| l.starts_with(expected)),
+            "{expected}* in {links:?}"
+        );
+    }
+    lab.stop().expect("clean teardown");
+    let after = link_names();
+    let left: Vec<&String> = links
+        .iter()
+        .filter(|name| after.contains(name))
+        .filter(|name| !(name.as_str() == "ovs-netdev" && held_by_an_ovs_vswitchd(name)))
+        .collect();
+    assert!(left.is_empty(), "links left behind: {left:?}");
+}
+
 #[test]
 fn lab_orphan_is_found_with_its_chain_and_healthy_ports_are_not() {
     let _one = ONE_OVS_LAB_AT_A_TIME
@@ -196,7 +261,7 @@ fn lab_orphan_is_found_with_its_chain_and_healthy_ports_are_not() {
     let text = nodedoc(&["ovs", "ports", "--ovsdb", &db]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("MISSING"));
 
-    lab.stop().expect("clean teardown");
+    stop_and_check_links(lab);
     for pid in [vswitchd, server] {
         assert!(
             !Path::new(&format!("/proc/{pid}")).exists(),
@@ -311,7 +376,7 @@ fn fix_removes_exactly_the_orphans_and_spares_a_port_that_came_back() {
     // Nothing left to fix.
     let again = nodedoc(&["fix", "ovs-orphan-port", "--ovsdb", &db, "--yes"]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("no orphaned OVS ports"));
-    lab.stop().expect("clean teardown");
+    stop_and_check_links(lab);
 }
 
 #[test]
@@ -453,7 +518,7 @@ fn fix_spares_a_port_whose_device_reappeared_in_another_namespace_before_the_tra
     assert_eq!(outcome.removed, [format!("{bridge}/{orphan}")]);
     assert!(outcome.spared.is_empty(), "{outcome:?}");
     assert!(!ports_of(&db, &bridge).contains(&orphan));
-    lab.stop().expect("clean teardown");
+    stop_and_check_links(lab);
 }
 
 /// This host's first global IPv4 address, if it has one: a non-loopback address that a test
