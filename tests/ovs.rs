@@ -43,6 +43,29 @@ fn ports_of(db: &str, bridge: &str) -> Vec<String> {
         .collect()
 }
 
+/// Starts the ovs-netns-leak lab, one at a time in this file. Bind as `let (_one, lab)`: the
+/// lab is dropped (torn down) before the lock is released.
+fn start_ovs_lab() -> (std::sync::MutexGuard<'static, ()>, nodedoc_lab::LabGuard) {
+    let one = ONE_OVS_LAB_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let lab = nodedoc_lab::start("ovs-netns-leak", &lab_context()).expect("start lab");
+    (one, lab)
+}
+
+/// A snapshot of this host and the OVSDB at `db`, as `nodedoc collect` writes it.
+fn collect_snapshot(db: &str) -> nodedoc_model::Snapshot {
+    let snapshot_file = tempfile::NamedTempFile::new().unwrap();
+    let path = snapshot_file.path().to_str().unwrap();
+    let out = nodedoc(&["collect", "-o", path, "--ovsdb", db, "--interval", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    nodedoc_model::read_snapshot(snapshot_file.path()).unwrap()
+}
+
 /// Adds an internal port, moves its device into a fresh namespace and deletes the namespace:
 /// seed 000's script for one more port.
 fn orphan_another(db: &str, bridge: &str, name: &str) {
@@ -133,10 +156,7 @@ fn stop_and_check_links(lab: nodedoc_lab::LabGuard) {
 
 #[test]
 fn lab_orphan_is_found_with_its_chain_and_healthy_ports_are_not() {
-    let _one = ONE_OVS_LAB_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let lab = nodedoc_lab::start("ovs-netns-leak", &lab_context()).expect("start lab");
+    let (_one, lab) = start_ovs_lab();
     let fact = |key: &str| lab.instance().fact(key).unwrap().to_string();
     let (db, bridge, orphan) = (fact("ovsdb"), fact("bridge"), fact("orphan"));
     let (healthy, router_port, router_ns) =
@@ -274,10 +294,7 @@ fn lab_orphan_is_found_with_its_chain_and_healthy_ports_are_not() {
 
 #[test]
 fn fix_removes_exactly_the_orphans_and_spares_a_port_that_came_back() {
-    let _one = ONE_OVS_LAB_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let lab = nodedoc_lab::start("ovs-netns-leak", &lab_context()).expect("start lab");
+    let (_one, lab) = start_ovs_lab();
     let fact = |key: &str| lab.instance().fact(key).unwrap().to_string();
     let (db, bridge, orphan) = (fact("ovsdb"), fact("bridge"), fact("orphan"));
     let (healthy, router_port) = (fact("healthy"), fact("router_port"));
@@ -301,15 +318,7 @@ fn fix_removes_exactly_the_orphans_and_spares_a_port_that_came_back() {
 
     // Plan from what was read, then the second port comes back (the agent re-adds it with a
     // live device: another uuid, another ofport) before the plan is applied.
-    let snapshot_file = tempfile::NamedTempFile::new().unwrap();
-    let path = snapshot_file.path().to_str().unwrap();
-    let out = nodedoc(&["collect", "-o", path, "--ovsdb", &db, "--interval", "0"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let snapshot = nodedoc_model::read_snapshot(snapshot_file.path()).unwrap();
+    let snapshot = collect_snapshot(&db);
     let findings = nodedoc_detectors::run(&snapshot, &Default::default());
     let mut names: Vec<String> = findings
         .iter()
@@ -460,23 +469,12 @@ impl Drop for TestNetns {
 
 #[test]
 fn fix_spares_a_port_whose_device_reappeared_in_another_namespace_before_the_transaction() {
-    let _one = ONE_OVS_LAB_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let lab = nodedoc_lab::start("ovs-netns-leak", &lab_context()).expect("start lab");
+    let (_one, lab) = start_ovs_lab();
     let fact = |key: &str| lab.instance().fact(key).unwrap().to_string();
     let (db, bridge, orphan) = (fact("ovsdb"), fact("bridge"), fact("orphan"));
 
     // The plan, from what was read while the device was gone everywhere.
-    let snapshot_file = tempfile::NamedTempFile::new().unwrap();
-    let path = snapshot_file.path().to_str().unwrap();
-    let out = nodedoc(&["collect", "-o", path, "--ovsdb", &db, "--interval", "0"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let snapshot = nodedoc_model::read_snapshot(snapshot_file.path()).unwrap();
+    let snapshot = collect_snapshot(&db);
     let plan = nodedoc_ovs::fix::OrphanRemoval::plan(
         snapshot.ovs.as_ref().unwrap(),
         std::slice::from_ref(&orphan),

@@ -59,16 +59,27 @@ fn nodedoc_measured(args: &[&str]) -> Measured {
     }
 }
 
-fn ovsdb_source(report: &str) -> serde_json::Value {
-    let report: serde_json::Value = serde_json::from_str(report)
-        .unwrap_or_else(|e| panic!("check printed no report ({e}): {report}"));
-    report["sources"]
+/// `check --ovsdb ENDPOINT --format json`, measured, with its report's `ovsdb` source.
+fn check_against(endpoint: &str) -> (Measured, serde_json::Value) {
+    let check = nodedoc_measured(&[
+        "check",
+        "--ovsdb",
+        endpoint,
+        "--interval",
+        "0",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&check.stdout)
+        .unwrap_or_else(|e| panic!("check printed no report ({e}): {}", check.stderr));
+    let source = report["sources"]
         .as_array()
         .unwrap()
         .iter()
         .find(|s| s["source"] == "ovsdb")
         .cloned()
-        .expect("an ovsdb source")
+        .expect("an ovsdb source");
+    (check, source)
 }
 
 /// `check` and `ovs ports` against one peer: both end with `expected` in their error.
@@ -91,16 +102,7 @@ fn both_commands_fail_with(mode: HostileMode, expected: &str) {
         ports.max_rss_kb
     );
 
-    let check = nodedoc_measured(&[
-        "check",
-        "--ovsdb",
-        &endpoint,
-        "--interval",
-        "0",
-        "--format",
-        "json",
-    ]);
-    let source = ovsdb_source(&check.stdout);
+    let (check, source) = check_against(&endpoint);
     assert_eq!(source["state"], "failed", "{source}");
     let detail = source["detail"].as_str().unwrap();
     assert!(
@@ -135,6 +137,14 @@ fn a_120_mb_reply_is_refused_at_the_message_size_limit() {
 }
 
 #[test]
+fn a_small_reply_that_would_be_huge_once_decoded_is_refused_before_decoding() {
+    both_commands_fail_with(
+        HostileMode::CostlyReply,
+        "a message would take more than 96 MiB of memory once decoded (max_decoded_size)",
+    );
+}
+
+#[test]
 fn a_flood_of_monitor_updates_does_not_grow_nodedoc() {
     // nodedoc reads the initial state of a monitor and cancels it: the updates flooding in
     // before and after are dropped (the ones before within the monitor's backlog).
@@ -150,16 +160,7 @@ fn a_flood_of_monitor_updates_does_not_grow_nodedoc() {
         ports.max_rss_kb
     );
 
-    let check = nodedoc_measured(&[
-        "check",
-        "--ovsdb",
-        &endpoint,
-        "--interval",
-        "0",
-        "--format",
-        "json",
-    ]);
-    let source = ovsdb_source(&check.stdout);
+    let (check, source) = check_against(&endpoint);
     assert_eq!(source["state"], "collected", "{source}");
     assert!(
         check.max_rss_kb < PEAK_BOUND_KB,

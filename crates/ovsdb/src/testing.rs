@@ -439,6 +439,9 @@ pub enum HostileMode {
     EchoFlood,
     /// Answers the first request with a 120 MB reply.
     HugeReply,
+    /// Answers the first request with a 4 MB reply of tiny objects, about 360 MB once
+    /// decoded.
+    CostlyReply,
     /// Serves `get_schema` and `list_dbs`, then floods every monitor with updates: 20,000
     /// before the initial state, then forever.
     UpdateFlood,
@@ -449,6 +452,7 @@ impl HostileMode {
         match self {
             HostileMode::EchoFlood => "echo-flood",
             HostileMode::HugeReply => "huge-reply",
+            HostileMode::CostlyReply => "costly-reply",
             HostileMode::UpdateFlood => "update-flood",
         }
     }

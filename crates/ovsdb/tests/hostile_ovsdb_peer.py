@@ -6,8 +6,10 @@ Usage: hostile_ovsdb_peer.py MODE SOCKET_PATH
 Listens on a unix socket, prints "ready" on stdout once it does, and serves every connection
 (each on its own thread) until killed:
 
-  echo-flood     sends `echo` requests as fast as it can and never reads a byte;
+  echo-flood     sends `echo` requests (1 kB each) as fast as it can and never reads a byte;
   huge-reply     answers the first request with a 120 MB reply (a result array of strings);
+  costly-reply   answers the first request with a 4 MB reply of tiny objects ({"a":0}, …),
+                 which takes about 360 MB once decoded into serde_json values;
   update-flood   answers get_schema with the real Open_vSwitch schema and list_dbs; to a
                  monitor/monitor_cond request it first sends 20,000 update notifications for
                  that monitor, then an empty initial state, then updates forever.
@@ -53,8 +55,9 @@ def send(conn, message):
 
 
 def echo_flood(conn):
+    # Each probe carries 1 kB, as `echo` may: every reply owed is as large.
     batch = b"".join(
-        json.dumps({"id": "probe-%d" % i, "method": "echo", "params": []}).encode()
+        json.dumps({"id": "probe-%d" % i, "method": "echo", "params": ["x" * 1000]}).encode()
         for i in range(1000)
     )
     while True:
@@ -69,6 +72,15 @@ def huge_reply(conn):
         for _ in range(120):
             conn.sendall(chunk)
         conn.sendall(b'"end"]}')
+
+
+def costly_reply(conn):
+    for request_id, _method, _params in requests(conn):
+        conn.sendall(('{"id": %s, "error": null, "result": [' % json.dumps(request_id)).encode())
+        chunk = b'{"a":0},' * 125000  # 1 MB
+        for _ in range(4):
+            conn.sendall(chunk)
+        conn.sendall(b'{}]}')
 
 
 def update_flood(conn):
@@ -105,9 +117,12 @@ def update_flood(conn):
 
 def serve(mode, conn):
     try:
-        {"echo-flood": echo_flood, "huge-reply": huge_reply, "update-flood": update_flood}[mode](
-            conn
-        )
+        {
+            "echo-flood": echo_flood,
+            "huge-reply": huge_reply,
+            "costly-reply": costly_reply,
+            "update-flood": update_flood,
+        }[mode](conn)
     except (BrokenPipeError, ConnectionResetError, OSError):
         pass
     finally:

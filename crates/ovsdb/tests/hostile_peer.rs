@@ -51,10 +51,10 @@ fn connection_error(err: &Error) -> &ConnectionError {
     }
 }
 
-#[test]
-fn a_peer_flooding_echo_requests_without_reading_is_cut_off() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let peer = HostilePeer::start(HostileMode::EchoFlood).expect("python3 peer");
+/// Calls `list_dbs` on a fresh peer: the peer (for its endpoint), the call's error, and the
+/// peak RSS while it ran.
+fn list_dbs_against(mode: HostileMode) -> (HostilePeer, Error, u64) {
+    let peer = HostilePeer::start(mode).expect("python3 peer");
     reset_peak_rss();
     let err = runtime().block_on(async {
         let client = Client::connect(peer.endpoint()).await.unwrap();
@@ -64,6 +64,13 @@ fn a_peer_flooding_echo_requests_without_reading_is_cut_off() {
             .unwrap_err()
     });
     let peak = peak_rss_kb();
+    (peer, err, peak)
+}
+
+#[test]
+fn a_peer_flooding_echo_requests_without_reading_is_cut_off() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (peer, err, peak) = list_dbs_against(HostileMode::EchoFlood);
     assert!(
         matches!(
             connection_error(&err),
@@ -87,16 +94,7 @@ fn a_peer_flooding_echo_requests_without_reading_is_cut_off() {
 #[test]
 fn a_120_mb_reply_is_refused_at_the_size_limit() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let peer = HostilePeer::start(HostileMode::HugeReply).expect("python3 peer");
-    reset_peak_rss();
-    let err = runtime().block_on(async {
-        let client = Client::connect(peer.endpoint()).await.unwrap();
-        tokio::time::timeout(PATIENCE, client.list_dbs())
-            .await
-            .expect("the call ended")
-            .unwrap_err()
-    });
-    let peak = peak_rss_kb();
+    let (peer, err, peak) = list_dbs_against(HostileMode::HugeReply);
     assert!(
         matches!(
             connection_error(&err),
