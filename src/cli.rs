@@ -367,11 +367,24 @@ pub enum FixAction {
     /// Shows the OVSDB transaction, asks on a terminal, then deletes every orphaned port in
     /// one transaction guarded by `wait` operations on the rows it read: a port that came
     /// back meanwhile (re-created, or with a new ofport or ifindex) is left alone.
+    ///
+    /// Right before the transaction, every network namespace is read again: a port whose
+    /// device was re-created somewhere while the prompt waited is spared, and the output says
+    /// where the device is.
+    ///
+    /// The fix is sent only over a unix socket or to a loopback address: nodedoc's OVSDB
+    /// client has no TLS, so over tcp: to another host anyone on the path could read or alter
+    /// the transaction (use the remote host's unix socket, e.g. through ssh, or pass
+    /// --allow-cleartext-tcp on a network you trust).
     #[command(name = "ovs-orphan-port")]
     OvsOrphanPort {
         /// Apply without asking.
         #[arg(long)]
         yes: bool,
+
+        /// Allow --ovsdb tcp:HOST:PORT to a host other than this one, in clear text.
+        #[arg(long)]
+        allow_cleartext_tcp: bool,
 
         #[command(flatten)]
         source: OvsSourceArgs,

@@ -2,21 +2,53 @@
 //!
 //! Read-only unless told: without a terminal to ask on and without `--yes`, it prints what
 //! it would do and changes nothing (exit 0).
+//!
+//! A fix travels only where nobody can read or alter it on the way: a unix socket or a
+//! loopback address, unless `--allow-cleartext-tcp` says the network is trusted (the OVSDB
+//! client has no TLS). The check comes before anything connects.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use nodedoc_model::text::{write_json_pretty, Escaped};
 use nodedoc_model::{Finding, SourceState, Subject};
 use nodedoc_ovs::fix::OrphanRemoval;
+use nodedoc_ovsdb::Endpoint;
 
 use crate::cli::{FixAction, OvsSourceArgs};
 
 /// Runs one `fix` action.
 pub fn fix(action: FixAction) -> Result<u8> {
     match action {
-        FixAction::OvsOrphanPort { yes, source } => ovs_orphan_port(&source, yes),
+        FixAction::OvsOrphanPort {
+            yes,
+            allow_cleartext_tcp,
+            source,
+        } => {
+            require_private_transport(&source, allow_cleartext_tcp)?;
+            ovs_orphan_port(&source, yes)
+        }
     }
+}
+
+/// Refuses an OVSDB endpoint the fix would reach in clear text over a network.
+fn require_private_transport(source: &OvsSourceArgs, allow_cleartext_tcp: bool) -> Result<()> {
+    let Some(text) = source.ovsdb.as_deref() else {
+        return Ok(()); // the default is a unix socket
+    };
+    let endpoint: Endpoint = text.parse()?;
+    if endpoint.is_local() || allow_cleartext_tcp {
+        return Ok(());
+    }
+    bail!(
+        "refusing to fix through {}: the OVSDB transaction would cross the network in clear text \
+         (nodedoc's OVSDB client has no TLS, so ssl: is not available), and anyone on the path \
+         could read or alter it. Run nodedoc on that host (its unix socket), reach the socket \
+         through ssh (ssh -L /tmp/db.sock:/run/openvswitch/db.sock HOST, then --ovsdb \
+         unix:/tmp/db.sock), or pass --allow-cleartext-tcp if this network is trusted",
+        Escaped(&endpoint.to_string())
+    )
 }
 
 /// How the user answered.
@@ -115,9 +147,11 @@ fn ovs_orphan_port(source: &OvsSourceArgs, yes: bool) -> Result<u8> {
     }
 
     let endpoint = ovs.endpoint.clone();
+    // Every namespace is read again once connected, right before the transaction.
     let outcome = nodedoc_ovs::block_on(async {
         let client = nodedoc_ovsdb::Client::connect(endpoint.as_str()).await?;
-        plan.apply(&client).await
+        plan.apply_after_recheck(&client, Path::new(nodedoc_ovs::netns::NETNS_RUN_DIR))
+            .await
     })?
     .with_context(|| format!("applying the transaction on {endpoint}"))?;
     for port in &outcome.removed {
@@ -125,6 +159,9 @@ fn ovs_orphan_port(source: &OvsSourceArgs, yes: bool) -> Result<u8> {
     }
     for (port, why) in &outcome.spared {
         println!("spared {}: {}", Escaped(port), Escaped(why));
+    }
+    if outcome.removed.is_empty() {
+        println!("nothing changed");
     }
     Ok(crate::exit::OK)
 }

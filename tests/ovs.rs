@@ -43,6 +43,29 @@ fn ports_of(db: &str, bridge: &str) -> Vec<String> {
         .collect()
 }
 
+/// Starts the ovs-netns-leak lab, one at a time in this file. Bind as `let (_one, lab)`: the
+/// lab is dropped (torn down) before the lock is released.
+fn start_ovs_lab() -> (std::sync::MutexGuard<'static, ()>, nodedoc_lab::LabGuard) {
+    let one = ONE_OVS_LAB_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let lab = nodedoc_lab::start("ovs-netns-leak", &lab_context()).expect("start lab");
+    (one, lab)
+}
+
+/// A snapshot of this host and the OVSDB at `db`, as `nodedoc collect` writes it.
+fn collect_snapshot(db: &str) -> nodedoc_model::Snapshot {
+    let snapshot_file = tempfile::NamedTempFile::new().unwrap();
+    let path = snapshot_file.path().to_str().unwrap();
+    let out = nodedoc(&["collect", "-o", path, "--ovsdb", db, "--interval", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    nodedoc_model::read_snapshot(snapshot_file.path()).unwrap()
+}
+
 /// Adds an internal port, moves its device into a fresh namespace and deletes the namespace:
 /// seed 000's script for one more port.
 fn orphan_another(db: &str, bridge: &str, name: &str) {
@@ -66,12 +89,74 @@ fn orphan_another(db: &str, bridge: &str, name: &str) {
     ip(&["netns", "del", &namespace]);
 }
 
+/// Network device names on the host now (`ip -o link`).
+fn link_names() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .expect("run ip");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let name = line.split(": ").nth(1)?;
+            // `name@peer` for veth and the like.
+            Some(name.split('@').next()?.to_string())
+        })
+        .collect()
+}
+
+/// True when a running ovs-vswitchd has the tun/tap device `name` open (its fdinfo says
+/// `iff: NAME`): the device is then that Open vSwitch's, not a leftover.
+fn held_by_an_ovs_vswitchd(name: &str) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|p| {
+        let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+        comm.trim() == "ovs-vswitchd"
+            && std::fs::read_dir(p.path().join("fdinfo"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|fd| {
+                    std::fs::read_to_string(fd.path())
+                        .unwrap_or_default()
+                        .lines()
+                        .any(|l| l.strip_prefix("iff:").map(str::trim) == Some(name))
+                })
+    })
+}
+
+/// Stops the lab and checks that no link it caused is left on the host (the userspace
+/// datapath's persistent taps used to outlive it): every name the lab recorded is gone,
+/// except `ovs-netdev` while another Open vSwitch holds it open.
+fn stop_and_check_links(lab: nodedoc_lab::LabGuard) {
+    let links: Vec<String> = lab
+        .instance()
+        .fact("links")
+        .expect("the lab lists its links")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    for expected in ["br-int-", "tap", "qr-", "ha-"] {
+        assert!(
+            links.iter().any(|l| l.starts_with(expected)),
+            "{expected}* in {links:?}"
+        );
+    }
+    lab.stop().expect("clean teardown");
+    let after = link_names();
+    let left: Vec<&String> = links
+        .iter()
+        .filter(|name| after.contains(name))
+        .filter(|name| !(name.as_str() == "ovs-netdev" && held_by_an_ovs_vswitchd(name)))
+        .collect();
+    assert!(left.is_empty(), "links left behind: {left:?}");
+}
+
 #[test]
 fn lab_orphan_is_found_with_its_chain_and_healthy_ports_are_not() {
-    let _one = ONE_OVS_LAB_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let lab = nodedoc_lab::start("ovs-netns-leak", &lab_context()).expect("start lab");
+    let (_one, lab) = start_ovs_lab();
     let fact = |key: &str| lab.instance().fact(key).unwrap().to_string();
     let (db, bridge, orphan) = (fact("ovsdb"), fact("bridge"), fact("orphan"));
     let (healthy, router_port, router_ns) =
@@ -196,7 +281,7 @@ fn lab_orphan_is_found_with_its_chain_and_healthy_ports_are_not() {
     let text = nodedoc(&["ovs", "ports", "--ovsdb", &db]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("MISSING"));
 
-    lab.stop().expect("clean teardown");
+    stop_and_check_links(lab);
     for pid in [vswitchd, server] {
         assert!(
             !Path::new(&format!("/proc/{pid}")).exists(),
@@ -209,10 +294,7 @@ fn lab_orphan_is_found_with_its_chain_and_healthy_ports_are_not() {
 
 #[test]
 fn fix_removes_exactly_the_orphans_and_spares_a_port_that_came_back() {
-    let _one = ONE_OVS_LAB_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let lab = nodedoc_lab::start("ovs-netns-leak", &lab_context()).expect("start lab");
+    let (_one, lab) = start_ovs_lab();
     let fact = |key: &str| lab.instance().fact(key).unwrap().to_string();
     let (db, bridge, orphan) = (fact("ovsdb"), fact("bridge"), fact("orphan"));
     let (healthy, router_port) = (fact("healthy"), fact("router_port"));
@@ -236,15 +318,7 @@ fn fix_removes_exactly_the_orphans_and_spares_a_port_that_came_back() {
 
     // Plan from what was read, then the second port comes back (the agent re-adds it with a
     // live device: another uuid, another ofport) before the plan is applied.
-    let snapshot_file = tempfile::NamedTempFile::new().unwrap();
-    let path = snapshot_file.path().to_str().unwrap();
-    let out = nodedoc(&["collect", "-o", path, "--ovsdb", &db, "--interval", "0"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let snapshot = nodedoc_model::read_snapshot(snapshot_file.path()).unwrap();
+    let snapshot = collect_snapshot(&db);
     let findings = nodedoc_detectors::run(&snapshot, &Default::default());
     let mut names: Vec<String> = findings
         .iter()
@@ -311,7 +385,7 @@ fn fix_removes_exactly_the_orphans_and_spares_a_port_that_came_back() {
     // Nothing left to fix.
     let again = nodedoc(&["fix", "ovs-orphan-port", "--ovsdb", &db, "--yes"]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("no orphaned OVS ports"));
-    lab.stop().expect("clean teardown");
+    stop_and_check_links(lab);
 }
 
 #[test]
@@ -373,4 +447,154 @@ fn a_host_without_open_vswitch_gives_no_ovs_finding() {
         assert_eq!(fix.status.code(), Some(0));
         assert!(String::from_utf8_lossy(&fix.stdout).contains("nothing to fix"));
     }
+}
+
+/// A network namespace this test created, deleted on drop (also when the test panics).
+struct TestNetns(String);
+
+impl TestNetns {
+    fn add(name: String) -> TestNetns {
+        ip(&["netns", "add", &name]);
+        TestNetns(name)
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn fix_spares_a_port_whose_device_reappeared_in_another_namespace_before_the_transaction() {
+    let (_one, lab) = start_ovs_lab();
+    let fact = |key: &str| lab.instance().fact(key).unwrap().to_string();
+    let (db, bridge, orphan) = (fact("ovsdb"), fact("bridge"), fact("orphan"));
+
+    // The plan, from what was read while the device was gone everywhere.
+    let snapshot = collect_snapshot(&db);
+    let plan = nodedoc_ovs::fix::OrphanRemoval::plan(
+        snapshot.ovs.as_ref().unwrap(),
+        std::slice::from_ref(&orphan),
+    )
+    .unwrap();
+    assert_eq!(plan.removals.len(), 1);
+
+    // While the operator reads the plan, something re-creates a device of that name in a
+    // namespace of its own (a bridge stands in for the tap: no dummy module here). OVSDB does
+    // not change, so the transaction's `wait`s would pass.
+    let namespace = TestNetns::add(format!("fixrc-{}", nodedoc_lab::unique_suffix()));
+    ip(&["-n", &namespace.0, "link", "add", &orphan, "type", "bridge"]);
+    let apply = || {
+        nodedoc_ovs::block_on(async {
+            let client = nodedoc_ovsdb::Client::connect(db.as_str()).await?;
+            plan.apply_after_recheck(&client, Path::new("/run/netns"))
+                .await
+        })
+        .unwrap()
+        .unwrap()
+    };
+    let outcome = apply();
+    assert!(outcome.removed.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.spared.len(), 1, "{outcome:?}");
+    assert_eq!(outcome.spared[0].0, format!("{bridge}/{orphan}"));
+    assert!(
+        outcome.spared[0].1.starts_with(&format!(
+            "its device exists again, re-created since it was read: {orphan} in netns {}",
+            namespace.0
+        )),
+        "{}",
+        outcome.spared[0].1
+    );
+    assert!(ports_of(&db, &bridge).contains(&orphan), "the port stays");
+
+    // Gone again (its namespace deleted): the same plan now removes the port.
+    drop(namespace);
+    let outcome = apply();
+    assert_eq!(outcome.removed, [format!("{bridge}/{orphan}")]);
+    assert!(outcome.spared.is_empty(), "{outcome:?}");
+    assert!(!ports_of(&db, &bridge).contains(&orphan));
+    stop_and_check_links(lab);
+}
+
+/// This host's first global IPv4 address, if it has one: a non-loopback address that a test
+/// can listen on without any traffic leaving the host.
+fn a_non_loopback_address_of_this_host() -> Option<String> {
+    let out = Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "inet")?;
+            Some(words.next()?.split('/').next()?.to_string())
+        })
+}
+
+#[test]
+fn fix_refuses_cleartext_tcp_to_another_host_before_connecting() {
+    let refused = nodedoc(&[
+        "fix",
+        "ovs-orphan-port",
+        "--ovsdb",
+        "tcp:192.0.2.1:6640",
+        "--yes",
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("refusing to fix through tcp:192.0.2.1:6640")
+            && stderr.contains("clear text")
+            && stderr.contains("--allow-cleartext-tcp"),
+        "{stderr}"
+    );
+    assert!(refused.stdout.is_empty(), "nothing read, nothing planned");
+
+    // On an address of this host that is not loopback, a listener proves that nothing
+    // connected; with --allow-cleartext-tcp, nodedoc does connect.
+    let Some(address) = a_non_loopback_address_of_this_host() else {
+        eprintln!("no global IPv4 address here: the listener part is skipped");
+        return;
+    };
+    let listener = std::net::TcpListener::bind((address.as_str(), 0)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("tcp:{address}:{}", listener.local_addr().unwrap().port());
+    let refused = nodedoc(&["fix", "ovs-orphan-port", "--ovsdb", &endpoint, "--yes"]);
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("refusing to fix"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(
+        listener.accept().map(drop).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "nodedoc connected although it refused"
+    );
+
+    let allowed = Command::new(common::NODEDOC)
+        .args([
+            "fix",
+            "ovs-orphan-port",
+            "--ovsdb",
+            &endpoint,
+            "--allow-cleartext-tcp",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    listener.set_nonblocking(false).unwrap();
+    // Not an OVSDB server: the connection is closed at once and nodedoc says it could not
+    // read Open vSwitch.
+    drop(listener.accept().expect("nodedoc connected"));
+    let out = allowed.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("refusing"), "{stderr}");
+    assert!(stderr.contains(&endpoint), "{stderr}");
 }

@@ -6,6 +6,11 @@
 //! `pgrep` would list the zombies). The helper is a child subreaper too, so anything the
 //! daemons fork is reaped here. On SIGTERM (the lab's teardown) it stops both daemons,
 //! reaps them and exits; the lab then removes the directory.
+//!
+//! What outlives the daemons: with the userspace datapath, ovs-vswitchd makes the datapath's
+//! `ovs-netdev` and every internal port a persistent tap device, which it does not delete when
+//! it exits. The scenario names them before the daemons start and records each as a
+//! [`Resource::Link`](crate::Resource::Link), released after this helper.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -12,9 +12,19 @@
 //! One transaction for all ports: either every planned port is removed or none is. When a
 //! `wait` fails, [`OrphanRemoval::apply`] names the port that changed, spares it, and
 //! retries once more with the rest (still guarded), until only unchanged ports remain.
+//!
+//! The `wait`s see only OVSDB. A device re-created with the port's name in some network
+//! namespace while the operator read the plan (a VM restarted, an agent re-plugged the port)
+//! leaves the OVSDB rows as they were, yet the port is no longer an orphan. So
+//! [`OrphanRemoval::apply_after_recheck`] reads every network namespace again right before
+//! the transaction and spares each port whose device now exists somewhere; when some
+//! namespace cannot be read even on a second try, it spares every port, since the device
+//! could be there.
+
+use std::path::Path;
 
 use nodedoc_model::text::{ShellCommand, Unquotable};
-use nodedoc_model::{shell_command, OvsState};
+use nodedoc_model::{shell_command, NetworkNamespaces, OvsState};
 use nodedoc_ovsdb::{
     Client, Condition, Datum, Error as OvsdbError, Mutate, Mutation, Operation, Row, Uuid, Wait,
     WaitUntil, OPEN_VSWITCH_DB,
@@ -109,6 +119,15 @@ pub struct OrphanRemoval {
     pub removals: Vec<PlannedRemoval>,
 }
 
+/// What [`OrphanRemoval::recheck`] decided.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Recheck {
+    /// The ports still to remove.
+    pub remaining: OrphanRemoval,
+    /// Ports spared (`BRIDGE/PORT`), with why.
+    pub spared: Vec<(String, String)>,
+}
+
 /// What [`OrphanRemoval::apply`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RemovalOutcome {
@@ -194,6 +213,70 @@ impl OrphanRemoval {
             .collect()
     }
 
+    /// Looks for every planned port's devices in `network` (every namespace, read again):
+    /// a port one of whose interfaces has a device somewhere is spared, saying where. When
+    /// `network` is incomplete, every port is spared: the device could be in a namespace
+    /// that was not read.
+    pub fn recheck(&self, network: &NetworkNamespaces) -> Recheck {
+        let mut recheck = Recheck::default();
+        for removal in &self.removals {
+            let port = format!("{}/{}", removal.bridge, removal.port);
+            if !network.complete() {
+                recheck.spared.push((
+                    port,
+                    format!(
+                        "not every network namespace could be read again right before the \
+                         transaction ({}), so its device could exist in one of them",
+                        network.unreadable.join("; ")
+                    ),
+                ));
+                continue;
+            }
+            let found: Vec<String> = removal
+                .interfaces
+                .iter()
+                .flat_map(|iface| {
+                    network.find(&iface.name).into_iter().map(|(ns, device)| {
+                        format!("{} in {ns} (ifindex {})", device.name, device.ifindex)
+                    })
+                })
+                .collect();
+            if found.is_empty() {
+                recheck.remaining.removals.push(removal.clone());
+            } else {
+                recheck.spared.push((
+                    port,
+                    format!(
+                        "its device exists again, re-created since it was read: {}",
+                        found.join(", ")
+                    ),
+                ));
+            }
+        }
+        recheck
+    }
+
+    /// [`recheck`](Self::recheck)s against every network namespace as it is now — those of
+    /// every process and those named under `run_netns` (normally
+    /// [`NETNS_RUN_DIR`](crate::netns::NETNS_RUN_DIR)), read a second time if a namespace
+    /// could not be read (its last process may have exited meanwhile) — then
+    /// [`apply`](Self::apply)s what remains. Call it with the client already connected, so
+    /// that nothing but the transaction happens after the re-check.
+    pub async fn apply_after_recheck(
+        &self,
+        client: &Client,
+        run_netns: &Path,
+    ) -> Result<RemovalOutcome, OvsError> {
+        let mut network = crate::netns::collect(&crate::netns::process_namespaces(), run_netns);
+        if !network.complete() {
+            network = crate::netns::collect(&crate::netns::process_namespaces(), run_netns);
+        }
+        let Recheck { remaining, spared } = self.recheck(&network);
+        let mut outcome = remaining.apply(client).await?;
+        outcome.spared.splice(0..0, spared);
+        Ok(outcome)
+    }
+
     /// Runs the guarded transaction. A port whose rows changed since they were read is
     /// spared and the rest is tried again, still guarded.
     pub async fn apply(&self, client: &Client) -> Result<RemovalOutcome, OvsError> {
@@ -273,6 +356,62 @@ mod tests {
                 }],
             }],
         }
+    }
+
+    fn network(devices: &[(&str, &str)]) -> NetworkNamespaces {
+        use nodedoc_model::{NetDevice, NetNamespace};
+        let mut network = NetworkNamespaces::default();
+        for (i, (namespace, device)) in devices.iter().enumerate() {
+            network.namespaces.push(NetNamespace {
+                inode: 4026531840 + i as u64,
+                names: vec![namespace.to_string()],
+                initial: false,
+                entered_via: format!("/run/netns/{namespace}"),
+                devices: vec![NetDevice {
+                    name: device.to_string(),
+                    ifindex: 7,
+                    ..NetDevice::default()
+                }],
+            });
+        }
+        network
+    }
+
+    #[test]
+    fn recheck_spares_a_port_whose_device_exists_again_and_keeps_the_rest() {
+        let mut plan = removal();
+        let mut other = plan.removals[0].clone();
+        other.port = "tap-gone".into();
+        other.port_uuid = Uuid::from_u128(4);
+        other.interfaces[0].name = "tap-gone".into();
+        plan.removals.push(other);
+
+        let recheck = plan.recheck(&network(&[("qrouter-1", "ha-d489f511-9f")]));
+        assert_eq!(recheck.remaining.removals.len(), 1);
+        assert_eq!(recheck.remaining.removals[0].port, "tap-gone");
+        assert_eq!(recheck.spared.len(), 1);
+        assert_eq!(recheck.spared[0].0, "br-int/ha-d489f511-9f");
+        assert_eq!(
+            recheck.spared[0].1,
+            "its device exists again, re-created since it was read: ha-d489f511-9f in netns qrouter-1 (ifindex 7)"
+        );
+
+        // Nothing found anywhere: everything stays planned.
+        let recheck = plan.recheck(&network(&[("qrouter-1", "qr-1")]));
+        assert_eq!(recheck.remaining, plan);
+        assert!(recheck.spared.is_empty());
+
+        // A namespace that could not be read could hold the device: nothing is removed.
+        let mut partial = network(&[]);
+        partial
+            .unreadable
+            .push("net:[4026532000]: setns: Operation not permitted".into());
+        let recheck = plan.recheck(&partial);
+        assert!(recheck.remaining.is_empty());
+        assert_eq!(recheck.spared.len(), 2);
+        assert!(recheck.spared[0]
+            .1
+            .contains("setns: Operation not permitted"));
     }
 
     #[test]

@@ -117,6 +117,25 @@ pub fn collect(processes: &[(i32, u64)], run_netns: &Path) -> NetworkNamespaces 
     result
 }
 
+/// The network namespace of every process now, as `(pid, net inode)` pairs: what [`collect`]
+/// needs when no process scan is at hand (the fix re-reads every namespace right before it
+/// writes). A process that exits meanwhile is simply absent.
+pub fn process_namespaces() -> Vec<(i32, u64)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pairs: Vec<(i32, u64)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let inode = inode_of(&entry.path().join("ns/net"))?;
+            Some((pid, inode))
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs
+}
+
 /// The inode of a namespace file (`stat` follows the magic link to the nsfs inode).
 fn inode_of(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.ino())
@@ -418,6 +437,16 @@ mod tests {
         let mut error = message(NLMSG_ERROR, &(-libc::EPERM).to_ne_bytes());
         error.extend_from_slice(&[0; 16]);
         assert!(parse_link_messages(&error, &mut devices).is_err());
+    }
+
+    #[test]
+    fn every_process_has_a_network_namespace() {
+        let pairs = process_namespaces();
+        let own = inode_of(Path::new("/proc/self/ns/net")).unwrap();
+        assert!(
+            pairs.contains(&(std::process::id() as i32, own)),
+            "{pairs:?}"
+        );
     }
 
     #[test]

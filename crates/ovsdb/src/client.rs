@@ -9,19 +9,39 @@
 //!
 //! Reading and writing are separate futures of that task, so a large request being written
 //! never stops replies (or echoes) from being read, and the reader never waits on a slow
-//! consumer: monitor notifications are queued without bound.
+//! consumer.
+//!
+//! # Memory is bounded, whatever the server does
+//! A server is not trusted to behave (nodedoc runs as root and the socket may be anyone's), so
+//! every buffer has a limit in [`ClientOptions`], and passing one is an error that names it:
+//! - a message is read only up to [`max_message_size`](ClientOptions::max_message_size)
+//!   bytes, and decoded only if its estimated decoded size (see
+//!   [`JsonStreamSplitter`](crate::JsonStreamSplitter)) stays within
+//!   [`max_decoded_size`](ClientOptions::max_decoded_size) — a `serde_json::Value` takes 10
+//!   to 90 times the bytes it was read from;
+//! - what waits to be written is bounded by
+//!   [`max_outgoing_queue`](ClientOptions::max_outgoing_queue) bytes. Calls wait for room
+//!   (within their timeout). Replies owed to the server's own requests (its `echo` probes)
+//!   cannot wait — the reader must go on reading — so when there is no room for one, the
+//!   server is sending requests without reading the answers, and the connection ends with
+//!   [`ConnectionError::PeerNotReading`];
+//! - each monitor's updates that its consumer has not taken yet are bounded by
+//!   [`max_monitor_backlog`](ClientOptions::max_monitor_backlog) (estimated decoded bytes).
+//!   A consumer that falls further behind gets [`Error::MonitorLagged`] next, ahead of the
+//!   updates still queued (which are dropped): with updates lost, only a fresh initial state
+//!   is correct, and [`ReconnectingMonitor`](crate::ReconnectingMonitor) starts over from one.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::data::Row;
 use crate::endpoint::{Endpoint, IntoEndpoint};
@@ -43,9 +63,31 @@ pub struct ClientOptions {
     /// lives. A call that times out leaves the connection usable.
     pub request_timeout: Option<Duration>,
     /// The largest message accepted from the server, in bytes. A larger one ends the
-    /// connection with [`FrameError::Oversized`](crate::FrameError::Oversized). Initial
-    /// monitor replies of big OVN databases can exceed the default.
+    /// connection with [`FrameError::Oversized`](crate::FrameError::Oversized).
+    ///
+    /// Default 16 MiB. The Open_vSwitch database as nodedoc reads it takes about 440 bytes
+    /// per interface (2.2 MB at 5,000 interfaces); initial monitor replies of big OVN
+    /// databases can exceed the default.
     pub max_message_size: usize,
+    /// The most memory one message may take once decoded, in bytes, as estimated while it is
+    /// read (see [`JsonStreamSplitter`](crate::JsonStreamSplitter)). A costlier one ends the
+    /// connection with [`FrameError::TooCostly`](crate::FrameError::TooCostly) before it is
+    /// decoded.
+    ///
+    /// Default 96 MiB: real OVSDB replies take about 11 times their size once decoded, so
+    /// this admits about 9 MB of them (20,000 interfaces as nodedoc reads them), while
+    /// hostile JSON (tiny objects: 90 times their size) is stopped at about 1 MB.
+    pub max_decoded_size: usize,
+    /// The most bytes waiting to be sent to the server. Calls wait for room (within their
+    /// timeout); a reply owed to the server (`echo`) that finds no room ends the connection
+    /// with [`ConnectionError::PeerNotReading`]. Default 4 MiB; a request larger than this
+    /// waits until nothing else is queued and then goes alone.
+    pub max_outgoing_queue: usize,
+    /// Per monitor, the most updates received but not yet taken by its consumer, counted as
+    /// their estimated decoded size in bytes. Past it the monitor ends with
+    /// [`Error::MonitorLagged`]. Default 32 MiB; a single update larger than this is queued
+    /// when nothing else is.
+    pub max_monitor_backlog: usize,
 }
 
 impl Default for ClientOptions {
@@ -53,9 +95,26 @@ impl Default for ClientOptions {
         ClientOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Some(Duration::from_secs(60)),
-            max_message_size: 128 << 20,
+            max_message_size: 16 << 20,
+            max_decoded_size: 96 << 20,
+            max_outgoing_queue: 4 << 20,
+            max_monitor_backlog: 32 << 20,
         }
     }
+}
+
+/// What queuing one item costs against a byte budget of `budget` bytes (a semaphore of that
+/// many permits): its size plus what holding it in a queue costs (its allocation, the queue
+/// slot: about 100 bytes, measured for echo replies), and at most the whole budget so that
+/// one large item can always go alone.
+fn charge(bytes: usize, budget: usize) -> u32 {
+    const PER_ITEM: usize = 100;
+    bytes.saturating_add(PER_ITEM).min(budget_permits(budget)) as u32
+}
+
+/// Semaphore permits are `u32`s elsewhere in tokio's API: budgets beyond 4 GiB are clamped.
+fn budget_permits(budget: usize) -> usize {
+    budget.clamp(1, u32::MAX as usize)
 }
 
 /// Counters describing a connection's traffic.
@@ -80,16 +139,34 @@ struct StatsCounters {
 /// A reply: `Ok(result)` or `Err(error member)`.
 type Reply = Result<Value, Value>;
 
+/// A message waiting to be written, holding its share of the outgoing queue's room until it
+/// has been written.
+struct Outgoing {
+    bytes: Vec<u8>,
+    _room: OwnedSemaphorePermit,
+}
+
 enum MonitorMessage {
-    Update(Value),
+    /// An update, holding its share of the monitor's backlog until the consumer takes it.
+    Update(Value, OwnedSemaphorePermit),
     Canceled,
     Closed(Arc<ConnectionError>),
+    /// The backlog overflowed; the monitor was unregistered. (Also flagged in
+    /// [`MonitorSlot::lagged`], so the consumer learns it ahead of the queued updates.)
+    Lagged,
+}
+
+/// A registered monitor, as the reader sees it.
+struct MonitorSlot {
+    sender: mpsc::UnboundedSender<MonitorMessage>,
+    backlog: Arc<Semaphore>,
+    lagged: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
 struct ConnectionState {
     pending: HashMap<u64, oneshot::Sender<Reply>>,
-    monitors: HashMap<String, mpsc::UnboundedSender<MonitorMessage>>,
+    monitors: HashMap<String, MonitorSlot>,
     closed: Option<Arc<ConnectionError>>,
 }
 
@@ -98,7 +175,10 @@ struct Shared {
     options: ClientOptions,
     next_id: AtomicU64,
     state: Mutex<ConnectionState>,
-    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    /// Unbounded as a channel, bounded by `outgoing_room`: every item holds permits.
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    /// Room in the outgoing queue, in bytes.
+    outgoing_room: Arc<Semaphore>,
     stats: StatsCounters,
 }
 
@@ -122,6 +202,31 @@ impl Shared {
         }
     }
 
+    /// Queues a message, waiting for room. Fails only when the connection has ended.
+    async fn queue(&self, bytes: Vec<u8>) -> Result<(), ()> {
+        let permits = charge(bytes.len(), self.options.max_outgoing_queue);
+        let room = Arc::clone(&self.outgoing_room)
+            .acquire_many_owned(permits)
+            .await
+            .map_err(drop)?;
+        self.outgoing
+            .send(Outgoing { bytes, _room: room })
+            .map_err(drop)
+    }
+
+    /// Queues a message if there is room now.
+    fn try_queue(&self, bytes: Vec<u8>) -> Result<(), QueueFull> {
+        let permits = charge(bytes.len(), self.options.max_outgoing_queue);
+        let room = Arc::clone(&self.outgoing_room)
+            .try_acquire_many_owned(permits)
+            .map_err(|_| QueueFull)?;
+        // A send error means the connection has ended: nothing is owed any more.
+        let _ = self.outgoing.send(Outgoing { bytes, _room: room });
+        Ok(())
+    }
+
+    /// Best effort, for cleanup that cannot wait (`cancel`, `monitor_cancel` from `Drop`):
+    /// when the queue is full the server is not reading anyway.
     fn send_fire_and_forget(&self, method: &str, params: Value) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let message = Message::Request {
@@ -129,9 +234,12 @@ impl Shared {
             method: method.to_owned(),
             params,
         };
-        let _ = self.outgoing.send(message.encode());
+        let _ = self.try_queue(message.encode());
     }
 }
+
+/// The outgoing queue has no room.
+struct QueueFull;
 
 /// Dropping the last handle stops the connection task (the task itself holds only the
 /// [`Shared`] state, not a handle).
@@ -180,7 +288,7 @@ impl Drop for PendingCall<'_> {
                 method: "cancel".into(),
                 params: json!([self.id]),
             };
-            let _ = self.shared.outgoing.send(cancel.encode());
+            let _ = self.shared.try_queue(cancel.encode());
         }
     }
 }
@@ -240,6 +348,7 @@ impl Client {
             next_id: AtomicU64::new(1),
             state: Mutex::new(ConnectionState::default()),
             outgoing: outgoing_tx,
+            outgoing_room: Arc::new(Semaphore::new(budget_permits(options.max_outgoing_queue))),
             stats: StatsCounters::default(),
             options,
         });
@@ -325,7 +434,8 @@ impl Client {
         let mut pending = PendingCall {
             shared,
             id,
-            cancel_on_abandon,
+            // Nothing to cancel on the server until the request has been queued.
+            cancel_on_abandon: false,
             armed: true,
         };
         let message = Message::Request {
@@ -333,12 +443,17 @@ impl Client {
             method: method.to_owned(),
             params,
         };
-        if shared.outgoing.send(message.encode()).is_err() {
-            return Err(shared.connection_lost(method));
-        }
+        // Waiting for room in the outgoing queue counts against the call's timeout.
+        let exchange = async {
+            if shared.queue(message.encode()).await.is_err() {
+                return None;
+            }
+            pending.cancel_on_abandon = cancel_on_abandon;
+            Some(reply_rx.await)
+        };
         let outcome = match timeout {
-            None => reply_rx.await,
-            Some(limit) => match tokio::time::timeout(limit, reply_rx).await {
+            None => exchange.await,
+            Some(limit) => match tokio::time::timeout(limit, exchange).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
                     return Err(Error::Timeout {
@@ -351,14 +466,15 @@ impl Client {
         };
         pending.armed = false;
         match outcome {
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(error)) => Err(Error::Rpc {
+            Some(Ok(Ok(result))) => Ok(result),
+            Some(Ok(Err(error))) => Err(Error::Rpc {
                 endpoint: shared.endpoint.clone(),
                 method: method.to_owned(),
                 error: Box::new(RpcError::from_json(error)),
             }),
-            // The reader dropped the reply slot: the connection ended.
-            Err(_) => Err(shared.connection_lost(method)),
+            // The request could not be queued, or the reader dropped the reply slot: the
+            // connection ended.
+            None | Some(Err(_)) => Err(shared.connection_lost(method)),
         }
     }
 
@@ -484,7 +600,10 @@ impl Client {
             "nodedoc-monitor-{}",
             shared.next_id.fetch_add(1, Ordering::Relaxed)
         );
+        // Unbounded as a channel, bounded by the backlog semaphore: every update holds
+        // permits until the consumer takes it.
         let (tx, rx) = mpsc::unbounded_channel();
+        let lagged = Arc::new(AtomicBool::new(false));
         {
             let mut state = shared.lock();
             if state.closed.is_some() {
@@ -493,7 +612,16 @@ impl Client {
             }
             // Registered before the request goes out, so no notification can arrive for a
             // monitor the reader does not know yet.
-            state.monitors.insert(monitor_id.clone(), tx);
+            state.monitors.insert(
+                monitor_id.clone(),
+                MonitorSlot {
+                    sender: tx,
+                    backlog: Arc::new(Semaphore::new(budget_permits(
+                        shared.options.max_monitor_backlog,
+                    ))),
+                    lagged: Arc::clone(&lagged),
+                },
+            );
         }
         // From here on, dropping `updates` (error or cancellation) unregisters the monitor
         // and, if the server may have created it, cancels it there too.
@@ -502,6 +630,7 @@ impl Client {
             monitor_id: monitor_id.clone(),
             method,
             receiver: rx,
+            lagged,
             cancel_on_drop: true,
             finished: false,
             format: PhantomData,
@@ -614,8 +743,10 @@ pub struct Monitor<U> {
 
 /// The changes a monitor reports, in commit order.
 ///
-/// Ends with an error item when the connection is lost or the server cancels the monitor,
-/// then yields `None`. Dropping it sends `monitor_cancel` without waiting; use
+/// Ends with an error item when the connection is lost, the server cancels the monitor, or
+/// the consumer fell more than
+/// [`ClientOptions::max_monitor_backlog`] behind ([`Error::MonitorLagged`]), then yields
+/// `None`. Dropping it sends `monitor_cancel` without waiting; use
 /// [`cancel`](Self::cancel) to wait for the server's confirmation. Also a
 /// [`futures_core::Stream`].
 pub struct MonitorUpdates<U> {
@@ -623,6 +754,8 @@ pub struct MonitorUpdates<U> {
     monitor_id: String,
     method: &'static str,
     receiver: mpsc::UnboundedReceiver<MonitorMessage>,
+    /// Set by the reader when the backlog overflowed: reported ahead of what is queued.
+    lagged: Arc<AtomicBool>,
     cancel_on_drop: bool,
     finished: bool,
     format: PhantomData<fn() -> U>,
@@ -658,17 +791,38 @@ impl<U: UpdateFormat> MonitorUpdates<U> {
         if self.finished {
             return Poll::Ready(None);
         }
+        let endpoint = self.client.endpoint().to_owned();
+        if self.lagged.load(Ordering::Acquire) {
+            // Updates were lost: the ones still queued are of no use, and their memory goes
+            // back now.
+            self.finish();
+            self.receiver.close();
+            while self.receiver.try_recv().is_ok() {}
+            return Poll::Ready(Some(Err(Error::MonitorLagged {
+                endpoint,
+                monitor_id: self.monitor_id.clone(),
+                limit: self.client.options().max_monitor_backlog,
+            })));
+        }
         let message = match self.receiver.poll_recv(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(message) => message,
         };
-        let endpoint = self.client.endpoint().to_owned();
         Poll::Ready(match message {
-            Some(MonitorMessage::Update(json)) => {
+            Some(MonitorMessage::Update(json, backlog)) => {
+                drop(backlog);
                 Some(U::parse(&json).map_err(|source| Error::BadReply {
                     endpoint,
                     method: U::NOTIFICATION.to_owned(),
                     source: Box::new(source),
+                }))
+            }
+            Some(MonitorMessage::Lagged) => {
+                self.finish();
+                Some(Err(Error::MonitorLagged {
+                    endpoint,
+                    monitor_id: self.monitor_id.clone(),
+                    limit: self.client.options().max_monitor_backlog,
                 }))
             }
             Some(MonitorMessage::Canceled) => {
@@ -735,7 +889,7 @@ impl<U: UpdateFormat> futures_core::Stream for MonitorUpdates<U> {
 async fn run_connection<S>(
     stream: S,
     shared: Arc<Shared>,
-    mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
     shutdown: oneshot::Receiver<()>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -750,16 +904,24 @@ async fn run_connection<S>(
     let reason = Arc::new(reason);
     let mut state = shared.lock();
     state.closed = Some(Arc::clone(&reason));
-    // Dropping the reply senders wakes every waiting call with "connection lost".
+    // Dropping the reply senders wakes every waiting call with "connection lost", and
+    // closing the queue's room wakes calls still waiting to be queued.
     state.pending.clear();
+    shared.outgoing_room.close();
     for (_, monitor) in state.monitors.drain() {
-        let _ = monitor.send(MonitorMessage::Closed(Arc::clone(&reason)));
+        let _ = monitor
+            .sender
+            .send(MonitorMessage::Closed(Arc::clone(&reason)));
     }
+    drop(state);
+    // What was queued and never written goes now, not when the last handle does.
+    outgoing.close();
+    while outgoing.try_recv().is_ok() {}
 }
 
 async fn write_messages<W: AsyncWrite>(
     writer: W,
-    outgoing: &mut mpsc::UnboundedReceiver<Vec<u8>>,
+    outgoing: &mut mpsc::UnboundedReceiver<Outgoing>,
 ) -> ConnectionError {
     let mut writer = std::pin::pin!(BufWriter::new(writer));
     loop {
@@ -767,11 +929,13 @@ async fn write_messages<W: AsyncWrite>(
             return ConnectionError::ClosedByClient;
         };
         let mut batch = Some(first);
-        // Write everything already queued before flushing, one syscall for a burst.
-        while let Some(bytes) = batch {
-            if let Err(e) = writer.write_all(&bytes).await {
+        // Write everything already queued before flushing, one syscall for a burst. Each
+        // message gives its room in the queue back once written.
+        while let Some(message) = batch {
+            if let Err(e) = writer.write_all(&message.bytes).await {
                 return ConnectionError::Io(e);
             }
+            drop(message);
             batch = outgoing.try_recv().ok();
         }
         if let Err(e) = writer.flush().await {
@@ -782,15 +946,25 @@ async fn write_messages<W: AsyncWrite>(
 
 async fn read_messages<R: AsyncRead>(reader: R, shared: &Shared) -> ConnectionError {
     let mut reader = std::pin::pin!(reader);
-    let mut splitter = JsonStreamSplitter::new(shared.options.max_message_size);
+    let mut splitter = JsonStreamSplitter::new(shared.options.max_message_size)
+        .with_max_decoded_size(shared.options.max_decoded_size);
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         loop {
             match splitter.next_message() {
-                Ok(Some(bytes)) => match Message::decode(&bytes) {
-                    Ok(message) => dispatch(message, shared),
-                    Err(e) => return ConnectionError::Decode(e),
-                },
+                Ok(Some(bytes)) => {
+                    let decoded = Message::decode(&bytes);
+                    // The bytes are not needed once decoded.
+                    drop(bytes);
+                    let outcome = decoded
+                        .map_err(ConnectionError::Decode)
+                        .and_then(|message| {
+                            dispatch(message, splitter.last_decoded_estimate(), shared)
+                        });
+                    if let Err(e) = outcome {
+                        return e;
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => return ConnectionError::Frame(e),
             }
@@ -808,7 +982,9 @@ async fn read_messages<R: AsyncRead>(reader: R, shared: &Shared) -> ConnectionEr
     }
 }
 
-fn dispatch(message: Message, shared: &Shared) {
+/// Routes one message. `cost` is its estimated decoded size, charged to a monitor's backlog
+/// while its update waits for the consumer.
+fn dispatch(message: Message, cost: usize, shared: &Shared) -> Result<(), ConnectionError> {
     let stats = &shared.stats;
     stats.messages_received.fetch_add(1, Ordering::Relaxed);
     match message {
@@ -827,8 +1003,8 @@ fn dispatch(message: Message, shared: &Shared) {
             // ovsdb-server sends "echo" as its inactivity probe and drops clients that do
             // not answer. No other server-to-client request exists, but JSON-RPC requires
             // an answer to every request, so others get an error.
-            let reply = if method == "echo" {
-                stats.echo_requests_answered.fetch_add(1, Ordering::Relaxed);
+            let echo = method == "echo";
+            let reply = if echo {
                 Message::Response {
                     id,
                     result: params,
@@ -841,32 +1017,73 @@ fn dispatch(message: Message, shared: &Shared) {
                     error: json!({"error": "unknown method", "details": method}),
                 }
             };
-            let _ = shared.outgoing.send(reply.encode());
+            // The reply is owed, and the reader cannot wait for room without stopping reading
+            // everything else: no room means the server sends requests without reading.
+            if shared.try_queue(reply.encode()).is_err() {
+                return Err(ConnectionError::PeerNotReading {
+                    limit: shared.options.max_outgoing_queue,
+                });
+            }
+            if echo {
+                stats.echo_requests_answered.fetch_add(1, Ordering::Relaxed);
+            }
         }
         Message::Notification { method, params } => {
-            let params = params.as_array().map(Vec::as_slice).unwrap_or_default();
-            match (method.as_str(), params) {
-                ("update" | "update2", [Value::String(monitor_id), updates])
+            let Value::Array(params) = params else {
+                return Ok(());
+            };
+            let mut params = params.into_iter();
+            let (monitor_id, updates) = match (method.as_str(), params.len()) {
+                ("update" | "update2", 2) => (params.next(), params.next()),
                 // update3 (monitor_cond_since) carries the last transaction id in between.
-                | ("update3", [Value::String(monitor_id), _, updates]) => {
-                    let mut state = shared.lock();
-                    if let Some(monitor) = state.monitors.get(monitor_id.as_str()) {
-                        if monitor
-                            .send(MonitorMessage::Update(updates.clone()))
-                            .is_err()
-                        {
-                            state.monitors.remove(monitor_id.as_str());
+                ("update3", 3) => (params.next(), params.nth(1)),
+                ("monitor_canceled", 1) => {
+                    if let Some(Value::String(monitor_id)) = params.next() {
+                        if let Some(monitor) = shared.lock().monitors.remove(&monitor_id) {
+                            let _ = monitor.sender.send(MonitorMessage::Canceled);
                         }
                     }
-                }
-                ("monitor_canceled", [Value::String(monitor_id)]) => {
-                    if let Some(monitor) = shared.lock().monitors.remove(monitor_id.as_str()) {
-                        let _ = monitor.send(MonitorMessage::Canceled);
-                    }
+                    return Ok(());
                 }
                 // Lock notifications ("locked", "stolen") and anything newer are not used.
-                _ => {}
+                _ => return Ok(()),
+            };
+            let (Some(Value::String(monitor_id)), Some(updates)) = (monitor_id, updates) else {
+                return Ok(());
+            };
+            deliver_update(shared, &monitor_id, updates, cost);
+        }
+    }
+    Ok(())
+}
+
+/// Queues an update for its monitor, within the monitor's backlog. A monitor whose consumer
+/// has fallen that far behind is failed (the consumer learns it next) and unregistered, and
+/// the server is asked to cancel it.
+fn deliver_update(shared: &Shared, monitor_id: &str, updates: Value, cost: usize) {
+    let mut state = shared.lock();
+    let Some(monitor) = state.monitors.get(monitor_id) else {
+        // Unknown (never ours, or already dropped): nothing to keep.
+        return;
+    };
+    let permits = charge(cost, shared.options.max_monitor_backlog);
+    match Arc::clone(&monitor.backlog).try_acquire_many_owned(permits) {
+        Ok(backlog) => {
+            if monitor
+                .sender
+                .send(MonitorMessage::Update(updates, backlog))
+                .is_err()
+            {
+                state.monitors.remove(monitor_id);
             }
+        }
+        Err(_) => {
+            if let Some(monitor) = state.monitors.remove(monitor_id) {
+                monitor.lagged.store(true, Ordering::Release);
+                let _ = monitor.sender.send(MonitorMessage::Lagged);
+            }
+            drop(state);
+            shared.send_fire_and_forget("monitor_cancel", json!([monitor_id]));
         }
     }
 }

@@ -38,6 +38,28 @@ impl Endpoint {
     pub fn default_vswitch() -> Endpoint {
         Endpoint::Unix(PathBuf::from("/run/openvswitch/db.sock"))
     }
+
+    /// True when traffic to this endpoint cannot leave the host: a unix socket, or TCP to a
+    /// loopback address (`127.0.0.0/8`, `::1`, `::ffff:127.x.y.z`) or to `localhost` (which
+    /// resolves only to loopback addresses, RFC 6761). Any other host name is not local: it
+    /// could resolve anywhere. This client speaks no TLS, so anything else goes in clear
+    /// text.
+    pub fn is_local(&self) -> bool {
+        match self {
+            Endpoint::Unix(_) => true,
+            Endpoint::Tcp { host, .. } => match host.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback(),
+                Ok(std::net::IpAddr::V6(v6)) => {
+                    v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+                }
+                Err(_) => {
+                    let name = host.strip_suffix('.').unwrap_or(host);
+                    name.eq_ignore_ascii_case("localhost")
+                        || name.to_ascii_lowercase().ends_with(".localhost")
+                }
+            },
+        }
+    }
 }
 
 impl FromStr for Endpoint {
@@ -208,6 +230,34 @@ mod tests {
         );
         assert_eq!(v6.to_string(), "tcp:[::1]:6640");
         assert_eq!("tcp:[::1]".parse::<Endpoint>().unwrap(), v6);
+    }
+
+    #[test]
+    fn local_means_a_unix_socket_or_loopback() {
+        for local in [
+            "unix:/run/openvswitch/db.sock",
+            "tcp:127.0.0.1:6640",
+            "tcp:127.8.9.1",
+            "tcp:[::1]:6640",
+            "tcp:[::ffff:127.0.0.1]:6640",
+            "tcp:localhost:6640",
+            "tcp:LOCALHOST.",
+            "tcp:ovsdb.localhost",
+        ] {
+            assert!(local.parse::<Endpoint>().unwrap().is_local(), "{local}");
+        }
+        for remote in [
+            "tcp:192.0.2.1:6640",
+            "tcp:10.0.0.1",
+            "tcp:0.0.0.0",
+            "tcp:[::]:6640",
+            "tcp:[2001:db8::1]:6640",
+            "tcp:[::ffff:192.0.2.1]:6640",
+            "tcp:ovsdb.example.net",
+            "tcp:localhost.example.net",
+        ] {
+            assert!(!remote.parse::<Endpoint>().unwrap().is_local(), "{remote}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::endpoint::EndpointError;
-use crate::framing::FrameError;
+use crate::framing::{human_bytes, FrameError};
 use crate::jsonrpc::DecodeError;
 
 /// The error type of [`Client`](crate::Client) calls and the helpers built on them.
@@ -107,6 +107,24 @@ pub enum Error {
         monitor_id: String,
     },
 
+    /// The monitor's consumer fell behind: more than `limit` bytes (estimated decoded size)
+    /// of its updates were waiting to be taken, so later ones were dropped and the monitor
+    /// was cancelled. Only a fresh initial state (a new monitor) is correct after this.
+    #[error(
+        "monitor {monitor_id} on {endpoint} fell behind: its updates waiting to be taken passed \
+         the {} limit (max_monitor_backlog), so later ones were dropped; start over from a \
+         fresh initial state",
+        human_bytes(*limit)
+    )]
+    MonitorLagged {
+        /// The endpoint, as OVS would spell it.
+        endpoint: String,
+        /// The monitor's `<json-value>` identifier.
+        monitor_id: String,
+        /// The configured backlog limit, in bytes.
+        limit: usize,
+    },
+
     /// Data returned by the server could not be turned into the requested typed view.
     #[error("{endpoint}: {source}")]
     Data {
@@ -128,6 +146,7 @@ impl Error {
                 | Error::ConnectTimeout { .. }
                 | Error::ConnectionLost { .. }
                 | Error::MonitorCanceled { .. }
+                | Error::MonitorLagged { .. }
         )
     }
 }
@@ -152,6 +171,17 @@ pub enum ConnectionError {
     /// Every [`Client`](crate::Client) handle and monitor was dropped.
     #[error("the client closed the connection")]
     ClosedByClient,
+    /// The server kept sending requests (such as `echo`) without reading the replies, until
+    /// the replies owed to it filled the outgoing queue.
+    #[error(
+        "the server sends requests without reading the replies: the {} outgoing queue is \
+         full (max_outgoing_queue)",
+        human_bytes(*limit)
+    )]
+    PeerNotReading {
+        /// The configured limit of the outgoing queue, in bytes.
+        limit: usize,
+    },
 }
 
 /// A JSON-RPC `error` member, as ovsdb-server sends it: either an object with `error` and

@@ -12,6 +12,8 @@
 //! - [`Client`]: one background task per connection answers the server's `echo` probes,
 //!   matches replies to calls and routes `update`/`update2` notifications to monitors.
 //!   Calls time out individually and can be dropped without disturbing the connection.
+//!   Whatever the server sends, memory stays bounded: message size, decoded size, the
+//!   outgoing queue and each monitor's backlog have limits in [`ClientOptions`].
 //! - [`Datum`], [`Row`], [`Operation`], [`TableUpdates2`], [`TableReplica`]: OVSDB data and
 //!   operations.
 //! - [`ReconnectingMonitor`]: a monitor that reconnects with capped exponential backoff and

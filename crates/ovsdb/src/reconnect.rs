@@ -4,6 +4,13 @@
 //! the only safe way to resume is a new monitor whose initial reply is the complete current
 //! state. [`ReconnectingMonitor`] does that and says so: after each (re)connection it yields
 //! [`MonitorEvent::Initial`], and consumers must replace whatever they held.
+//!
+//! A consumer that falls behind is treated the same way. Each monitor's unread updates are
+//! bounded ([`ClientOptions::max_monitor_backlog`]); past the bound the client drops them and
+//! fails the monitor with [`Error::MonitorLagged`], which this type reports as
+//! [`MonitorEvent::Disconnected`] and answers, after the backoff, with a new connection and a
+//! fresh initial state. So a server that sends updates faster than they are consumed costs a
+//! resync every so often, never unbounded memory.
 
 use std::time::Duration;
 
@@ -89,8 +96,9 @@ pub enum MonitorEvent {
     },
     /// A change since the last event.
     Update(TableUpdates2),
-    /// The connection was lost, or a connection attempt failed. The next call to
-    /// [`ReconnectingMonitor::next`] waits `retry_in` and tries again.
+    /// The connection was lost, a connection attempt failed, or the consumer fell too far
+    /// behind the updates ([`Error::MonitorLagged`]). The next call to
+    /// [`ReconnectingMonitor::next`] waits `retry_in` and starts over.
     Disconnected {
         /// What went wrong.
         error: Error,

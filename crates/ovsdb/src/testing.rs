@@ -1,4 +1,5 @@
-//! A private ovsdb-server for tests (feature `test-server`).
+//! A private ovsdb-server for tests (feature `test-server`), and a hostile peer
+//! ([`HostilePeer`]) that floods or overwhelms its clients.
 //!
 //! Each [`TestServer`] runs its own `ovsdb-server` on a fresh Open_vSwitch database in its
 //! own temporary directory, so tests can run concurrently. Dropping it stops exactly that
@@ -429,4 +430,108 @@ fn is_zombie(pid: i32) -> bool {
                 .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s == "Z"))
         })
         .unwrap_or(false)
+}
+
+/// What a [`HostilePeer`] does to its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostileMode {
+    /// Sends `echo` requests as fast as it can and never reads.
+    EchoFlood,
+    /// Answers the first request with a 120 MB reply.
+    HugeReply,
+    /// Answers the first request with a 4 MB reply of tiny objects, about 360 MB once
+    /// decoded.
+    CostlyReply,
+    /// Serves `get_schema` and `list_dbs`, then floods every monitor with updates: 20,000
+    /// before the initial state, then forever.
+    UpdateFlood,
+}
+
+impl HostileMode {
+    fn argument(self) -> &'static str {
+        match self {
+            HostileMode::EchoFlood => "echo-flood",
+            HostileMode::HugeReply => "huge-reply",
+            HostileMode::CostlyReply => "costly-reply",
+            HostileMode::UpdateFlood => "update-flood",
+        }
+    }
+}
+
+/// A hostile OVSDB peer: the Python script `tests/hostile_ovsdb_peer.py` of this crate,
+/// listening on a unix socket in its own temporary directory. Dropping it kills exactly that
+/// process (our child) and removes the directory.
+#[derive(Debug)]
+pub struct HostilePeer {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+/// The script, carried in the library so that other crates' tests can start it too.
+const HOSTILE_PEER_SCRIPT: &str = include_str!("../tests/hostile_ovsdb_peer.py");
+
+impl HostilePeer {
+    /// Starts the peer (needs `python3`) and waits until it listens.
+    pub fn start(mode: HostileMode) -> Result<HostilePeer, TestServerError> {
+        use std::io::BufRead;
+        let dir = tempfile::Builder::new()
+            .prefix("ovsdb-hostile.")
+            .tempdir_in(std::env::temp_dir())
+            .map_err(|source| TestServerError::Io {
+                what: "creating the peer's directory".into(),
+                source,
+            })?;
+        let script = dir.path().join("hostile_ovsdb_peer.py");
+        std::fs::write(&script, HOSTILE_PEER_SCRIPT).map_err(|source| TestServerError::Io {
+            what: format!("writing {}", script.display()),
+            source,
+        })?;
+        let socket = dir.path().join("peer.sock");
+        let mut command = Command::new("python3");
+        command
+            .arg(&script)
+            .arg(mode.argument())
+            .arg(&socket)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped());
+        let line = command_line(
+            "python3",
+            &[script.as_os_str(), OsStr::new(mode.argument())],
+        );
+        let mut child = command.spawn().map_err(|source| TestServerError::Spawn {
+            command: line.clone(),
+            source,
+        })?;
+        let mut ready = String::new();
+        let read = child
+            .stdout
+            .take()
+            .map(|out| std::io::BufReader::new(out).read_line(&mut ready));
+        if !matches!(read, Some(Ok(_))) || ready.trim() != "ready" {
+            let _ = child.kill();
+            let status = child.wait().map_err(|source| TestServerError::Io {
+                what: "waiting for the peer".into(),
+                source,
+            })?;
+            return Err(TestServerError::Command {
+                command: line,
+                status,
+                stderr: format!("did not say ready (said {ready:?})"),
+            });
+        }
+        Ok(HostilePeer { dir, child })
+    }
+
+    /// `unix:DIR/peer.sock`.
+    pub fn endpoint(&self) -> String {
+        format!("unix:{}", self.dir.path().join("peer.sock").display())
+    }
+}
+
+impl Drop for HostilePeer {
+    fn drop(&mut self) {
+        // Our own child, not yet reaped: its pid cannot have been reused.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

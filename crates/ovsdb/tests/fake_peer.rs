@@ -403,3 +403,163 @@ async fn transact_reports_the_failing_operation() {
         other => panic!("{other}"),
     }
 }
+
+// ---- Bounded memory against a hostile server (issue 8, item 4) ----
+
+#[tokio::test]
+async fn a_server_that_floods_echo_requests_without_reading_ends_the_connection() {
+    let (client, mut server) = pair_with(ClientOptions {
+        max_outgoing_queue: 64 * 1024,
+        ..ClientOptions::default()
+    });
+    // Never read: the socket buffer fills with echo replies, then the queue does.
+    let echo = br#"{"id":"probe","method":"echo","params":[]}"#;
+    let flood = tokio::spawn(async move {
+        for _ in 0..1_000_000 {
+            if server.stream.write_all(echo).await.is_err() {
+                break;
+            }
+        }
+        server
+    });
+    let _server = tokio::time::timeout(PATIENCE, flood)
+        .await
+        .expect("the client stopped reading")
+        .unwrap();
+    let reason = client.closed_reason().expect("connection ended");
+    assert!(
+        matches!(*reason, ConnectionError::PeerNotReading { limit: 65536 }),
+        "{reason}"
+    );
+    assert!(
+        reason.to_string().contains("64 KiB outgoing queue is full"),
+        "{reason}"
+    );
+    let err = client.list_dbs().await.unwrap_err();
+    assert!(err.to_string().contains("list_dbs on fake"), "{err}");
+    // Every answered echo was queued within the limit.
+    assert!(client.stats().echo_requests_answered > 100);
+}
+
+#[tokio::test]
+async fn a_request_larger_than_the_queue_goes_alone_and_the_next_waits_within_its_timeout() {
+    let (client, mut server) = pair_with(ClientOptions {
+        max_outgoing_queue: 1024,
+        request_timeout: Some(Duration::from_millis(300)),
+        ..ClientOptions::default()
+    });
+    // A request far larger than the queue goes alone once the queue is empty.
+    let big = "x".repeat(100_000);
+    let call = tokio::spawn({
+        let client = client.clone();
+        let big = big.clone();
+        async move { client.echo(vec![json!(big)]).await }
+    });
+    let (id, method, params) = server.recv_request().await;
+    assert_eq!(method, "echo");
+    server.reply(id, params).await;
+    assert_eq!(call.await.unwrap().unwrap()[0], json!(big));
+
+    // The server stops reading: a 1 MB request fills the socket and holds the queue, so the
+    // next call waits for room, and gives up at its timeout like any call.
+    let stuck = tokio::spawn({
+        let client = client.clone();
+        async move { client.echo(vec![json!("y".repeat(1_000_000))]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    match client.list_dbs().await {
+        Err(Error::Timeout { method, .. }) => assert_eq!(method, "list_dbs"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(stuck.await.unwrap(), Err(Error::Timeout { .. })));
+    assert!(client.closed_reason().is_none(), "still connected");
+}
+
+#[tokio::test]
+async fn a_reply_too_costly_to_decode_is_refused_before_decoding() {
+    let (client, mut server) = pair_with(ClientOptions {
+        max_decoded_size: 1 << 20,
+        ..ClientOptions::default()
+    });
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.list_dbs().await }
+    });
+    let (id, _, _) = server.recv_request().await;
+    // 200 kB on the wire, about 18 MB once decoded.
+    let mut reply = format!(r#"{{"id":{id},"error":null,"result":["#).into_bytes();
+    for _ in 0..25_000 {
+        reply.extend_from_slice(br#"{"a":0},"#);
+    }
+    reply.extend_from_slice(b"{}]}");
+    server.send_raw(&reply).await;
+    let err = call.await.unwrap().unwrap_err();
+    match connection_error(&err) {
+        ConnectionError::Frame(FrameError::TooCostly { limit, received }) => {
+            assert_eq!(*limit, 1 << 20);
+            assert!(*received < 20_000, "{received}");
+        }
+        other => panic!("{other}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("list_dbs on fake: connection lost: a message would take more than 1 MiB"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_monitor_whose_consumer_lags_fails_with_lagged_and_is_cancelled() {
+    let (client, mut server) = pair_with(ClientOptions {
+        max_monitor_backlog: 64 * 1024,
+        ..ClientOptions::default()
+    });
+    let start = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .monitor_cond("Open_vSwitch", &[MonitorRequest::new("Interface")])
+                .await
+        }
+    });
+    let (id, _, params) = server.recv_request().await;
+    let monitor_id = params[1].clone();
+    server.reply(id, json!({})).await;
+    let mut monitor = start.await.unwrap().unwrap();
+    let uuid = "3410a295-c0b5-42b9-b8cf-fc7944be60df";
+    let update = json!({"id": null, "method": "update2", "params": [monitor_id,
+        {"Interface": {uuid: {"modify": {"ofport": 7}}}}]})
+    .to_string();
+    // One update is taken; then nobody reads while 1,000 more (about 2.5 MB decoded) come.
+    server.send_raw(update.as_bytes()).await;
+    assert!(monitor.updates.next().await.unwrap().is_ok());
+    for _ in 0..1000 {
+        server.send_raw(update.as_bytes()).await;
+    }
+    // The client cancels the monitor on the server as soon as it overflows.
+    let (_, method, params) = server.recv_request().await;
+    assert_eq!(method, "monitor_cancel");
+    assert_eq!(params, json!([monitor_id]));
+    // The consumer learns it next, ahead of what was queued, then the stream ends.
+    match monitor.updates.next().await {
+        Some(Err(err @ Error::MonitorLagged { limit: 65536, .. })) => {
+            assert!(err.is_connection_error());
+            assert!(err.to_string().contains("fell behind"), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("64 KiB limit (max_monitor_backlog)"),
+                "{err}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(monitor.updates.next().await.is_none());
+    // The connection itself is fine.
+    let echo = tokio::spawn({
+        let client = client.clone();
+        async move { client.echo(vec![json!(1)]).await }
+    });
+    let (id, _, params) = server.recv_request().await;
+    server.reply(id, params).await;
+    assert_eq!(echo.await.unwrap().unwrap(), vec![json!(1)]);
+}

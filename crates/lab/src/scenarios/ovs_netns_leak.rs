@@ -14,6 +14,14 @@
 //!
 //! What OVS 3.1 shows then: the row keeps its ofport, error is empty, ifindex 0, and
 //! ovs-vswitchd busy-loops logging `error receiving Ethernet packet on X`.
+//!
+//! Links: the userspace datapath makes every internal port a *persistent* tap device, so the
+//! bridge's own port, the healthy tap and the datapath's `ovs-netdev` stay on the host after
+//! ovs-vswitchd stops. Each is recorded as a [`Resource::Link`] before the daemons start (so
+//! it is deleted after they have stopped); `ovs-netdev`, one name for every userspace
+//! datapath on the host, only when this lab creates it, and it is left to another Open
+//! vSwitch that holds it open by then. Only one userspace datapath can hold `ovs-netdev`:
+//! a second OVS lab started while one runs fails to add its bridge's ports.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -35,6 +43,10 @@ pub(super) const SCENARIO: Scenario = Scenario {
 const SEED_IFACE_ID: &str = "d489f511-9f9f-49e9-b772-f43bf3bfa04b";
 const SEED_MAC: &str = "fa:16:3e:4a:52:36";
 
+/// The tap device of the userspace datapath itself (`ovs-netdev`), shared by every userspace
+/// datapath on the host.
+const DATAPATH_DEVICE: &str = "ovs-netdev";
+
 /// Rounds of add → move into a namespace → delete the namespace; all but the last end with
 /// `del-port`, as the agent's retry loop did.
 const ROUNDS: usize = 4;
@@ -54,6 +66,30 @@ fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
     // Short (unix socket paths are limited to 107 bytes), random and private.
     let dir = private_dir(guard, scenario, "nodedoc-ovs-")?;
     let dir_text = dir.display().to_string();
+
+    // IFNAMSIZ is 16: every name fits in 15 bytes and is unique to this instance.
+    let bridge = format!("br-int-{suffix}");
+    let healthy = format!("tap{suffix}-aa");
+    let router_port = format!("qr-{suffix}-01");
+    let router_ns = format!("qrouter-{suffix}");
+    let orphan = format!("ha-{suffix}-9f");
+
+    // Every link the daemons will create, recorded before they start so that teardown
+    // deletes them after the daemons have stopped. The router port and the orphan live and
+    // die in namespaces, but are recorded too in case one comes back to the host.
+    let mut links: Vec<(String, bool)> = [&bridge, &healthy, &router_port, &orphan]
+        .into_iter()
+        .map(|name| (name.clone(), false))
+        .collect();
+    if !Path::new("/sys/class/net").join(DATAPATH_DEVICE).exists() {
+        links.push((DATAPATH_DEVICE.to_string(), true));
+    }
+    for (name, shared) in &links {
+        guard.instance_mut().resources.push(Resource::Link {
+            name: name.clone(),
+            shared: *shared,
+        });
+    }
     spawn_helper(
         guard,
         cx,
@@ -80,13 +116,6 @@ fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
             .map(drop)
             .map_err(|e| LabError::setup(scenario, "network namespaces", e))
     };
-
-    // IFNAMSIZ is 16: every name fits in 15 bytes and is unique to this instance.
-    let bridge = format!("br-int-{suffix}");
-    let healthy = format!("tap{suffix}-aa");
-    let router_port = format!("qr-{suffix}-01");
-    let router_ns = format!("qrouter-{suffix}");
-    let orphan = format!("ha-{suffix}-9f");
 
     // What the init scripts (ovs-ctl) record; a hand-started OVS leaves it unset.
     let mut version = std::process::Command::new("ovs-vswitchd");
@@ -214,6 +243,14 @@ fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
         ("vswitchd_pid", vswitchd_pid.clone()),
         ("ovsdb_server_pid", pid_of("ovsdb-server.pid")),
         ("rounds", ROUNDS.to_string()),
+        (
+            "links",
+            links
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     ] {
         instance.facts.insert(key.into(), value);
     }
