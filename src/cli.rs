@@ -244,40 +244,36 @@ pub struct CheckArgs {
     pub thresholds: ThresholdArgs,
 }
 
-/// Detector thresholds.
+/// Detector thresholds and the config file.
 #[derive(Debug, Args, Clone)]
 pub struct ThresholdArgs {
-    /// Report CNI plugins (processes with CNI_COMMAND in their environment) running longer
-    /// than this (cni-plugin-hang).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-    pub cni_timeout: Duration,
-}
+    /// A nodedoc config file (TOML): thresholds, detectors switched off, agent settings and
+    /// your own log rules (see docs/nodedoc.example.toml). Flags given on the command line win
+    /// over the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
-impl ThresholdArgs {
-    /// The detectors' configuration.
-    pub fn config(&self) -> nodedoc_detectors::Config {
-        nodedoc_detectors::Config {
-            cni_plugin_timeout_secs: self.cni_timeout.as_secs(),
-            ..nodedoc_detectors::Config::default()
-        }
-    }
+    /// Report CNI plugins (processes with CNI_COMMAND in their environment) running longer
+    /// than this (cni-plugin-hang) [default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub cni_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Time between rounds (a random ±5 % is added, so a fleet does not read /proc in
-    /// lockstep).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-    pub interval: Duration,
+    /// lockstep) [default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub interval: Option<Duration>,
 
     /// Within a round, read every process's state twice this far apart (tells a stuck task
     /// from a passing one).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "300ms")]
     pub sample: Duration,
 
-    /// Event format: text (for a terminal) or json (one event per line).
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Event format: text (for a terminal) or json (one event per line) [default: text].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 
     /// Append events to FILE instead of standard output (never through a symbolic link).
     #[arg(long, short, value_name = "FILE")]
@@ -295,9 +291,9 @@ pub struct WatchArgs {
     #[arg(long)]
     pub reopen: bool,
 
-    /// Rounds a finding must be missing from before it resolves.
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub resolve_after: u32,
+    /// Rounds a finding must be missing from before it resolves [default: 3].
+    #[arg(long, value_name = "N")]
+    pub resolve_after: Option<u32>,
 
     /// Stop after N rounds (for scripts and tests; default: run until SIGINT/SIGTERM).
     #[arg(long, value_name = "N")]

@@ -12,6 +12,7 @@ mod lab;
 mod ovs;
 mod probe;
 mod report;
+mod settings;
 mod watch;
 
 use std::io::{IsTerminal, Write};
@@ -126,6 +127,7 @@ fn run(cli: Cli) -> Result<u8> {
 
 /// `nodedoc check`.
 fn check(args: &CheckArgs) -> Result<u8> {
+    let settings = args.thresholds.settings()?;
     let (snapshot, origin) = match &args.from {
         Some(path) => (
             nodedoc_model::read_snapshot(path)?,
@@ -133,12 +135,14 @@ fn check(args: &CheckArgs) -> Result<u8> {
         ),
         None => {
             let progress = Progress::new();
-            let snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
+            let mut options = args.collection.options();
+            options.log_rules = settings.log_rules.clone();
+            let snapshot = Collector::new(options).snapshot(&progress)?;
             progress.done();
             (snapshot, "live".to_string())
         }
     };
-    let report = analyse(&snapshot, origin, &args.thresholds.config());
+    let report = analyse(&snapshot, origin, &settings);
     print_report(
         &report,
         args.format,
@@ -150,9 +154,10 @@ fn check(args: &CheckArgs) -> Result<u8> {
     Ok(exit_code(&report))
 }
 
-/// Runs every detector over a snapshot.
-pub fn analyse(snapshot: &Snapshot, origin: String, config: &nodedoc_detectors::Config) -> Report {
-    let findings = nodedoc_detectors::run(snapshot, config);
+/// Runs every detector the settings leave on over a snapshot.
+pub fn analyse(snapshot: &Snapshot, origin: String, settings: &settings::Settings) -> Report {
+    let findings =
+        nodedoc_detectors::run_with(snapshot, &settings.detectors, &|id| settings.enabled(id));
     Report::new(
         snapshot.host.clone(),
         origin,

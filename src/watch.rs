@@ -30,29 +30,53 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
         .context("cannot install the signal handler that stops the agent cleanly")?;
     }
 
+    let settings = args.thresholds.settings()?;
+    let agent = &settings.agent;
+    // Flags win over the file, the file over the defaults.
+    let interval = args
+        .interval
+        .or(agent.interval)
+        .unwrap_or(Duration::from_secs(10));
+    let format = args.format.unwrap_or(match agent.format {
+        Some(nodedoc_config::OutputFormat::Json) => Format::Json,
+        _ => Format::Text,
+    });
+    let output = args.output.clone().or_else(|| agent.output.clone());
+    let listen = args.listen.or(agent.listen);
+    let state_file = args.state_file.clone().or_else(|| agent.state_file.clone());
+    let resolve_after = args
+        .resolve_after
+        .or(agent.resolve_after_rounds)
+        .unwrap_or(3);
+
     let mut options = args.sources.options();
     // A round reads every process twice, `--sample` apart, as `check` does: that is what
     // tells a task stuck in D from one passing through, within one round.
     options.interval = args.sample;
+    options.log_rules = settings.log_rules.clone();
     let mut collector = Collector::new(options);
-    let config = args.thresholds.config();
 
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    let out: Box<dyn Write + Send> = match &args.output {
+    let out: Box<dyn Write + Send> = match &output {
         Some(path) => Box::new(open_append(path)?),
         None => Box::new(anstream::stdout()),
     };
-    match args.format {
+    match format {
         Format::Json => sinks.push(Box::new(JsonLinesSink::new(out))),
         Format::Text => sinks.push(Box::new(TextSink::new(out))),
     }
-    let detector_ids: Vec<String> = nodedoc_detectors::detectors()
+    let mut detector_ids: Vec<String> = nodedoc_detectors::detectors()
         .iter()
         .map(|d| d.id().to_string())
+        .filter(|id| settings.enabled(id))
         .collect();
+    // The user's rules are detectors too: each gets its zero series.
+    for log in &settings.log_rules {
+        detector_ids.extend(log.rules.rules().iter().map(|r| r.id().to_string()));
+    }
     let metrics = Metrics::new(detector_ids);
     sinks.push(Box::new(metrics.sink()));
-    let _server = match &args.listen {
+    let _server = match &listen {
         Some(addr) => {
             let server = nodedoc_agent::http::MetricsServer::start(*addr, metrics.clone())
                 .with_context(|| format!("cannot listen on {addr}"))?;
@@ -67,10 +91,10 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
 
     let host = nodedoc_procfs::host_info();
     let lifecycle = LifecycleOptions {
-        resolve_after_rounds: args.resolve_after,
+        resolve_after_rounds: resolve_after,
         ..LifecycleOptions::default()
     };
-    let mut tracker = match &args.state_file {
+    let mut tracker = match &state_file {
         Some(path) if !args.reopen => match nodedoc_agent::state::load(path)? {
             Some(state) if state.applies_to(&host.hostname, host.boot_time_unix) => {
                 if let Some(sequence) = state
@@ -98,7 +122,7 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
     let mut rounds: u64 = 0;
     // The first round waits a random part of the interval, so a fleet started together
     // (a DaemonSet rollout) does not read /proc in lockstep; later rounds keep a jitter.
-    let mut wait = args.interval.mul_f64(fastrand::f64() * 0.1);
+    let mut wait = interval.mul_f64(fastrand::f64() * 0.1);
     if args.rounds.is_some() {
         wait = Duration::ZERO;
     }
@@ -113,7 +137,8 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
         let snapshot = collector
             .round(&nodedoc_collect::Silent)
             .context("collection failed")?;
-        let findings = nodedoc_detectors::run(&snapshot, &config);
+        let findings =
+            nodedoc_detectors::run_with(&snapshot, &settings.detectors, &|id| settings.enabled(id));
         let events = tracker.observe(&Scope::All, findings, SystemTime::now());
         let open = tracker.open_findings();
         let open: Vec<&nodedoc_model::Finding> = open.iter().map(|o| &o.finding).collect();
@@ -133,7 +158,7 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
             m.agent.cpu_seconds = own.0;
             m.agent.resident_bytes = own.1;
         });
-        if let Some(path) = &args.state_file {
+        if let Some(path) = &state_file {
             let mut state = nodedoc_agent::AgentState::new(&host.hostname, host.boot_time_unix);
             state.open = tracker.snapshot();
             if let Some(sequence) = collector.kernel_log_stream().last_sequence() {
@@ -147,8 +172,7 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
             break;
         }
         let jitter = 1.0 + (fastrand::f64() - 0.5) * 0.1;
-        wait = args
-            .interval
+        wait = interval
             .mul_f64(jitter)
             .saturating_sub(round_started.elapsed());
     }

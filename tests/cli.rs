@@ -127,3 +127,44 @@ fn text_output_has_no_colour_when_piped() {
         .unwrap();
     assert!(forced.stdout.contains(&0x1b), "--color always colours");
 }
+
+#[test]
+fn a_bad_config_file_is_an_error_naming_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nodedoc.toml");
+    std::fs::write(
+        &config,
+        "[thresholds]\nfd_warning_ratio = 0.8\nfd_warn_ratio = 0.9\n",
+    )
+    .unwrap();
+    let out = nodedoc(&[
+        "check",
+        "--config",
+        config.to_str().unwrap(),
+        "--interval",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nodedoc.toml:3:1"), "{err}");
+    assert!(err.contains("fd_warn_ratio"), "{err}");
+}
+
+#[test]
+fn a_config_file_switches_detectors_off() {
+    let lab = nodedoc_lab::start("zombies", &lab_context()).expect("start lab");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nodedoc.toml");
+    std::fs::write(&config, "[detectors]\ndisable = [\"zombie-processes\"]\n").unwrap();
+    let (with, _) = check_json(&[]);
+    let (without, _) = check_json(&["--config", config.to_str().unwrap()]);
+    lab.stop().unwrap();
+    assert!(with
+        .findings
+        .iter()
+        .any(|f| f.detector == "zombie-processes"));
+    assert!(without
+        .findings
+        .iter()
+        .all(|f| f.detector != "zombie-processes"));
+}

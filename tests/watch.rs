@@ -355,3 +355,70 @@ fn a_kernel_log_flood_is_survived_counted_and_cheap() {
     );
     drop(watch_guard);
 }
+
+#[test]
+fn user_log_rules_open_findings_from_a_followed_file_and_events_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "Remounting filesystem read-only (before the agent)\n").unwrap();
+    let config = dir.path().join("nodedoc.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[log]]
+path = "{}"
+
+[[log.rule]]
+id = "app-disk-error"
+severity = "warning"
+pattern = 'I/O error, dev (?P<dev>\w+)'
+summary = "I/O errors on {{dev}}"
+explanation = "The disk reports errors."
+
+[[log.rule]]
+id = "app-read-only"
+kind = "condition"
+severity = "critical"
+pattern = 'Remounting filesystem read-only'
+"#,
+            log.display()
+        ),
+    )
+    .unwrap();
+    let (_watch, events) = watch(&[
+        "--interval",
+        "1s",
+        "--sample",
+        "0s",
+        "--resolve-after",
+        "2",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    // A condition written before the agent started is still a condition.
+    let condition = wait_for(&events, Duration::from_secs(60), |e| {
+        e.event == EventKind::Open && e.finding.detector == "app-read-only"
+    });
+    assert_eq!(
+        condition.finding.severity,
+        nodedoc_model::Severity::Critical
+    );
+    // A new matching line opens the event rule's finding...
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut file, b"kernel: I/O error, dev sdz, sector 42\n").unwrap();
+    let opened = wait_for(&events, Duration::from_secs(60), |e| {
+        e.event == EventKind::Open && e.finding.detector == "app-disk-error"
+    });
+    assert_eq!(opened.finding.summary, "I/O errors on sdz");
+    assert_eq!(opened.finding.explanation, "The disk reports errors.");
+    // ...which resolves once no line matches; the condition does not.
+    let resolved = wait_for(&events, Duration::from_secs(60), |e| {
+        e.event == EventKind::Resolve
+            && matches!(
+                e.finding.detector.as_str(),
+                "app-disk-error" | "app-read-only"
+            )
+    });
+    assert_eq!(resolved.finding.detector, "app-disk-error");
+}

@@ -10,7 +10,9 @@
 
 pub mod history;
 pub mod kernel_log;
+pub mod log_rules;
 mod round;
+pub mod tail;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -39,7 +41,16 @@ pub struct CollectOptions {
     pub memory_map_deadline: Duration,
     /// Where Open vSwitch is.
     pub ovs: OvsSource,
+    /// The operator's log rules (`[[log]]` tables of the config file).
+    pub log_rules: Vec<nodedoc_config::LogRules>,
 }
+
+/// How much of the end of each configured log a `check` matches the rules against.
+pub const CHECK_LOG_RULE_BYTES: u64 = 256 << 20;
+
+/// How much of the end of each configured log the agent reads when it starts (for `condition`
+/// rules: a filesystem remounted read-only before the agent started is still read-only).
+pub const WATCH_LOG_RULE_BYTES: u64 = 16 << 20;
 
 /// Every this many agent rounds, every process is read in full.
 pub const FULL_EVERY: u64 = 30;
@@ -57,6 +68,7 @@ impl Default for CollectOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_map_deadline: nodedoc_procfs::DEFAULT_MEMORY_MAP_DEADLINE,
             ovs: OvsSource::default(),
+            log_rules: Vec::new(),
         }
     }
 }
@@ -103,6 +115,7 @@ pub struct Collector {
     fd_history: history::FdHistory,
     cache: round::ProcessCache,
     kernel_log: kernel_log::KernelLogWindow,
+    rules: Option<log_rules::LogRulesStream>,
 }
 
 impl Collector {
@@ -114,6 +127,7 @@ impl Collector {
             fd_history: history::FdHistory::default(),
             cache: round::ProcessCache::default(),
             kernel_log: kernel_log::KernelLogWindow::default(),
+            rules: None,
         }
     }
 
@@ -139,6 +153,23 @@ impl Collector {
     /// `nodedoc check` analyses.
     pub fn snapshot(&mut self, progress: &dyn Progress) -> Result<Snapshot, CollectError> {
         let mut snapshot = collect_live(&self.options, progress)?;
+        if !self.options.log_rules.is_empty() {
+            progress.step("matching log rules");
+            let stream = self.rules.get_or_insert_with(|| {
+                log_rules::LogRulesStream::new(
+                    &self.options.log_rules,
+                    &tail::TailStart::LastBytes(CHECK_LOG_RULE_BYTES),
+                    true,
+                )
+            });
+            let records = snapshot
+                .kernel_log
+                .as_ref()
+                .map_or(&[][..], |log| &log.records[..]);
+            let mut gaps = Gaps::new();
+            snapshot.rule_matches = stream.read(records, &mut gaps);
+            snapshot.gaps.extend(gaps.into_vec());
+        }
         let at_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -164,6 +195,18 @@ impl Collector {
             kernel_log,
             progress,
         )?;
+        if !self.options.log_rules.is_empty() {
+            let stream = self.rules.get_or_insert_with(|| {
+                log_rules::LogRulesStream::new(
+                    &self.options.log_rules,
+                    &tail::TailStart::LastBytes(WATCH_LOG_RULE_BYTES),
+                    false,
+                )
+            });
+            let mut gaps = Gaps::new();
+            snapshot.rule_matches = stream.read(self.kernel_log.arrived(), &mut gaps);
+            snapshot.gaps.extend(gaps.into_vec());
+        }
         let at_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);

@@ -18,6 +18,7 @@ pub mod hostfile;
 mod kernel_log;
 mod ovs;
 mod process;
+mod rule_match;
 mod service_log;
 mod snapshot;
 mod system;
@@ -47,6 +48,7 @@ pub use process::{
     Limit, NamespaceFd, NamespaceIds, NetlinkProtocol, Process, ProcessKey, ResourceLimit,
     SocketResolution, StackFrame, TaskSample, TaskState,
 };
+pub use rule_match::{RuleKind, RuleMatch};
 pub use service_log::{LogEntry, LogFormat, ServiceLog};
 pub use snapshot::{
     HostInfo, Resample, Snapshot, SourceState, SourceStatus, SNAPSHOT_FORMAT, SNAPSHOT_VERSION,
