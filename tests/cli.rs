@@ -168,3 +168,43 @@ fn a_config_file_switches_detectors_off() {
         .iter()
         .all(|f| f.detector != "zombie-processes"));
 }
+
+#[test]
+fn the_systemd_unit_verifies() {
+    // The unit runs /usr/local/bin/nodedoc; verify a copy that points at this build.
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/systemd/nodedoc-watch.service"
+    ))
+    .unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/nodedoc watch "));
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("nodedoc-watch.service");
+    std::fs::write(
+        &copy,
+        unit.replace("/usr/local/bin/nodedoc", common::NODEDOC),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package) runs");
+    let said =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+    // The flags it passes are the agent's.
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/nodedoc "))
+        .unwrap();
+    let mut args: Vec<&str> = exec.split_whitespace().collect();
+    args.extend(["--rounds", "0", "--help"]);
+    let help = nodedoc(&args);
+    assert_eq!(
+        help.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&help.stderr)
+    );
+}
