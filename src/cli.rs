@@ -17,6 +17,7 @@ Examples:
   nodedoc check --format json | jq '.findings[] | {detector, severity, pid, summary}'
   nodedoc collect -o node-1.json        save a snapshot to analyse elsewhere
   nodedoc check --from node-1.json      analyse a saved snapshot
+  nodedoc check --sos sosreport-node-1-2024-05-01-abcdef.tar.xz   analyse a sosreport
   nodedoc explain fd-exhaustion         what a finding means and how it is detected
   nodedoc ovs ports                     Open vSwitch interfaces, owners and devices
   nodedoc fix ovs-orphan-port           delete OVS ports whose device is gone (asks first)
@@ -221,8 +222,15 @@ impl OvsSourceArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Analyse a snapshot written by `nodedoc collect` instead of this host.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "sos")]
     pub from: Option<PathBuf>,
+
+    /// Analyse a sosreport (the directory `sos report` wrote, or its .tar.xz/.tar.gz) instead
+    /// of this host. Every detector its content supports runs; what the report lacks (sos 4.0
+    /// saves no /proc/PID/limits, later sos stacks for 2,048 pids only, an lsof its timeout
+    /// killed) is listed per detector among the gaps. A tarball is read, never extracted.
+    #[arg(long, value_name = "PATH")]
+    pub sos: Option<PathBuf>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]

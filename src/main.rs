@@ -128,12 +128,19 @@ fn run(cli: Cli) -> Result<u8> {
 /// `nodedoc check`.
 fn check(args: &CheckArgs) -> Result<u8> {
     let settings = args.thresholds.settings()?;
-    let (snapshot, origin) = match &args.from {
-        Some(path) => (
+    let (snapshot, origin) = match (&args.from, &args.sos) {
+        (Some(path), _) => (
             nodedoc_model::read_snapshot(path)?,
             format!("file:{}", path.display()),
         ),
-        None => {
+        (None, Some(path)) => {
+            let progress = Progress::new();
+            progress.step("reading the sosreport");
+            let snapshot = nodedoc_sos::read_sosreport(path, nodedoc_sos::Limits::default());
+            progress.done();
+            (snapshot?, format!("sos:{}", path.display()))
+        }
+        (None, None) => {
             let progress = Progress::new();
             let mut options = args.collection.options();
             options.log_rules = settings.log_rules.clone();
