@@ -89,12 +89,9 @@ pub fn collect_live(args: &CollectionArgs, progress: &crate::Progress) -> Result
     });
     let kernel_log = std::thread::spawn(move || nodedoc_kmsg::read_kernel_log(since_us));
 
+    let threads = args.scan_threads();
     progress.step("reading processes");
     let root = ProcRoot::live().context("cannot open /proc")?;
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
     let options = ScanOptions {
         fd_census: !args.no_fds,
         resolution: args.socket_resolution.into(),
