@@ -20,7 +20,7 @@ mod snapshot;
 mod system;
 pub mod text;
 
-pub use file::{read_snapshot, write_snapshot, SnapshotFileError};
+pub use file::{parse_snapshot, read_snapshot, write_snapshot, SnapshotFileError};
 pub use finding::{
     Evidence, Finding, FindingId, Reference, Report, ReportSummary, Severity, Subject,
     REPORT_FORMAT,
