@@ -423,7 +423,9 @@ fn seed_000_snapshot_chains_fd_exhaustion_to_the_flapping_port() {
 
 #[test]
 fn a_host_without_open_vswitch_gives_no_ovs_finding() {
-    let (report, _) = check_json(&["--interval", "0", "--ovsdb", "unix:/nonexistent/db.sock"]);
+    // Named explicitly, the missing socket is a failure (exit 3) after the report.
+    let (report, code) = check_json(&["--interval", "0", "--ovsdb", "unix:/nonexistent/db.sock"]);
+    assert_eq!(code, 3);
     let source = report.sources.iter().find(|s| s.source == "ovsdb").unwrap();
     assert_eq!(source.state, nodedoc_model::SourceState::Failed);
     assert!(source.detail.contains("/nonexistent/db.sock"), "{source:?}");
