@@ -131,6 +131,17 @@ impl Collector {
         }
     }
 
+    /// Takes back a round's snapshot once it has been analysed, so the next round starts from
+    /// its processes and kernel log window without the collector holding a copy of either
+    /// meanwhile. Without it the next round reads every process in full and the window starts
+    /// empty (correct, only costlier).
+    pub fn recycle(&mut self, snapshot: Snapshot) {
+        self.cache.recycle(snapshot.processes);
+        if let Some(log) = snapshot.kernel_log {
+            self.kernel_log.recycle(log.records);
+        }
+    }
+
     /// Where the kernel log follower starts on the first round (default: every record still
     /// in the ring); an agent restarting from its state file resumes after the sequence it
     /// had processed.

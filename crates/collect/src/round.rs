@@ -20,6 +20,13 @@ pub(crate) struct ProcessCache {
     rounds: u64,
 }
 
+impl ProcessCache {
+    /// Takes back the processes of the last round's snapshot.
+    pub(crate) fn recycle(&mut self, processes: Vec<Process>) {
+        self.known = processes.into_iter().map(|p| (p.key(), p)).collect();
+    }
+}
+
 /// True when a task's state says a detector needs it read now.
 fn suspect(state: TaskState) -> bool {
     matches!(state, TaskState::UninterruptibleSleep | TaskState::Zombie)
@@ -101,7 +108,9 @@ pub(crate) fn round(
         }
     }
     processes.sort_by_key(|p| p.pid);
-    cache.known = processes.iter().map(|p| (p.key(), p.clone())).collect();
+    // The processes go to the snapshot; `Collector::recycle` brings them back for the next
+    // round (holding a copy here would double the agent's largest data).
+    cache.known.clear();
     cache.rounds += 1;
     let process_count = processes.len();
     snapshot.processes = processes;

@@ -25,8 +25,8 @@ mod system;
 pub mod text;
 
 pub use file::{
-    read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError, SnapshotLimits,
-    DEFAULT_MAX_SNAPSHOT_BYTES,
+    parse_snapshot, read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError,
+    SnapshotLimits, DEFAULT_MAX_SNAPSHOT_BYTES,
 };
 pub use finding::{
     Evidence, Finding, FindingGroup, FindingId, GroupMember, Reference, Report, ReportSummary,
