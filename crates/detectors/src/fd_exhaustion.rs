@@ -96,21 +96,7 @@ impl Detector for FdExhaustion {
                 format!("Max open files: soft {} / hard {}", limit.soft, limit.hard),
                 shell_command!("grep 'Max open files' /proc/{}/limits", pid),
             ));
-            for row in fds.kinds.iter().take(KINDS_SHOWN) {
-                finding.evidence.push(Evidence::new(
-                    format!(
-                        "{} {} ({:.1}%)",
-                        thousands(row.count),
-                        if row.count == 1 {
-                            singular(&row.kind)
-                        } else {
-                            plural(&row.kind)
-                        },
-                        row.count as f64 * 100.0 / fds.total.max(1) as f64
-                    ),
-                    command_for(&row.kind, pid),
-                ));
-            }
+            finding.evidence.extend(kind_rows(fds, pid));
             let rest: u64 = fds.kinds.iter().skip(KINDS_SHOWN).map(|k| k.count).sum();
             if rest > 0 {
                 finding.evidence.push(Evidence::fact(format!(
@@ -198,21 +184,7 @@ impl FdExhaustion {
             "Max open files: unknown (the snapshot has no /proc/PID/limits for this process; see its gaps)",
             shell_command!("grep 'Max open files' /proc/{}/limits", pid),
         ));
-        for row in fds.kinds.iter().take(KINDS_SHOWN) {
-            finding.evidence.push(Evidence::new(
-                format!(
-                    "{} {} ({:.1}%)",
-                    thousands(row.count),
-                    if row.count == 1 {
-                        singular(&row.kind)
-                    } else {
-                        plural(&row.kind)
-                    },
-                    row.count as f64 * 100.0 / fds.total.max(1) as f64
-                ),
-                command_for(&row.kind, pid),
-            ));
-        }
+        finding.evidence.extend(kind_rows(fds, pid));
         finding.evidence.push(Evidence::fact(format!(
             "sockets resolved by {}",
             fds.socket_resolution
@@ -243,6 +215,25 @@ impl FdExhaustion {
         );
         cx.emit_as(signature, finding, &[]);
     }
+}
+
+/// The biggest kinds of a census, one evidence line each, with the command that counts them.
+fn kind_rows(fds: &FdCensus, pid: i32) -> impl Iterator<Item = Evidence> + '_ {
+    fds.kinds.iter().take(KINDS_SHOWN).map(move |row| {
+        Evidence::new(
+            format!(
+                "{} {} ({:.1}%)",
+                thousands(row.count),
+                if row.count == 1 {
+                    singular(&row.kind)
+                } else {
+                    plural(&row.kind)
+                },
+                row.count as f64 * 100.0 / fds.total.max(1) as f64
+            ),
+            command_for(&row.kind, pid),
+        )
+    })
 }
 
 /// The catalog key of a kind: `netlink-socket/NETLINK_GENERIC`, `anon-inode/eventfd`, `pipe`.

@@ -232,15 +232,26 @@ impl Bundle {
         matches!(self.resolve(rel), Ok(Resolved::Found(_)))
     }
 
+    /// Where `rel` resolves inside the report, `None` when the report does not have it.
+    fn locate(&self, rel: &str) -> Result<Option<String>, FileError> {
+        match self.resolve(rel) {
+            Ok(Resolved::Missing) => Ok(None),
+            Ok(Resolved::Found(found)) => Ok(Some(found)),
+            Err(reason) => Err(FileError {
+                path: rel.to_string(),
+                reason,
+            }),
+        }
+    }
+
     /// Reads a file whole: `Ok(None)` when the report does not have it.
     pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, FileError> {
         let error = |reason: String| FileError {
             path: rel.to_string(),
             reason,
         };
-        let found = match self.resolve(rel).map_err(error)? {
-            Resolved::Missing => return Ok(None),
-            Resolved::Found(found) => found,
+        let Some(found) = self.locate(rel)? else {
+            return Ok(None);
         };
         match &self.source {
             Source::Dir(root) => {
@@ -267,9 +278,8 @@ impl Bundle {
             path: rel.to_string(),
             reason,
         };
-        let found = match self.resolve(rel).map_err(error)? {
-            Resolved::Missing => return Ok(None),
-            Resolved::Found(found) => found,
+        let Some(found) = self.locate(rel)? else {
+            return Ok(None);
         };
         match &self.source {
             Source::Dir(root) => {
