@@ -28,6 +28,7 @@ pub fn read_sosreport(path: &Path, limits: Limits) -> Result<Snapshot, SosError>
         bundle: &bundle,
         gaps: Gaps::new(),
         sources: Vec::new(),
+        proc_files: false,
     };
     b.check_layout()?;
     Ok(b.build())
@@ -37,6 +38,8 @@ struct Builder<'a> {
     bundle: &'a Bundle,
     gaps: Gaps,
     sources: Vec<SourceStatus>,
+    /// The report holds `proc/PID/{limits,status,stack}` for some pids (a newer sos).
+    proc_files: bool,
 }
 
 /// The main ps listing, by its prefix.
@@ -370,8 +373,10 @@ impl Builder<'_> {
                 }
             }
         }
-        let detail =
-            format!("/proc/PID/limits of {limits} processes, kernel stacks of {stacks} tasks in D");
+        self.proc_files = limits > 0 || stacks > 0;
+        let detail = format!(
+            "/proc/PID/limits of {limits} processes, kernel stacks of {stacks} tasks in D (sos saves them for its first {SOS_NUMPROCS} pids)"
+        );
         let state = if limits > 0 {
             SourceState::Partial
         } else {
@@ -900,6 +905,11 @@ impl Builder<'_> {
 
     /// What each detector cannot see in this report.
     fn detector_gaps(&mut self, snapshot: &Snapshot) {
+        let why_missing = if self.proc_files {
+            "not collected for this pid: sos saves /proc/PID files for its first 2,048 pids only"
+        } else {
+            "not in the report: sos 4.0 saves none, later versions only the first 2,048 pids'"
+        };
         let with_fds_no_limit: Vec<i32> = snapshot
             .processes
             .iter()
@@ -909,7 +919,7 @@ impl Builder<'_> {
         for pid in &with_fds_no_limit {
             self.gap(
                 "/proc/PID/limits (fd-exhaustion: limit unknown, only thousands of one socket kind are reported)",
-                "not in the report: sos 4.0 saves none, later versions only the first 2,048 pids'",
+                why_missing,
                 pid.to_string(),
             );
         }
@@ -921,7 +931,7 @@ impl Builder<'_> {
         for p in blocked {
             self.gap(
                 "/proc/PID/stack (hung-task, pidns-exit-hang: stack unclassified, wchan only)",
-                "not in the report: sos 4.0 saves none, later versions only the first 2,048 pids'",
+                why_missing,
                 p.pid.to_string(),
             );
         }
