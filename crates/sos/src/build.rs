@@ -436,14 +436,19 @@ impl Builder<'_> {
             self.source("fd-census", SourceState::Failed, format!("{path}: {why}"));
             return;
         }
-        let table: HashMap<u64, nodedoc_model::NetlinkProtocol> = self
-            .text("proc/net/netlink")
-            .map(|t| {
-                nodedoc_procfs::parse::parse_proc_net_netlink(&t)
-                    .into_iter()
-                    .collect()
-            })
-            .unwrap_or_default();
+        // The table is read only when lsof left sockets to place (it is as large as lsof's
+        // listing at seed 000's scale).
+        let table: HashMap<u64, nodedoc_model::NetlinkProtocol> = if census.has_unplaced_netlink() {
+            self.text("proc/net/netlink")
+                .map(|t| {
+                    nodedoc_procfs::parse::parse_proc_net_netlink(&t)
+                        .into_iter()
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            HashMap::new()
+        };
         census.resolve_netlink(&table);
         let mut with_fds = 0;
         for process in processes.iter_mut() {
@@ -455,10 +460,11 @@ impl Builder<'_> {
                         process.pid.to_string(),
                     );
                 }
-                if files.unreadable > 0 && files.census().total == 0 {
+                let fds = files.census();
+                if files.unreadable > 0 && fds.total == 0 {
                     continue;
                 }
-                process.fds = Some(files.census());
+                process.fds = Some(fds);
                 with_fds += 1;
             }
         }

@@ -58,6 +58,25 @@ struct Columns {
     /// The columns between PID and NAME: name and right edge.
     middle: Vec<(String, usize)>,
     name_start: usize,
+    /// Indexes into `middle` of the columns read (TID is there only with lsof -K).
+    tid: Option<usize>,
+    fd: Option<usize>,
+    kind: Option<usize>,
+    node: Option<usize>,
+}
+
+impl Columns {
+    /// The value of middle column `index` in `line` (empty when the line is short).
+    fn value<'l>(&self, line: &'l str, index: Option<usize>) -> &'l str {
+        let Some(index) = index else { return "" };
+        let start = if index == 0 {
+            self.pid_end
+        } else {
+            self.middle[index - 1].1.min(self.name_start)
+        };
+        let end = self.middle[index].1.min(self.name_start);
+        line.get(start..end.max(start)).map_or("", str::trim)
+    }
 }
 
 fn columns(header: &str) -> Option<Columns> {
@@ -73,8 +92,13 @@ fn columns(header: &str) -> Option<Columns> {
         }
         offset += word.len() + 1;
     }
+    let index = |name: &str| middle.iter().position(|(n, _)| n == name);
     Some(Columns {
         pid_end,
+        tid: index("TID"),
+        fd: index("FD"),
+        kind: index("TYPE"),
+        node: index("NODE"),
         middle,
         name_start,
     })
@@ -120,16 +144,8 @@ impl Census {
             return false;
         };
         let command = head[..split].trim_end();
-        let mut values: HashMap<&str, &str> = HashMap::new();
-        let mut start = cols.pid_end;
-        for (name, end) in &cols.middle {
-            let end = (*end).min(cols.name_start);
-            let value = line.get(start..end.max(start)).map(str::trim).unwrap_or("");
-            values.insert(name.as_str(), value);
-            start = end;
-        }
         let name = line.get(cols.name_start..).unwrap_or("").trim();
-        if values.get("TID").is_some_and(|t| !t.is_empty()) {
+        if !cols.value(line, cols.tid).is_empty() {
             self.thread_rows += 1;
             return true;
         }
@@ -137,20 +153,22 @@ impl Census {
             command: command.to_string(),
             ..PidFiles::default()
         });
-        let fd_text = values.get("FD").copied().unwrap_or("");
+        let fd_text = cols.value(line, cols.fd);
         if fd_text == "NOFD"
             || name.contains("(readlink: ") && !fd_text.starts_with(|c: char| c.is_ascii_digit())
         {
             files.unreadable += 1;
             return true;
         }
-        let digits: String = fd_text.chars().take_while(char::is_ascii_digit).collect();
+        let digits = fd_text
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(fd_text, |end| &fd_text[..end]);
         let Ok(fd) = digits.parse::<i32>() else {
             // cwd, rtd, txt, mem, DEL, …: not descriptors.
             return true;
         };
-        let kind_type = values.get("TYPE").copied().unwrap_or("");
-        let node = values.get("NODE").copied().unwrap_or("");
+        let kind_type = cols.value(line, cols.kind);
+        let node = cols.value(line, cols.node);
         let kind = match classify(kind_type, node, name) {
             Classified::Kind(kind) => kind,
             Classified::NetlinkByInode(inode) => {
@@ -180,6 +198,11 @@ impl Census {
         *files.kinds.entry(kind).or_default() += 1;
         files.total += 1;
         true
+    }
+
+    /// True when some netlink socket's protocol is left to [`resolve_netlink`](Self::resolve_netlink).
+    pub fn has_unplaced_netlink(&self) -> bool {
+        self.by_pid.values().any(|f| !f.netlink_inodes.is_empty())
     }
 
     /// Places the netlink sockets lsof printed as `sock … protocol: NETLINK` with the
@@ -268,8 +291,13 @@ fn classify(kind_type: &str, node: &str, name: &str) -> Classified {
         },
         "netlink" => {
             let word = name.split_whitespace().next().unwrap_or("");
-            let protocol = NetlinkProtocol::from_name(&format!("NETLINK_{word}"))
-                .or_else(|| word.parse().ok().map(NetlinkProtocol));
+            // GENERIC and ROUTE are nearly every row: no allocation for them.
+            let protocol = match word {
+                "GENERIC" => Some(NetlinkProtocol::GENERIC),
+                "ROUTE" => Some(NetlinkProtocol::ROUTE),
+                _ => NetlinkProtocol::from_name(&format!("NETLINK_{word}")),
+            }
+            .or_else(|| word.parse().ok().map(NetlinkProtocol));
             match (protocol, node.parse::<u64>()) {
                 (Some(protocol), _) => FdKind::NetlinkSocket { protocol },
                 (None, Ok(inode)) => return Classified::NetlinkByInode(inode),
