@@ -330,9 +330,11 @@ impl Bundle {
 
     /// Reads a file as text (invalid UTF-8 replaced).
     pub fn read_text(&self, rel: &str) -> Result<Option<String>, FileError> {
-        Ok(self
-            .read(rel)?
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+        // Valid UTF-8 (nearly always) is taken as is, without a copy.
+        Ok(self.read(rel)?.map(|bytes| {
+            String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        }))
     }
 
     /// The names in a directory of the report, sorted (empty when it is missing).

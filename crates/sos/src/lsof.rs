@@ -26,7 +26,8 @@ use nodedoc_model::{
 pub(crate) struct PidFiles {
     /// lsof's COMMAND (at most 9 characters unless `+c` was given).
     pub command: String,
-    kinds: HashMap<FdKind, u64>,
+    /// Counts by kind: a process has a handful of kinds, so a list beats hashing per row.
+    kinds: Vec<(FdKind, u64)>,
     total: u64,
     /// Netlink sockets whose protocol lsof did not print: their inodes.
     netlink_inodes: Vec<u64>,
@@ -195,7 +196,7 @@ impl Census {
         if kind == FdKind::CharDevice && name == "/dev/fuse" {
             files.fuse_device_fds += 1;
         }
-        *files.kinds.entry(kind).or_default() += 1;
+        files.add(kind);
         files.total += 1;
         true
     }
@@ -220,21 +221,28 @@ impl Census {
                         FdKind::UnresolvedSocket
                     }
                 };
-                *files.kinds.entry(kind).or_default() += 1;
+                files.add(kind);
             }
         }
     }
 }
 
 impl PidFiles {
+    fn add(&mut self, kind: FdKind) {
+        match self.kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, count)) => *count += 1,
+            None => self.kinds.push((kind, 1)),
+        }
+    }
+
     /// The census, biggest kinds first.
     pub fn census(&self) -> FdCensus {
         let mut kinds: Vec<FdKindCount> = self
             .kinds
             .iter()
-            .map(|(kind, &count)| FdKindCount {
+            .map(|(kind, count)| FdKindCount {
                 kind: kind.clone(),
-                count,
+                count: *count,
             })
             .collect();
         kinds.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.kind.cmp(&b.kind)));
@@ -334,8 +342,11 @@ fn classify(kind_type: &str, node: &str, name: &str) -> Classified {
             FdKind::Other
         }
     };
-    if let Some((namespace, inode)) = namespace_name(name) {
-        return Classified::Namespace(namespace.to_string(), inode);
+    // Namespace files (`net:[…]`) show as REG or unknown; sockets, pipes and devices never are.
+    if matches!(kind, FdKind::File | FdKind::Other) {
+        if let Some((namespace, inode)) = namespace_name(name) {
+            return Classified::Namespace(namespace.to_string(), inode);
+        }
     }
     Classified::Kind(kind)
 }
