@@ -432,7 +432,11 @@ impl Builder<'_> {
                 Some(rc) if rc != 0 => format!("lsof printed nothing (return code {rc} in the manifest)"),
                 _ => "the file is empty: lsof printed nothing (later sos versions kill lsof after 15 s, which 100,000 sockets exceed)".to_string(),
             };
-            self.gap(&path, why.clone(), "lsof");
+            self.gap(
+                &format!("{path} (fd-exhaustion, ovs-netlink-socket-excess: no fd census)"),
+                why.clone(),
+                "lsof",
+            );
             self.source("fd-census", SourceState::Failed, format!("{path}: {why}"));
             return;
         }

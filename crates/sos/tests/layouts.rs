@@ -107,10 +107,10 @@ fn a_newer_report_gives_limits_and_stacks_and_says_lsof_was_killed() {
         "{}",
         census.detail
     );
-    assert!(snapshot
-        .gaps
-        .iter()
-        .any(|g| g.what.ends_with("lsof_M_-n_-l_-c") && g.reason.contains("timeout")));
+    assert!(snapshot.gaps.iter().any(|g| g
+        .what
+        .starts_with("sos_commands/process/lsof_M_-n_-l_-c (fd-exhaustion")
+        && g.reason.contains("timeout")));
     // The stack was there for 900; 4100 is beyond the pids sos saved files for.
     let stacks = snapshot
         .gaps
