@@ -290,7 +290,7 @@ impl Builder<'_> {
                         row.cmd.split_whitespace().map(str::to_string).collect()
                     },
                     state: ps::state(row.state),
-                    start_time_ticks: start_secs * TICKS,
+                    start_time_ticks: start_secs.saturating_mul(TICKS),
                     uid: row.uid,
                     threads: group.map_or(1, |g| g.threads),
                     // ps shows no PF_KTHREAD: kthreadd and its children with a bracketed name.
@@ -299,7 +299,7 @@ impl Builder<'_> {
                     namespaces: Default::default(),
                     cgroups: group.map(|g| g.cgroups.clone()).unwrap_or_default(),
                     wchan: row.wchan.clone(),
-                    utime_ticks: row.cpu_secs * TICKS,
+                    utime_ticks: row.cpu_secs.saturating_mul(TICKS),
                     stime_ticks: 0,
                     sampled_at_us: 0,
                     fds: None,
@@ -903,7 +903,7 @@ impl Builder<'_> {
                     log.path = format!("/{rel}");
                     log.found_by = format!("copied into the sosreport as {rel}");
                     log.size = size;
-                    log.read_from = size - bytes.len() as u64 + start as u64;
+                    log.read_from = size.saturating_sub(bytes.len() as u64) + start as u64;
                     return Some(log);
                 }
                 Ok(None) => continue,

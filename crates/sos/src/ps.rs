@@ -171,7 +171,7 @@ fn parse_cpu_time(text: &str) -> Option<u64> {
     for part in rest.split(':') {
         secs = secs.checked_mul(60)?.checked_add(part.parse().ok()?)?;
     }
-    Some(days * 86_400 + secs)
+    days.checked_mul(86_400)?.checked_add(secs)
 }
 
 /// The task state of a ps letter.
@@ -285,5 +285,6 @@ F S   UID   PID  PPID  PGID   SID CLS PRI ADDR    SZ WCHAN                      
         assert_eq!(parse_ctime("garbage"), None);
         assert_eq!(parse_ctime("Tue Dec 99 06:51:17 2026"), None);
         assert_eq!(parse_cpu_time("1:02"), Some(62));
+        assert_eq!(parse_cpu_time("99999999999999999-00:00:00"), None);
     }
 }
