@@ -232,6 +232,7 @@ mod tests {
                 points,
             }],
             untracked_movers: 0,
+            ..Default::default()
         });
         crate::run(&snap, &Config::default())
     }
