@@ -207,6 +207,14 @@ impl Profiler {
         out
     }
 
+    /// Symbols kept and the bytes they take, once the table has been read.
+    pub fn symbol_table(&self) -> Option<(usize, usize)> {
+        match &self.symbols {
+            Some(Ok(table)) => Some((table.len(), table.memory_bytes())),
+            _ => None,
+        }
+    }
+
     /// The symbol table, read on first use and again when old.
     fn symbols(&mut self, gaps: &mut Vec<ProfileGap>) -> Option<&Kallsyms> {
         let stale = match &self.symbols {
