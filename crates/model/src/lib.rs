@@ -30,8 +30,8 @@ pub use cpu::{
     ProfileMethod, SamplingCost,
 };
 pub use file::{
-    read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError, SnapshotLimits,
-    DEFAULT_MAX_SNAPSHOT_BYTES,
+    parse_snapshot, read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError,
+    SnapshotLimits, DEFAULT_MAX_SNAPSHOT_BYTES,
 };
 pub use finding::{
     Evidence, Finding, FindingGroup, FindingId, GroupMember, Reference, Report, ReportSummary,

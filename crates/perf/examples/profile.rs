@@ -31,7 +31,10 @@ fn main() {
         &options,
     );
     if let Some((symbols, bytes)) = profiler.symbol_table() {
-        eprintln!("kallsyms: {symbols} text symbols kept in {} KiB", bytes / 1024);
+        eprintln!(
+            "kallsyms: {symbols} text symbols kept in {} KiB",
+            bytes / 1024
+        );
     }
     for gap in &out.gaps {
         eprintln!("gap: {}: {}", gap.what, gap.reason);
