@@ -25,7 +25,7 @@ use nodedoc_model::{
 };
 
 use crate::catalog::{catalog, render, CpuSignature};
-use crate::{Context, Detector};
+use crate::{Context, Detector, Signature};
 
 /// See the module documentation.
 pub struct CpuHog;
@@ -126,10 +126,24 @@ impl Detector for CpuHog {
                     },
                 )
             };
-            let finding = finding(process, cores, &basis, profile);
-            let (finding, values) = finding;
+            let (finding, values, class) = finding(process, cores, &basis, profile);
             let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            cx.emit(finding, &values);
+            // Many busy processes of one kind (a build with dozens of compilers) are one group.
+            let signature = match class {
+                Some(signature) => Signature::new(
+                    signature.id.as_str(),
+                    format!("{{count}} processes burn CPU in {}", signature.title),
+                    (cores * 1000.0) as u64,
+                    "busiest first",
+                ),
+                None => Signature::new(
+                    "unclassified",
+                    "{count} processes above the CPU threshold",
+                    (cores * 1000.0) as u64,
+                    "busiest first",
+                ),
+            };
+            cx.emit_as(signature, finding, &values);
         }
     }
 }
@@ -144,7 +158,11 @@ fn finding(
     cores: f64,
     basis: &Basis,
     profile: Option<&CpuProfile>,
-) -> (Finding, Vec<(&'static str, String)>) {
+) -> (
+    Finding,
+    Vec<(&'static str, String)>,
+    Option<&'static CpuSignature>,
+) {
     let pid = process.pid;
     let label = process.label();
     let class = profile.and_then(classify);
@@ -210,6 +228,7 @@ fn finding(
         ("cores", percent(cores)),
         ("where", where_),
     ];
+    let class_id = class.as_ref().map(|c| c.signature);
     if let Some(class) = class {
         values.push(("share", percent(class.share)));
         values.push(("path", class.path.join(" → ")));
@@ -220,7 +239,7 @@ fn finding(
             .references
             .extend(class.signature.references.iter().cloned());
     }
-    (finding, values)
+    (finding, values, class_id)
 }
 
 /// The samples, the class or the hottest path, and what was weak.
@@ -602,6 +621,39 @@ mod tests {
         assert!(!crate::run(&s, &Default::default())
             .iter()
             .any(|f| f.detector == "cpu-hog"));
+    }
+
+    #[test]
+    fn a_build_of_many_busy_compilers_is_one_group() {
+        let mut processes = Vec::new();
+        let mut tasks = Vec::new();
+        for pid in 100..130 {
+            let mut p = process(pid, "rustc");
+            p.state = TaskState::Running;
+            p.sampled_at_us = 1_000_000;
+            tasks.push(TaskSample {
+                pid,
+                start_time_ticks: 100,
+                state: TaskState::Running,
+                utime_ticks: 30,
+                stime_ticks: 0,
+                sampled_at_us: 1_300_000,
+                blocked: None,
+            });
+            processes.push(p);
+        }
+        let mut s = snapshot(processes);
+        s.resample = Some(Resample {
+            interval_ms: 300,
+            tasks,
+        });
+        let findings: Vec<_> = crate::run(&s, &Default::default())
+            .into_iter()
+            .filter(|f| f.detector == "cpu-hog")
+            .collect();
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert_eq!(findings[0].summary, "30 processes above the CPU threshold");
+        assert_eq!(findings[0].severity, Severity::Info);
     }
 
     #[test]
