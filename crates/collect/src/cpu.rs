@@ -263,6 +263,9 @@ impl CpuWatch {
             })
             .collect();
         let result = self.profiler.profile(&targets, &options.sampling);
+        // Profiles are rare (a process going above the threshold, then every so many rounds):
+        // the agent reads the symbol table again then rather than keep 5 MB resident.
+        self.profiler.forget_symbols();
         let mut gaps = Gaps::new();
         for gap in &result.gaps {
             gaps.record(
