@@ -197,6 +197,8 @@ fn check(args: &CheckArgs) -> Result<u8> {
             let progress = Progress::new();
             let mut options = args.collection.options();
             options.log_rules = settings.log_rules.clone();
+            // The collector samples the processes cpu-hog would report.
+            options.cpu_hog.threshold = settings.detectors.cpu_hog_share;
             let snapshot = Collector::new(options).snapshot(&progress)?;
             progress.done();
             let unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);

@@ -10,6 +10,7 @@
 //! old readers would misread bumps [`SNAPSHOT_VERSION`].
 #![deny(missing_docs)]
 
+mod cpu;
 mod file;
 mod finding;
 mod gaps;
@@ -24,6 +25,10 @@ mod snapshot;
 mod system;
 pub mod text;
 
+pub use cpu::{
+    CpuPoint, CpuProfile, CpuSeries, KernelStackCount, NetlinkDumpSocket, NetlinkDumps,
+    ProfileMethod, SamplingCost,
+};
 pub use file::{
     parse_snapshot, read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError,
     SnapshotLimits, DEFAULT_MAX_SNAPSHOT_BYTES,
