@@ -292,6 +292,31 @@ fn a_sosreport_made_while_labs_run_gives_the_live_findings_and_states_its_gaps()
     );
     assert!(source("proc-files").detail.contains("does not save them"));
 
+    // The same report unpacked by tar gives the same findings and gaps as its tarball.
+    let unpacked = out.path().join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let status = Command::new("tar")
+        .arg("-xJf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&unpacked)
+        .arg("--strip-components=1")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (from_dir, _) = check_json(&["--sos", unpacked.to_str().unwrap()]);
+    let summaries = |r: &Report| {
+        let mut all: Vec<(String, String)> = r
+            .findings
+            .iter()
+            .map(|f| (f.detector.clone(), f.summary.clone()))
+            .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(summaries(&from_dir), summaries(&sos));
+    assert_eq!(from_dir.gaps, sos.gaps);
+
     for lab in [fd, zombies, netdev, dstate, ovs] {
         lab.stop().expect("clean teardown");
     }
