@@ -16,6 +16,7 @@
 mod error;
 pub mod fix;
 pub mod log;
+pub mod log_follow;
 pub mod netns;
 pub mod vswitchd;
 
@@ -368,6 +369,7 @@ pub fn state_from_dump(dump: &OvsDump, endpoint: &str) -> OvsState {
             .collect(),
         vswitchd: None,
         log: None,
+        db_history: None,
     }
 }
 
