@@ -15,8 +15,10 @@
 
 mod error;
 pub mod fix;
+pub mod live;
 pub mod log;
 pub mod log_follow;
+pub mod monitor;
 pub mod netns;
 pub mod vswitchd;
 
@@ -347,22 +349,7 @@ pub fn state_from_dump(dump: &OvsDump, endpoint: &str) -> OvsState {
                     .map(|p| OvsPort {
                         uuid: p.port.uuid.to_string(),
                         name: p.port.name.clone(),
-                        interfaces: p
-                            .interfaces
-                            .iter()
-                            .map(|i| OvsInterface {
-                                uuid: i.uuid.to_string(),
-                                name: i.name.clone(),
-                                interface_type: i.interface_type.clone(),
-                                ofport: i.ofport,
-                                error: i.error.clone(),
-                                link_state: i.link_state.clone(),
-                                admin_state: i.admin_state.clone(),
-                                ifindex: i.ifindex,
-                                mac_in_use: i.mac_in_use.clone(),
-                                external_ids: i.external_ids.clone(),
-                            })
-                            .collect(),
+                        interfaces: p.interfaces.iter().map(interface_model).collect(),
                     })
                     .collect(),
             })
@@ -370,6 +357,22 @@ pub fn state_from_dump(dump: &OvsDump, endpoint: &str) -> OvsState {
         vswitchd: None,
         log: None,
         db_history: None,
+    }
+}
+
+/// An Interface row as the snapshot holds it.
+pub fn interface_model(i: &nodedoc_ovsdb::Interface) -> OvsInterface {
+    OvsInterface {
+        uuid: i.uuid.to_string(),
+        name: i.name.clone(),
+        interface_type: i.interface_type.clone(),
+        ofport: i.ofport,
+        error: i.error.clone(),
+        link_state: i.link_state.clone(),
+        admin_state: i.admin_state.clone(),
+        ifindex: i.ifindex,
+        mac_in_use: i.mac_in_use.clone(),
+        external_ids: i.external_ids.clone(),
     }
 }
 
