@@ -10,6 +10,7 @@
 
 pub mod history;
 pub mod kernel_log;
+pub mod ovs_stream;
 mod round;
 
 use std::path::PathBuf;
@@ -103,6 +104,7 @@ pub struct Collector {
     fd_history: history::FdHistory,
     cache: round::ProcessCache,
     kernel_log: kernel_log::KernelLogWindow,
+    ovs: ovs_stream::OvsStream,
 }
 
 impl Collector {
@@ -110,6 +112,7 @@ impl Collector {
     pub fn new(mut options: CollectOptions) -> Collector {
         options.threads = options.threads.clamp(1, MAX_THREADS);
         Collector {
+            ovs: ovs_stream::OvsStream::new(options.ovs.clone()),
             options,
             fd_history: history::FdHistory::default(),
             cache: round::ProcessCache::default(),
@@ -162,6 +165,7 @@ impl Collector {
             &mut self.cache,
             &watched,
             kernel_log,
+            &mut |snapshot, gaps| self.ovs.round(snapshot, gaps),
             progress,
         )?;
         let at_unix_ms = std::time::SystemTime::now()
@@ -170,6 +174,31 @@ impl Collector {
         self.fd_history.record(&snapshot.processes, at_unix_ms);
         snapshot.history = self.fd_history.to_model();
         Ok(snapshot)
+    }
+}
+
+impl Collector {
+    /// Open vSwitch as the agent follows it (the monitor, the log, the namespaces).
+    pub fn ovs_stream(&self) -> &ovs_stream::OvsStream {
+        &self.ovs
+    }
+
+    /// A handle that wakes [`follow_streams`](Self::follow_streams) from another thread (a
+    /// signal handler stopping the agent).
+    pub fn stream_waker(&self) -> nodedoc_ovs::monitor::Waker {
+        self.ovs.waker()
+    }
+
+    /// Between rounds: waits up to `timeout` for news on the streams that are followed
+    /// live (OVSDB monitor updates) and applies it to `last`, the last round's snapshot.
+    /// When [`OvsNews::changed`](ovs_stream::OvsNews::changed) says so, the OVS detectors
+    /// should run again over `last`.
+    pub fn follow_streams(
+        &mut self,
+        last: Option<&mut Snapshot>,
+        timeout: Duration,
+    ) -> ovs_stream::OvsNews {
+        self.ovs.follow(last, timeout)
     }
 }
 
@@ -273,6 +302,7 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
         gaps,
         procfs_detail,
         KernelLogInput::Reading(kernel_log),
+        &mut |snapshot, gaps| collect_ovs(&args.ovs, snapshot, gaps),
         started,
         progress,
         &|_| true,
@@ -322,6 +352,7 @@ pub(crate) fn complete(
     mut gaps: Gaps,
     procfs_detail: String,
     kernel_log: KernelLogInput,
+    ovs: &mut dyn FnMut(&mut Snapshot, &mut Gaps),
     started: Instant,
     progress: &dyn Progress,
     second_reading_of: &dyn Fn(&Process) -> bool,
@@ -356,7 +387,7 @@ pub(crate) fn complete(
     });
 
     progress.step("reading Open vSwitch");
-    collect_ovs(&args.ovs, &mut snapshot, &mut gaps);
+    ovs(&mut snapshot, &mut gaps);
 
     progress.step("reading the kernel log");
     let kernel_log = match kernel_log {

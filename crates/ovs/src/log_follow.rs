@@ -424,6 +424,9 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    // The files here are not called ovs-vswitchd.log: a follower keeps its file open, and
+    // `vswitchd::find_log`'s test looks for such a file among this process's descriptors.
+
     fn line(seq: u32, what: &str) -> String {
         format!(
             "2021-04-15T12:36:29.{:03}Z|{seq:05}|bridge|INFO|bridge br-int: {what}\n",
@@ -443,7 +446,7 @@ mod tests {
     #[test]
     fn appended_lines_rotation_and_truncation_are_followed() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ovs-vswitchd.log");
+        let path = dir.path().join("switch.log");
         append(&path, &line(1, "added interface a on port 1"));
         let options = LogReadOptions::tail(crate::log::DEFAULT_TAIL_BYTES);
         let mut follower = LogFollower::start(&path, "--ovs-log", &options, 0).unwrap();
@@ -464,7 +467,7 @@ mod tests {
 
         // Rotated: renamed, a new file at the path; the old one had one more line first.
         append(&path, &line(4, "deleted interface a on port 2"));
-        std::fs::rename(&path, dir.path().join("ovs-vswitchd.log.1")).unwrap();
+        std::fs::rename(&path, dir.path().join("switch.log.1")).unwrap();
         append(&path, &line(5, "added interface b on port 3"));
         assert_eq!(follower.poll(0).unwrap(), 2);
         let log = follower.log();
@@ -490,7 +493,7 @@ mod tests {
     #[test]
     fn a_flood_is_skipped_to_its_end_and_overlong_lines_are_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ovs-vswitchd.log");
+        let path = dir.path().join("switch.log");
         std::fs::write(&path, "").unwrap();
         let options = LogReadOptions::tail(1 << 20);
         let mut follower = LogFollower::start(&path, "--ovs-log", &options, 0).unwrap();
@@ -519,7 +522,7 @@ mod tests {
     #[test]
     fn a_replacement_by_a_fifo_or_another_owner_is_refused_and_retried() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ovs-vswitchd.log");
+        let path = dir.path().join("switch.log");
         append(&path, &line(1, "added interface a on port 1"));
         // SAFETY: getuid cannot fail.
         let me = unsafe { libc::getuid() };
@@ -551,7 +554,7 @@ mod tests {
     #[test]
     fn quiet_interfaces_are_forgotten() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ovs-vswitchd.log");
+        let path = dir.path().join("switch.log");
         append(&path, &line(1, "added interface old on port 1"));
         let options = LogReadOptions::tail(1 << 20);
         let mut follower = LogFollower::start(&path, "--ovs-log", &options, 1_000).unwrap();
