@@ -359,10 +359,13 @@ pub fn detectors_reading(source: &str) -> std::collections::BTreeSet<String> {
 
 /// Runs only the detectors in `only` over `snapshot`, in their usual order, and returns their
 /// findings (floods grouped, links made symmetric) — what an agent does when one source
-/// changed between rounds. `earlier` holds the latest findings of the other detectors (the
-/// agent's open findings): the detectors that run see them as they would have seen the
-/// findings of a full run, so links to them (`leak-per-event` → `fd-leak`) are the same as in
-/// a full run, and the findings come out with the same chains.
+/// changed between rounds. `earlier` holds the findings open before (the agent's open
+/// findings): those of the other detectors are seen by the detectors that run as they would
+/// have seen the findings of a full run, so links to them (`leak-per-event` → `fd-leak`) are
+/// the same as in a full run and the findings come out with the same chains. Those of `only`
+/// that this run does not find again keep their links too: an agent resolves a finding only
+/// after rounds without it, and a chain should not change back and forth in between (an
+/// orphaned port between its `del-port` and its re-add).
 pub fn run_only(
     snapshot: &Snapshot,
     config: &Config,
@@ -389,6 +392,13 @@ pub fn run_only(
     let ran = findings.split_off(seeded);
     let signatures = cx.signatures.split_off(seeded);
     let ran = group::collapse_floods(ran, signatures, config);
+    let found_again: std::collections::HashSet<&FindingId> = ran.iter().map(|f| &f.id).collect();
+    findings.extend(
+        earlier
+            .iter()
+            .filter(|f| only.contains(&f.detector) && !found_again.contains(&f.id))
+            .cloned(),
+    );
     let ran_count = ran.len();
     findings.extend(ran);
     let mut linked = link_both_ways(findings);

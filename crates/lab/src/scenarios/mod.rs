@@ -7,6 +7,7 @@ mod fuse_hang;
 mod memory_map_lock;
 mod netdev_unregister;
 mod netns_gone;
+mod ovs_leak_per_event;
 mod ovs_netns_leak;
 mod pidns_exit_hang;
 mod zombies;
@@ -41,6 +42,7 @@ pub fn scenarios() -> &'static [Scenario] {
         netns_gone::SCENARIO,
         cni_stdin_hang::SCENARIO,
         ovs_netns_leak::SCENARIO,
+        ovs_leak_per_event::SCENARIO,
     ]
 }
 
