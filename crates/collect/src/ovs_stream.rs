@@ -17,15 +17,15 @@
 //!
 //! Between rounds [`OvsStream::follow`] waits for the monitor and applies what arrives to the
 //! last round's snapshot, so the agent can re-run the OVS detectors within milliseconds of
-//! an update. Before it says the snapshot changed, every interface the update named has its
-//! device looked for (by name in nodedoc's namespace; when not there, every namespace is
-//! read again, at most once per [`MIN_WALK_GAP`]): a tap just plugged must not look orphaned
-//! because the namespaces were read before it existed.
+//! an update. Every interface the update named has its device looked for by name in
+//! nodedoc's namespace (one ioctl); one not there is marked unverified until the next round
+//! reads every namespace, so a tap just plugged does not look orphaned because the
+//! namespaces were read before it existed.
 //!
 //! Each part degrades alone, with a source status that says how it was read: `ovsdb`
 //! (connected, reconnecting, how far behind), `ovs-log`, `netns`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use nodedoc_model::{
@@ -45,9 +45,6 @@ use crate::OvsSource;
 /// device that vanished with no namespace coming or going and no OVSDB change (a device
 /// deleted by hand).
 pub const NETNS_EVERY_ROUNDS: u64 = 6;
-
-/// Between rounds, every namespace is read at most this often.
-pub const MIN_WALK_GAP: Duration = Duration::from_secs(1);
 
 /// How long the first round waits for the monitor's first copy of the database.
 pub const FIRST_COPY_WAIT: Duration = Duration::from_secs(10);
@@ -83,7 +80,6 @@ struct Network {
     /// An interface changed since: read again at the next round.
     stale: bool,
     rounds_since: u64,
-    read_at: Option<Instant>,
     /// How the last round got it, for the `netns` source.
     how: &'static str,
 }
@@ -105,10 +101,6 @@ pub struct OvsStream {
     log_daemon: Option<(i32, u64)>,
     /// Add/delete lines in the log at the last round.
     log_add_delete: u64,
-    /// News held back until every namespace may be read again.
-    pending: Option<(OvsNews, Instant)>,
-    /// Rows whose device must be looked for before the pending news go out.
-    pending_devices: Vec<String>,
     rounds: u64,
 }
 
@@ -141,8 +133,6 @@ impl OvsStream {
             network: Network::default(),
             log_daemon: None,
             log_add_delete: 0,
-            pending: None,
-            pending_devices: Vec::new(),
             rounds: 0,
         }
     }
@@ -324,8 +314,6 @@ impl OvsStream {
                 break;
             }
         }
-        self.pending = None;
-        self.pending_devices.clear();
         let endpoint_text = endpoint.to_string();
         let tables = match (&self.tables, &self.disconnected) {
             (Some(tables), None) => tables,
@@ -417,7 +405,6 @@ impl OvsStream {
             network.key = key;
             network.stale = false;
             network.rounds_since = 0;
-            network.read_at = Some(Instant::now());
             network.how = why;
         } else {
             network.how = "; unchanged since an earlier round (no namespace came or went, no interface changed)";
@@ -485,134 +472,82 @@ impl OvsStream {
     /// (pass `None` before the first round: the news is kept for it). Returns what
     /// happened; [`OvsNews::changed`] says the OVS detectors should run again.
     pub fn follow(&mut self, snapshot: Option<&mut Snapshot>, timeout: Duration) -> OvsNews {
-        // News waiting for a namespace reading shortens the wait.
-        let wait = match &self.pending {
-            Some((_, at)) => timeout.min(at.saturating_duration_since(Instant::now())),
-            None => timeout,
-        };
-        let (mut news, touched) = self.drain(wait);
+        let (mut news, touched) = self.drain(timeout);
         let Some(snapshot) = snapshot else {
             return news;
         };
-        let has_ovs = snapshot.ovs.is_some();
-        if news.changed && has_ovs {
-            if let (Some(tables), Some(ovs)) = (&self.tables, snapshot.ovs.as_mut()) {
-                match &touched {
-                    Some(touched) => tables.patch(ovs, touched),
-                    None => {
-                        let mut fresh = tables.to_state(&ovs.endpoint);
-                        fresh.vswitchd = ovs.vswitchd.take();
-                        fresh.log = ovs.log.take();
-                        fresh.db_history = ovs.db_history.take();
-                        *ovs = fresh;
-                    }
-                }
-                if let Some(history) = &self.history {
-                    // The same bounded history the next round will carry.
-                    ovs.db_history = Some(history.clone());
-                }
-                if let Some(follower) = &mut self.log {
-                    if follower.poll(now_ms()).is_ok_and(|n| n > 0) {
-                        ovs.log = Some(follower.log());
-                    }
-                }
-            }
-            let names: Vec<String> = match &touched {
-                Some(t) => t.interfaces.iter().cloned().collect(),
-                None => snapshot
-                    .ovs
-                    .as_ref()
-                    .map(|o| o.interfaces().map(|(_, _, i)| i.name.clone()).collect())
-                    .unwrap_or_default(),
-            };
-            if !names.is_empty() {
-                self.network.stale = true;
-            }
-            self.pending_devices.extend(names);
-        } else if news.changed {
-            // The first copy arrived between rounds: the next round reads it with the daemon
-            // and the log; detectors wait for that.
-            news.changed = false;
-        }
-        if news.disconnected.is_some() {
-            // Until the next round says otherwise, the last reading stands.
-            news.changed = false;
-        }
-        // Merge with what was held back.
-        if let Some((held, _)) = self.pending.take() {
-            news.changed |= held.changed;
-            news.resynced |= held.resynced;
-            let mut events = held.events;
-            events.append(&mut news.events);
-            news.events = events;
-        }
         if !news.changed {
             return news;
         }
-        match self.locate_devices(snapshot) {
-            Ok(()) => news,
-            Err(retry_at) => {
-                let woken = news.woken;
-                let disconnected = news.disconnected.clone();
-                self.pending = Some((news, retry_at));
-                OvsNews {
-                    woken,
-                    disconnected,
-                    ..OvsNews::default()
-                }
-            }
+        if news.disconnected.is_some() || snapshot.ovs.is_none() {
+            // Lost: until the next round says otherwise, the last reading stands. Or the
+            // first copy arrived between rounds: the next round reads it with the daemon and
+            // the log, and the detectors wait for that.
+            news.changed = false;
+            return news;
         }
-    }
-
-    /// Makes sure the snapshot's namespaces say where the device of every interface named
-    /// since the last call is: found by name in nodedoc's namespace, else every namespace is
-    /// read again — unless it was read less than [`MIN_WALK_GAP`] ago: then `Err(when)`.
-    fn locate_devices(&mut self, snapshot: &mut Snapshot) -> Result<(), Instant> {
-        let Some(network) = snapshot.network.as_mut() else {
-            self.pending_devices.clear();
-            return Ok(());
+        let (Some(tables), Some(ovs)) = (&self.tables, snapshot.ovs.as_mut()) else {
+            news.changed = false;
+            return news;
         };
-        let own = netns::own_namespace();
-        let mut unknown = false;
-        self.pending_devices.sort();
-        self.pending_devices.dedup();
-        for name in &self.pending_devices {
-            if !network.find(name).is_empty() {
-                continue;
+        let names: Vec<String> = match &touched {
+            Some(touched) => {
+                tables.patch(ovs, touched);
+                touched.interfaces.iter().cloned().collect()
             }
-            let here =
-                own.and_then(|inode| network.namespaces.iter_mut().find(|ns| ns.inode == inode));
-            match (here, netns::device_here(name)) {
-                (Some(namespace), Some(device)) => namespace.devices.push(device),
-                _ => unknown = true,
+            None => {
+                let mut fresh = tables.to_state(&ovs.endpoint);
+                fresh.vswitchd = ovs.vswitchd.take();
+                fresh.log = ovs.log.take();
+                *ovs = fresh;
+                ovs.interfaces().map(|(_, _, i)| i.name.clone()).collect()
+            }
+        };
+        if let Some(history) = &self.history {
+            // The same bounded history the next round will carry.
+            ovs.db_history = Some(history.clone());
+        }
+        if let Some(follower) = &mut self.log {
+            if follower.poll(now_ms()).is_ok_and(|n| n > 0) {
+                ovs.log = Some(follower.log());
             }
         }
-        if unknown {
-            let next = self
-                .network
-                .read_at
-                .map_or(Instant::now(), |at| at + MIN_WALK_GAP);
-            if next > Instant::now() {
-                return Err(next);
+        if !names.is_empty() {
+            self.network.stale = true;
+            if let Some(network) = snapshot.network.as_mut() {
+                locate_devices(network, &names);
             }
-            let pairs: Vec<(i32, u64)> = snapshot
-                .processes
-                .iter()
-                .filter_map(|p| Some((p.pid, p.namespaces.net?)))
-                .collect();
-            let read = netns::collect(&pairs, Path::new(netns::NETNS_RUN_DIR));
-            self.network.read_at = Some(Instant::now());
-            *network = read;
         }
-        self.network.last = Some(network.clone());
-        self.pending_devices.clear();
-        Ok(())
+        news
     }
 
     /// The OVS state the tables hold now (for `ovs ports --watch` and tests).
     pub fn state(&self) -> Option<OvsState> {
         let (endpoint, _) = self.endpoint().ok()?;
         Some(self.tables.as_ref()?.to_state(&endpoint.to_string()))
+    }
+}
+
+/// Looks for the devices of interfaces an update named that the last reading of the
+/// namespaces does not have: by name in nodedoc's own namespace (one ioctl each), where a tap
+/// just plugged is. Those not there are marked unverified until the next round reads every
+/// namespace: `ovs-orphan-port` does not call them gone on the strength of a reading made
+/// before they existed.
+fn locate_devices(network: &mut NetworkNamespaces, names: &[String]) {
+    let own = netns::own_namespace();
+    for name in names {
+        if !network.find(name).is_empty() {
+            continue;
+        }
+        let here = own.and_then(|inode| network.namespaces.iter().position(|ns| ns.inode == inode));
+        match (here, netns::device_here(name)) {
+            (Some(i), Some(device)) => network.namespaces[i].devices.push(device),
+            _ => {
+                if !network.is_unverified(name) {
+                    network.unverified.push(name.clone());
+                }
+            }
+        }
     }
 }
 

@@ -478,6 +478,11 @@ pub struct NetworkNamespaces {
     /// Namespaces that were known but could not be read (their inode and why).
     #[serde(default)]
     pub unreadable: Vec<String>,
+    /// Interfaces an OVSDB update named after the namespaces were read, whose device was not
+    /// in nodedoc's own namespace either: where (or whether) it exists is not known until the
+    /// next reading. Only the agent has these (between rounds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<String>,
 }
 
 impl NetworkNamespaces {
@@ -497,6 +502,12 @@ impl NetworkNamespaces {
     /// True when every known namespace was read.
     pub fn complete(&self) -> bool {
         self.unreadable.is_empty()
+    }
+
+    /// True when the device of interface `name` was not looked for everywhere since OVSDB
+    /// last named it (see [`unverified`](Self::unverified)).
+    pub fn is_unverified(&self, name: &str) -> bool {
+        self.unverified.iter().any(|u| u == name)
     }
 }
 
@@ -595,6 +606,7 @@ mod tests {
                 },
             ],
             unreadable: vec![],
+            unverified: vec![],
         };
         let found = nets.find("qr-1");
         assert_eq!(found.len(), 1);
