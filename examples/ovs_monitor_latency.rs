@@ -51,7 +51,11 @@ fn summary(what: &str, mut samples: Vec<Duration>) -> String {
 }
 
 /// Sets (or clears) interface `name`'s error.
-async fn set_error(client: &Client, name: &str, error: Option<String>) -> Result<(), Box<dyn std::error::Error>> {
+async fn set_error(
+    client: &Client,
+    name: &str,
+    error: Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let value = match error {
         Some(error) => Datum::from(error),
         None => Datum::empty_set(),

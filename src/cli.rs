@@ -142,8 +142,9 @@ pub struct SourceArgs {
     #[arg(long)]
     pub no_fds: bool,
 
-    /// Worker threads for the process scan (default: online CPUs).
-    #[arg(long)]
+    /// Worker threads for the process scan (default: online CPUs; at most 4 per CPU, since
+    /// the scan mostly waits on the kernel and more threads only cost memory).
+    #[arg(long, value_parser = parse_threads)]
     pub threads: Option<usize>,
 
     /// Give up reading a process's command line after this long. The read waits for the
@@ -173,9 +174,7 @@ impl SourceArgs {
         nodedoc_collect::CollectOptions {
             socket_resolution: self.socket_resolution.into(),
             fd_census: !self.no_fds,
-            threads: self
-                .threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            threads: self.scan_threads(),
             memory_map_deadline: self.memory_map_deadline,
             ovs: self.ovs.source(),
             ..nodedoc_collect::CollectOptions::default()
@@ -195,17 +194,61 @@ impl From<SocketResolutionArg> for nodedoc_procfs::ResolutionMode {
     }
 }
 
+fn parse_threads(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("the scan needs at least one thread".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// How many scan threads help at most on this machine: 4 per online CPU.
+pub fn max_scan_threads() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus.saturating_mul(4)
+}
+
+impl SourceArgs {
+    /// Worker threads for the process scan: `--threads` (default: online CPUs), clamped to
+    /// [`max_scan_threads`] with a note on standard error when it asked for more. Asking for
+    /// 50,000 used to panic when the system refused to create that many (issue 8).
+    pub fn scan_threads(&self) -> usize {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let max = max_scan_threads();
+        match self.threads {
+            None => cpus,
+            Some(n) if n > max => {
+                eprintln!(
+                    "nodedoc: note: --threads {n} is more than the scan can use; using {max} (4 per CPU, {cpus} CPUs)"
+                );
+                max
+            }
+            Some(n) => n.max(1),
+        }
+    }
+}
+
 /// Where Open vSwitch is.
 #[derive(Debug, Args, Clone, Default)]
 pub struct OvsSourceArgs {
     /// The OVSDB to read: unix:PATH or tcp:HOST:PORT. Default: unix:/var/run/openvswitch/db.sock
-    /// when that socket exists (no socket: no Open vSwitch here, which is not an error).
-    #[arg(long, value_name = "ENDPOINT")]
+    /// when that socket exists (no socket: no Open vSwitch here, which is not an error). An
+    /// OVSDB named here that cannot be read is an error (exit 3), after the report.
+    #[arg(long, value_name = "ENDPOINT", value_parser = parse_endpoint)]
     pub ovsdb: Option<String>,
 
     /// ovs-vswitchd's log, when it is not among the daemon's open files (only its end is read).
+    /// A log named here that cannot be read is an error (exit 3), after the report.
     #[arg(long, value_name = "FILE")]
     pub ovs_log: Option<PathBuf>,
+}
+
+/// Checks an `--ovsdb` endpoint's syntax while the command line is read (a typo is a usage
+/// error, not a failed source found after the whole host was scanned).
+fn parse_endpoint(text: &str) -> Result<String, String> {
+    text.parse::<nodedoc_ovsdb::Endpoint>()
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
 }
 
 impl OvsSourceArgs {
@@ -221,7 +264,7 @@ impl OvsSourceArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Analyse a snapshot written by `nodedoc collect` instead of this host.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ovsdb", "ovs_log"])]
     pub from: Option<PathBuf>,
 
     /// Output format.
@@ -244,40 +287,36 @@ pub struct CheckArgs {
     pub thresholds: ThresholdArgs,
 }
 
-/// Detector thresholds.
+/// Detector thresholds and the config file.
 #[derive(Debug, Args, Clone)]
 pub struct ThresholdArgs {
-    /// Report CNI plugins (processes with CNI_COMMAND in their environment) running longer
-    /// than this (cni-plugin-hang).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-    pub cni_timeout: Duration,
-}
+    /// A nodedoc config file (TOML): thresholds, detectors switched off, agent settings and
+    /// your own log rules (see docs/nodedoc.example.toml). Flags given on the command line win
+    /// over the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
-impl ThresholdArgs {
-    /// The detectors' configuration.
-    pub fn config(&self) -> nodedoc_detectors::Config {
-        nodedoc_detectors::Config {
-            cni_plugin_timeout_secs: self.cni_timeout.as_secs(),
-            ..nodedoc_detectors::Config::default()
-        }
-    }
+    /// Report CNI plugins (processes with CNI_COMMAND in their environment) running longer
+    /// than this (cni-plugin-hang) [default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub cni_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Time between rounds (a random ±5 % is added, so a fleet does not read /proc in
-    /// lockstep).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-    pub interval: Duration,
+    /// lockstep) [default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub interval: Option<Duration>,
 
     /// Within a round, read every process's state twice this far apart (tells a stuck task
     /// from a passing one).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "300ms")]
     pub sample: Duration,
 
-    /// Event format: text (for a terminal) or json (one event per line).
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Event format: text (for a terminal) or json (one event per line) [default: text].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 
     /// Append events to FILE instead of standard output (never through a symbolic link).
     #[arg(long, short, value_name = "FILE")]
@@ -295,9 +334,9 @@ pub struct WatchArgs {
     #[arg(long)]
     pub reopen: bool,
 
-    /// Rounds a finding must be missing from before it resolves.
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub resolve_after: u32,
+    /// Rounds a finding must be missing from before it resolves [default: 3].
+    #[arg(long, value_name = "N")]
+    pub resolve_after: Option<u32>,
 
     /// Stop after N rounds (for scripts and tests; default: run until SIGINT/SIGTERM).
     #[arg(long, value_name = "N")]

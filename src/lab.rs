@@ -126,7 +126,7 @@ fn run(scenario: &str, format: Format) -> Result<u8> {
     let report = crate::analyse(
         &snapshot,
         format!("live, lab {}", instance.id),
-        &nodedoc_detectors::Config::default(),
+        &crate::settings::Settings::default(),
     );
     crate::print_report(&report, format, crate::report::TextOptions::default())?;
     stop()?;

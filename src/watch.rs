@@ -19,12 +19,32 @@ use crate::cli::{Format, WatchArgs};
 
 /// Runs the agent until SIGINT/SIGTERM (or `--rounds`).
 pub fn watch(args: &WatchArgs) -> Result<u8> {
+    limit_allocator_arenas();
+    let settings = args.thresholds.settings()?;
+    let agent = &settings.agent;
+    // Flags win over the file, the file over the defaults.
+    let interval = args
+        .interval
+        .or(agent.interval)
+        .unwrap_or(Duration::from_secs(10));
+    let format = args.format.unwrap_or(match agent.format {
+        Some(nodedoc_config::OutputFormat::Json) => Format::Json,
+        _ => Format::Text,
+    });
+    let output = args.output.clone().or_else(|| agent.output.clone());
+    let listen = args.listen.or(agent.listen);
+    let state_file = args.state_file.clone().or_else(|| agent.state_file.clone());
+    let resolve_after = args
+        .resolve_after
+        .or(agent.resolve_after_rounds)
+        .unwrap_or(3);
+
     let mut options = args.sources.options();
     // A round reads every process twice, `--sample` apart, as `check` does: that is what
     // tells a task stuck in D from one passing through, within one round.
     options.interval = args.sample;
+    options.log_rules = settings.log_rules.clone();
     let mut collector = Collector::new(options);
-    let config = args.thresholds.config();
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -39,21 +59,26 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
     }
 
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    let out: Box<dyn Write + Send> = match &args.output {
+    let out: Box<dyn Write + Send> = match &output {
         Some(path) => Box::new(open_append(path)?),
         None => Box::new(anstream::stdout()),
     };
-    match args.format {
+    match format {
         Format::Json => sinks.push(Box::new(JsonLinesSink::new(out))),
         Format::Text => sinks.push(Box::new(TextSink::new(out))),
     }
-    let detector_ids: Vec<String> = nodedoc_detectors::detectors()
+    let mut detector_ids: Vec<String> = nodedoc_detectors::detectors()
         .iter()
         .map(|d| d.id().to_string())
+        .filter(|id| settings.enabled(id))
         .collect();
+    // The user's rules are detectors too: each gets its zero series.
+    for log in &settings.log_rules {
+        detector_ids.extend(log.rules.rules().iter().map(|r| r.id().to_string()));
+    }
     let metrics = Metrics::new(detector_ids);
     sinks.push(Box::new(metrics.sink()));
-    let _server = match &args.listen {
+    let _server = match &listen {
         Some(addr) => {
             let server = nodedoc_agent::http::MetricsServer::start(*addr, metrics.clone())
                 .with_context(|| format!("cannot listen on {addr}"))?;
@@ -68,10 +93,10 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
 
     let host = nodedoc_procfs::host_info();
     let lifecycle = LifecycleOptions {
-        resolve_after_rounds: args.resolve_after,
+        resolve_after_rounds: resolve_after,
         ..LifecycleOptions::default()
     };
-    let mut tracker = match &args.state_file {
+    let mut tracker = match &state_file {
         Some(path) if !args.reopen => match nodedoc_agent::state::load(path)? {
             Some(state) if state.applies_to(&host.hostname, host.boot_time_unix) => {
                 if let Some(sequence) = state
@@ -99,13 +124,14 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
     let mut rounds: u64 = 0;
     // The first round waits a random part of the interval, so a fleet started together
     // (a DaemonSet rollout) does not read /proc in lockstep; later rounds keep a jitter.
-    let mut wait = args.interval.mul_f64(fastrand::f64() * 0.1);
+    let mut wait = interval.mul_f64(fastrand::f64() * 0.1);
     if args.rounds.is_some() {
         wait = Duration::ZERO;
     }
     // The detectors an OVSDB update can change the answer of, run again over the last
     // round's snapshot (patched with the update) as soon as it arrives.
-    let ovs_detectors = nodedoc_detectors::detectors_reading("ovsdb");
+    let mut ovs_detectors = nodedoc_detectors::detectors_reading("ovsdb");
+    ovs_detectors.retain(|id| settings.enabled(id));
     let mut last: Option<Snapshot> = None;
     loop {
         let due = Instant::now() + wait;
@@ -121,8 +147,12 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
                     .into_iter()
                     .map(|o| o.finding.clone())
                     .collect();
-                let findings =
-                    nodedoc_detectors::run_only(snapshot, &config, &ovs_detectors, &earlier);
+                let findings = nodedoc_detectors::run_only(
+                    snapshot,
+                    &settings.detectors,
+                    &ovs_detectors,
+                    &earlier,
+                );
                 // Opens and updates only: a burst of updates is not a number of rounds, so
                 // only rounds resolve (a port between del-port and its re-add is not gone).
                 let events = tracker.observe(
@@ -137,10 +167,14 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
             break;
         }
         let round_started = Instant::now();
+        if let Some(last) = last.take() {
+            collector.recycle(last);
+        }
         let snapshot = collector
             .round(&nodedoc_collect::Silent)
             .context("collection failed")?;
-        let findings = nodedoc_detectors::run(&snapshot, &config);
+        let findings =
+            nodedoc_detectors::run_with(&snapshot, &settings.detectors, &|id| settings.enabled(id));
         let events = tracker.observe(&Scope::All, findings, SystemTime::now());
         emit(&mut sinks, &tracker, &events)?;
         rounds += 1;
@@ -153,7 +187,7 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
             m.agent.cpu_seconds = own.0;
             m.agent.resident_bytes = own.1;
         });
-        if let Some(path) = &args.state_file {
+        if let Some(path) = &state_file {
             let mut state = nodedoc_agent::AgentState::new(&host.hostname, host.boot_time_unix);
             state.open = tracker.snapshot();
             if let Some(sequence) = collector.kernel_log_stream().last_sequence() {
@@ -163,13 +197,15 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
             }
             nodedoc_agent::state::save(path, &state)?;
         }
+        // Kept for the streams between rounds; handed back to the collector when the next
+        // round starts.
         last = Some(snapshot);
+        return_freed_memory();
         if args.rounds.is_some_and(|n| rounds >= n) {
             break;
         }
         let jitter = 1.0 + (fastrand::f64() - 0.5) * 0.1;
-        wait = args
-            .interval
+        wait = interval
             .mul_f64(jitter)
             .saturating_sub(round_started.elapsed());
     }
@@ -316,6 +352,25 @@ fn open_append(path: &Path) -> Result<std::fs::File> {
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
         .with_context(|| format!("cannot open {} for appending", path.display()))
+}
+
+/// glibc gives every thread that allocates an arena of its own (up to 8 per core), and keeps
+/// what was freed in each: an agent whose scan, kernel-log follower and file readers run on
+/// threads would hold several idle arenas. Two are enough for its few threads.
+fn limit_allocator_arenas() {
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Hands the memory a round freed back to the kernel: a round builds and drops a whole
+/// snapshot, and without this the agent's resident size would stay at its largest round.
+fn return_freed_memory() {
+    // SAFETY: malloc_trim only releases free memory of the allocator's heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// This process's CPU seconds (user + system) and resident bytes.

@@ -355,3 +355,122 @@ fn a_kernel_log_flood_is_survived_counted_and_cheap() {
     );
     drop(watch_guard);
 }
+
+#[test]
+fn user_log_rules_open_findings_from_a_followed_file_and_events_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "Remounting filesystem read-only (before the agent)\n").unwrap();
+    let config = dir.path().join("nodedoc.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[log]]
+path = "{}"
+
+[[log.rule]]
+id = "app-disk-error"
+severity = "warning"
+pattern = 'I/O error, dev (?P<dev>\w+)'
+summary = "I/O errors on {{dev}}"
+explanation = "The disk reports errors."
+
+[[log.rule]]
+id = "app-read-only"
+kind = "condition"
+severity = "critical"
+pattern = 'Remounting filesystem read-only'
+"#,
+            log.display()
+        ),
+    )
+    .unwrap();
+    let (_watch, events) = watch(&[
+        "--interval",
+        "1s",
+        "--sample",
+        "0s",
+        "--resolve-after",
+        "2",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    // A condition written before the agent started is still a condition.
+    let condition = wait_for(&events, Duration::from_secs(60), |e| {
+        e.event == EventKind::Open && e.finding.detector == "app-read-only"
+    });
+    assert_eq!(
+        condition.finding.severity,
+        nodedoc_model::Severity::Critical
+    );
+    // A new matching line opens the event rule's finding...
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut file, b"kernel: I/O error, dev sdz, sector 42\n").unwrap();
+    let opened = wait_for(&events, Duration::from_secs(60), |e| {
+        e.event == EventKind::Open && e.finding.detector == "app-disk-error"
+    });
+    assert_eq!(opened.finding.summary, "I/O errors on sdz");
+    assert_eq!(opened.finding.explanation, "The disk reports errors.");
+    // ...which resolves once no line matches; the condition does not.
+    let resolved = wait_for(&events, Duration::from_secs(60), |e| {
+        e.event == EventKind::Resolve
+            && matches!(
+                e.finding.detector.as_str(),
+                "app-disk-error" | "app-read-only"
+            )
+    });
+    assert_eq!(resolved.finding.detector, "app-disk-error");
+}
+
+#[test]
+fn a_restarted_agent_does_not_announce_again_what_it_reported_unless_asked() {
+    // A fault that stays: a parent that never reaps its children.
+    let lab = nodedoc_lab::start("zombies", &common::lab_context()).expect("start lab");
+    let parent: i32 = lab.instance().fact("parent_pid").unwrap().parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let state_arg = state.to_str().unwrap();
+    let is_zombies =
+        move |e: &Event| e.finding.detector == "zombie-processes" && e.finding.pid == Some(parent);
+    let rounds = |n: &'static str| -> Vec<&str> {
+        vec!["--interval", "1s", "--state-file", state_arg, "--rounds", n]
+    };
+
+    // First run: one open.
+    let args = rounds("3");
+    let (first, events) = watch(&args);
+    let opened = wait_for(&events, Duration::from_secs(60), |e| {
+        e.event == EventKind::Open && is_zombies(e)
+    });
+    // Let it finish its rounds: it writes the state file at the end of each.
+    let mut first = first;
+    let _ = first.0.wait();
+    assert!(state.exists());
+
+    // Restarted with the same state file: still open, so not announced again.
+    let (mut second, events) = watch(&args);
+    let _ = second.0.wait();
+    let seen: Vec<Event> = events.iter().collect();
+    assert!(
+        !seen
+            .iter()
+            .any(|e| e.event == EventKind::Open && is_zombies(e)),
+        "announced again: {:?}",
+        seen.iter()
+            .map(|e| (&e.event, &e.finding.id))
+            .collect::<Vec<_>>()
+    );
+
+    // --reopen asks for it again.
+    let mut args = rounds("2");
+    args.push("--reopen");
+    let (third, events) = watch(&args);
+    let again = wait_for(&events, Duration::from_secs(60), |e| {
+        e.event == EventKind::Open && is_zombies(e)
+    });
+    assert_eq!(again.finding.id, opened.finding.id);
+    let mut third = third;
+    let _ = third.0.wait();
+    lab.stop().unwrap();
+}

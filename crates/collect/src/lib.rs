@@ -10,8 +10,10 @@
 
 pub mod history;
 pub mod kernel_log;
+pub mod log_rules;
 pub mod ovs_stream;
 mod round;
+pub mod tail;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -40,7 +42,16 @@ pub struct CollectOptions {
     pub memory_map_deadline: Duration,
     /// Where Open vSwitch is.
     pub ovs: OvsSource,
+    /// The operator's log rules (`[[log]]` tables of the config file).
+    pub log_rules: Vec<nodedoc_config::LogRules>,
 }
+
+/// How much of the end of each configured log a `check` matches the rules against.
+pub const CHECK_LOG_RULE_BYTES: u64 = 256 << 20;
+
+/// How much of the end of each configured log the agent reads when it starts (for `condition`
+/// rules: a filesystem remounted read-only before the agent started is still read-only).
+pub const WATCH_LOG_RULE_BYTES: u64 = 16 << 20;
 
 /// Every this many agent rounds, every process is read in full.
 pub const FULL_EVERY: u64 = 30;
@@ -58,6 +69,7 @@ impl Default for CollectOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_map_deadline: nodedoc_procfs::DEFAULT_MEMORY_MAP_DEADLINE,
             ovs: OvsSource::default(),
+            log_rules: Vec::new(),
         }
     }
 }
@@ -104,6 +116,7 @@ pub struct Collector {
     fd_history: history::FdHistory,
     cache: round::ProcessCache,
     kernel_log: kernel_log::KernelLogWindow,
+    rules: Option<log_rules::LogRulesStream>,
     ovs: ovs_stream::OvsStream,
 }
 
@@ -117,6 +130,27 @@ impl Collector {
             fd_history: history::FdHistory::default(),
             cache: round::ProcessCache::default(),
             kernel_log: kernel_log::KernelLogWindow::default(),
+            rules: None,
+        }
+    }
+
+    /// Adds this reading's descriptor counts to the history and the history to the snapshot.
+    fn note_fd_history(&mut self, snapshot: &mut Snapshot) {
+        let at_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.fd_history.record(&snapshot.processes, at_unix_ms);
+        snapshot.history = self.fd_history.to_model();
+    }
+
+    /// Takes back a round's snapshot once it has been analysed, so the next round starts from
+    /// its processes and kernel log window without the collector holding a copy of either
+    /// meanwhile. Without it the next round reads every process in full and the window starts
+    /// empty (correct, only costlier).
+    pub fn recycle(&mut self, snapshot: Snapshot) {
+        self.cache.recycle(snapshot.processes);
+        if let Some(log) = snapshot.kernel_log {
+            self.kernel_log.recycle(log.records);
         }
     }
 
@@ -142,11 +176,24 @@ impl Collector {
     /// `nodedoc check` analyses.
     pub fn snapshot(&mut self, progress: &dyn Progress) -> Result<Snapshot, CollectError> {
         let mut snapshot = collect_live(&self.options, progress)?;
-        let at_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.fd_history.record(&snapshot.processes, at_unix_ms);
-        snapshot.history = self.fd_history.to_model();
+        if !self.options.log_rules.is_empty() {
+            progress.step("matching log rules");
+            let stream = self.rules.get_or_insert_with(|| {
+                log_rules::LogRulesStream::new(
+                    &self.options.log_rules,
+                    &tail::TailStart::LastBytes(CHECK_LOG_RULE_BYTES),
+                    true,
+                )
+            });
+            let records = snapshot
+                .kernel_log
+                .as_ref()
+                .map_or(&[][..], |log| &log.records[..]);
+            let mut gaps = Gaps::new();
+            snapshot.rule_matches = stream.read(records, &mut gaps);
+            snapshot.gaps.extend(gaps.into_vec());
+        }
+        self.note_fd_history(&mut snapshot);
         Ok(snapshot)
     }
 
@@ -168,11 +215,19 @@ impl Collector {
             &mut |snapshot, gaps| self.ovs.round(snapshot, gaps),
             progress,
         )?;
-        let at_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.fd_history.record(&snapshot.processes, at_unix_ms);
-        snapshot.history = self.fd_history.to_model();
+        if !self.options.log_rules.is_empty() {
+            let stream = self.rules.get_or_insert_with(|| {
+                log_rules::LogRulesStream::new(
+                    &self.options.log_rules,
+                    &tail::TailStart::LastBytes(WATCH_LOG_RULE_BYTES),
+                    false,
+                )
+            });
+            let mut gaps = Gaps::new();
+            snapshot.rule_matches = stream.read(self.kernel_log.arrived(), &mut gaps);
+            snapshot.gaps.extend(gaps.into_vec());
+        }
+        self.note_fd_history(&mut snapshot);
         Ok(snapshot)
     }
 }
@@ -199,6 +254,18 @@ impl Collector {
         timeout: Duration,
     ) -> ovs_stream::OvsNews {
         self.ovs.follow(last, timeout)
+    }
+}
+
+/// How processes are read in full, by `check`'s scan and by an agent round alike.
+pub(crate) fn scan_options(args: &CollectOptions) -> ScanOptions<'static> {
+    ScanOptions {
+        fd_census: args.fd_census,
+        resolution: args.socket_resolution,
+        threads: args.threads.clamp(1, MAX_THREADS),
+        wants_kernel_detail: &wants_kernel_detail,
+        environment_prefixes: ENVIRONMENT_PREFIXES,
+        memory_map_deadline: args.memory_map_deadline,
     }
 }
 
@@ -279,14 +346,7 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
 
     progress.step("reading processes");
     let root = ProcRoot::live().map_err(CollectError::Procfs)?;
-    let options = ScanOptions {
-        fd_census: args.fd_census,
-        resolution: args.socket_resolution,
-        threads: args.threads.clamp(1, MAX_THREADS),
-        wants_kernel_detail: &wants_kernel_detail,
-        environment_prefixes: ENVIRONMENT_PREFIXES,
-        memory_map_deadline: args.memory_map_deadline,
-    };
+    let options = scan_options(args);
     let scan = nodedoc_procfs::scan(&root, &options).map_err(CollectError::Procfs)?;
     let process_count = scan.processes.len();
     let resolutions = scan.resolution_counts();

@@ -15,8 +15,9 @@ use nodedoc_model::Severity;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-use crate::rules::{is_kebab_case, RuleField, RuleKind, RuleSet, RuleSpec};
+use crate::rules::{is_kebab_case, RuleField, RuleSet, RuleSpec};
 use crate::{span, ConfigError};
+use nodedoc_model::RuleKind;
 
 /// nodedoc's configuration, as read from a file. Every setting is optional: what the file
 /// leaves out keeps nodedoc's default (and a command-line flag beats the file).

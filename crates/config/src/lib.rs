@@ -24,7 +24,8 @@ pub use config::{
     AgentSettings, Config, DetectorSwitches, LogRules, LogSource, OutputFormat, Thresholds,
 };
 pub use error::{ConfigError, Position};
+pub use nodedoc_model::{RuleKind, RuleMatch};
 pub use rules::{
-    LogEvent, Match, Rule, RuleError, RuleField, RuleKind, RuleSet, RuleSpec, ScanStats, Scanner,
+    LogEvent, Match, Rule, RuleError, RuleField, RuleSet, RuleSpec, ScanStats, Scanner,
 };
 pub use template::{Template, MAX_RENDERED_LEN};

@@ -203,7 +203,8 @@ pub struct DetectorEntry {
 }
 
 /// The sources a detector can read (`reads` in `data/detectors.toml`): the names of the
-/// snapshot's source statuses, and `history`, the agent's earlier rounds.
+/// snapshot's source statuses, `history` (the agent's earlier rounds) and `log-rules` (the
+/// user's log files and rules).
 pub const SOURCES: &[&str] = &[
     "procfs",
     "kernel-log",
@@ -211,6 +212,7 @@ pub const SOURCES: &[&str] = &[
     "ovs-log",
     "netns",
     "history",
+    "log-rules",
 ];
 
 /// What it usually means when one kind of descriptor dominates a process's table.

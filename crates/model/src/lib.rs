@@ -18,14 +18,15 @@ pub mod hostfile;
 mod kernel_log;
 mod ovs;
 mod process;
+mod rule_match;
 mod service_log;
 mod snapshot;
 mod system;
 pub mod text;
 
 pub use file::{
-    read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError, SnapshotLimits,
-    DEFAULT_MAX_SNAPSHOT_BYTES,
+    parse_snapshot, read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError,
+    SnapshotLimits, DEFAULT_MAX_SNAPSHOT_BYTES,
 };
 pub use finding::{
     Evidence, Finding, FindingGroup, FindingId, GroupMember, Reference, Report, ReportSummary,
@@ -48,6 +49,7 @@ pub use process::{
     Limit, NamespaceFd, NamespaceIds, NetlinkProtocol, Process, ProcessKey, ResourceLimit,
     SocketResolution, StackFrame, TaskSample, TaskState,
 };
+pub use rule_match::{RuleKind, RuleMatch};
 pub use service_log::{LogEntry, LogFormat, ServiceLog};
 pub use snapshot::{
     HostInfo, Resample, Snapshot, SourceState, SourceStatus, SNAPSHOT_FORMAT, SNAPSHOT_VERSION,

@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     FreezerCgroup, Gap, History, KernelLog, MountEntry, NetworkNamespaces, OvsState, Process,
-    ServiceLog, TaskSample,
+    RuleMatch, ServiceLog, TaskSample,
 };
 
 /// The value of [`Snapshot::format`]: tells a nodedoc snapshot from any other JSON.
@@ -53,6 +53,10 @@ pub struct Snapshot {
     /// Logs of services (containerd, dockerd, kubelet, …) read from files or journals.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub service_logs: Vec<ServiceLog>,
+    /// Lines that matched the user's log rules (`[[log.rule]]` in the config file): events of
+    /// this reading, and conditions since the agent started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rule_matches: Vec<RuleMatch>,
 }
 
 impl Snapshot {
@@ -73,6 +77,7 @@ impl Snapshot {
             network: None,
             history: None,
             service_logs: Vec::new(),
+            rule_matches: Vec::new(),
         }
     }
 
