@@ -493,20 +493,23 @@ impl OvsStream {
         let names: Vec<String> = match &touched {
             Some(touched) => {
                 tables.patch(ovs, touched);
+                // The same bounded history the collector keeps, without copying it: the
+                // same events recorded the same way.
+                match ovs.db_history.as_mut() {
+                    Some(history) => live::record_events(history, &news.events),
+                    None => ovs.db_history.clone_from(&self.history),
+                }
                 touched.interfaces.iter().cloned().collect()
             }
             None => {
                 let mut fresh = tables.to_state(&ovs.endpoint);
                 fresh.vswitchd = ovs.vswitchd.take();
                 fresh.log = ovs.log.take();
+                fresh.db_history.clone_from(&self.history);
                 *ovs = fresh;
                 ovs.interfaces().map(|(_, _, i)| i.name.clone()).collect()
             }
         };
-        if let Some(history) = &self.history {
-            // The same bounded history the next round will carry.
-            ovs.db_history = Some(history.clone());
-        }
         if let Some(follower) = &mut self.log {
             if follower.poll(now_ms()).is_ok_and(|n| n > 0) {
                 ovs.log = Some(follower.log());

@@ -79,9 +79,20 @@ fn rounds_read_the_replica_and_updates_between_rounds_patch_the_last_snapshot() 
     assert_eq!(news.events[0].kind.name(), "inserted");
     let ovs = snapshot.ovs.as_ref().unwrap();
     assert!(ovs.interface("tap1").is_some());
+    assert!(snapshot.network.as_ref().unwrap().is_unverified("tap1"));
     let history = ovs.db_history.as_ref().unwrap();
     assert_eq!(history.interfaces["tap1"].inserted, 1);
-    assert!(snapshot.network.as_ref().unwrap().is_unverified("tap1"));
+    // Two more changes: the snapshot's history stays the one the next round carries.
+    server
+        .vsctl(&["set", "Interface", "tap1", "ofport=4"])
+        .unwrap();
+    changed(&mut stream, &mut snapshot);
+    server
+        .vsctl(&["set", "Interface", "tap1", "external_ids:iface-id=5bd1"])
+        .unwrap();
+    changed(&mut stream, &mut snapshot);
+    let patched = snapshot.ovs.as_ref().unwrap().db_history.clone().unwrap();
+    assert_eq!(patched.events.len(), 3);
 
     // The next round: the same state from the replica, the log's new lines, and every
     // namespace read again (an interface changed), which clears the mark.
@@ -94,6 +105,7 @@ fn rounds_read_the_replica_and_updates_between_rounds_patch_the_last_snapshot() 
     let next = round(&mut stream);
     let ovs_next = next.ovs.as_ref().unwrap();
     assert_eq!(ovs_next.bridges, snapshot.ovs.as_ref().unwrap().bridges);
+    assert_eq!(ovs_next.db_history.as_ref(), Some(&patched));
     assert_eq!(ovs_next.log.as_ref().unwrap().count("interface-deleted"), 1);
     assert!(next.network.as_ref().unwrap().unverified.is_empty());
     let netns = next.source("netns").unwrap();
