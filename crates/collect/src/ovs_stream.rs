@@ -101,7 +101,6 @@ pub struct OvsStream {
     log_daemon: Option<(i32, u64)>,
     /// Add/delete lines in the log at the last round.
     log_add_delete: u64,
-    rounds: u64,
 }
 
 fn now_ms() -> u64 {
@@ -133,7 +132,6 @@ impl OvsStream {
             network: Network::default(),
             log_daemon: None,
             log_add_delete: 0,
-            rounds: 0,
         }
     }
 
@@ -263,9 +261,9 @@ impl OvsStream {
 
     /// Reads Open vSwitch into `snapshot` for a round: what the replica holds now, the
     /// daemon, what the log added, and the namespaces' devices when they may have changed.
-    /// `processes` is the round's process list.
+    /// `snapshot` holds the round's processes (the daemon and the namespaces are found
+    /// among them).
     pub fn round(&mut self, snapshot: &mut Snapshot, gaps: &mut Gaps) {
-        self.rounds += 1;
         let (endpoint, explicit) = match self.endpoint() {
             Ok(endpoint) => endpoint,
             Err(e) => {
@@ -307,8 +305,9 @@ impl OvsStream {
                 self.drain(left);
             }
         }
-        // Everything queued: the round reads the tables as they are now.
-        loop {
+        // Everything queued (a bounded number of batches: updates that keep coming wait
+        // for the streams between rounds): the round reads the tables as they are now.
+        for _ in 0..(nodedoc_ovs::monitor::QUEUED_MESSAGES / BATCH + 1) {
             let (news, _) = self.drain(Duration::ZERO);
             if !news.changed && !news.woken && news.disconnected.is_none() {
                 break;
