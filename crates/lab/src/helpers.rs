@@ -130,6 +130,30 @@ fn fd_leaker(args: &[String]) -> Result<(), LabError> {
     let per_second = number(NAME, args, "--per-second", 10)?.max(1);
     let soft = number(NAME, args, "--soft-limit", 20_000)?;
     let stop_at = number(NAME, args, "--stop-at", u64::MAX)?;
+    set_soft_nofile(NAME, soft)?;
+    ready();
+    let pause = Duration::from_secs_f64(1.0 / per_second as f64);
+    let mut held = Vec::new();
+    loop {
+        if (held.len() as u64) + 3 < stop_at {
+            held.push(generic_netlink_socket(NAME, held.len())?);
+        }
+        std::thread::sleep(pause);
+    }
+}
+
+/// A new (unbound) NETLINK_GENERIC socket, the `n`th a helper opens.
+fn generic_netlink_socket(helper: &str, n: usize) -> Result<rustix::fd::OwnedFd, LabError> {
+    rustix::net::socket(
+        rustix::net::AddressFamily::NETLINK,
+        rustix::net::SocketType::RAW,
+        Some(rustix::net::netlink::GENERIC),
+    )
+    .map_err(|e| helper_error(helper, format!("socket #{n}: {e}")))
+}
+
+/// Sets the soft `RLIMIT_NOFILE` to `soft` (at most the hard limit, which stays).
+fn set_soft_nofile(helper: &str, soft: u64) -> Result<(), LabError> {
     let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
     rustix::process::setrlimit(
         rustix::process::Resource::Nofile,
@@ -138,22 +162,7 @@ fn fd_leaker(args: &[String]) -> Result<(), LabError> {
             maximum: hard,
         },
     )
-    .map_err(|e| helper_error(NAME, format!("setrlimit: {e}")))?;
-    ready();
-    let pause = Duration::from_secs_f64(1.0 / per_second as f64);
-    let mut held = Vec::new();
-    loop {
-        if (held.len() as u64) + 3 < stop_at {
-            let fd = rustix::net::socket(
-                rustix::net::AddressFamily::NETLINK,
-                rustix::net::SocketType::RAW,
-                Some(rustix::net::netlink::GENERIC),
-            )
-            .map_err(|e| helper_error(NAME, format!("socket #{}: {e}", held.len())))?;
-            held.push(fd);
-        }
-        std::thread::sleep(pause);
-    }
+    .map_err(|e| helper_error(helper, format!("setrlimit: {e}")))
 }
 
 /// Follows ovs-vswitchd.log at `--log` from its end and opens one NETLINK_GENERIC socket for
@@ -169,15 +178,7 @@ fn netlink_per_delete(args: &[String]) -> Result<(), LabError> {
     let path = arg(args, "--log").ok_or_else(|| helper_error(NAME, "--log is required"))?;
     let only = arg(args, "--interface").map(|i| format!("deleted interface {i} on port "));
     let soft = number(NAME, args, "--soft-limit", 20_000)?;
-    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
-    rustix::process::setrlimit(
-        rustix::process::Resource::Nofile,
-        rustix::process::Rlimit {
-            current: Some(hard.map_or(soft, |h| soft.min(h))),
-            maximum: hard,
-        },
-    )
-    .map_err(|e| helper_error(NAME, format!("setrlimit: {e}")))?;
+    set_soft_nofile(NAME, soft)?;
     let mut file =
         std::fs::File::open(path).map_err(|e| helper_error(NAME, format!("open {path}: {e}")))?;
     let mut offset = file
@@ -210,13 +211,7 @@ fn netlink_per_delete(args: &[String]) -> Result<(), LabError> {
                 None => line.contains("|bridge|") && line.contains(": deleted interface "),
             };
             if deleted {
-                let fd = rustix::net::socket(
-                    rustix::net::AddressFamily::NETLINK,
-                    rustix::net::SocketType::RAW,
-                    Some(rustix::net::netlink::GENERIC),
-                )
-                .map_err(|e| helper_error(NAME, format!("socket #{}: {e}", held.len())))?;
-                held.push(fd);
+                held.push(generic_netlink_socket(NAME, held.len())?);
             }
         }
         // A line longer than any of ovs-vswitchd's is not one: forget it.

@@ -24,9 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use nodedoc_ovsdb::{
-    Bridge, Client, ClientOptions, DatabaseSchema, Endpoint, Interface, MonitorEvent,
-    MonitorRequest, OpenVSwitch, Port, ReconnectOptions, ReconnectingMonitor, TableReplica,
-    TableUpdates2, Uuid, OPEN_VSWITCH_DB,
+    Bridge, Client, ClientOptions, Endpoint, Interface, MonitorEvent, MonitorRequest, OpenVSwitch,
+    Port, ReconnectOptions, ReconnectingMonitor, TableReplica, TableUpdates2, Uuid,
+    OPEN_VSWITCH_DB,
 };
 
 use crate::live::RowChange;
@@ -262,24 +262,6 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The monitor requests: the columns the typed views read that the server's schema has.
-fn requests(schema: &DatabaseSchema) -> Vec<MonitorRequest> {
-    let request = |table: &str, columns: &[&str]| {
-        MonitorRequest::new(table).columns(
-            columns
-                .iter()
-                .copied()
-                .filter(|c| !c.starts_with('_') && schema.column_type(table, c).is_some()),
-        )
-    };
-    vec![
-        request(OpenVSwitch::TABLE, OpenVSwitch::COLUMNS),
-        request(Bridge::TABLE, Bridge::COLUMNS),
-        request(Port::TABLE, Port::COLUMNS),
-        request(Interface::TABLE, Interface::LEAN_COLUMNS),
-    ]
-}
-
 /// One row of the replica, typed; `None` when it is gone or cannot be read.
 fn typed(
     replica: &TableReplica,
@@ -357,7 +339,7 @@ async fn connect_requests(
 ) -> Result<Vec<MonitorRequest>, nodedoc_ovsdb::Error> {
     let client = Client::connect_with(endpoint, options.clone()).await?;
     let schema = client.get_schema(OPEN_VSWITCH_DB).await?;
-    Ok(requests(&schema))
+    Ok(nodedoc_ovsdb::OvsDump::monitor_requests(&schema))
 }
 
 async fn run(
