@@ -396,6 +396,14 @@ pub enum OvsAction {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
 
+        /// Then follow the Interface rows over an OVSDB monitor and print each change as it
+        /// happens, one line per event (JSON lines with --format json, after one `present`
+        /// line per interface): a tap's lifecycle — libvirt's add-port with its iface-id and
+        /// vm-uuid, the ofport ovs-vswitchd assigns, an error, del-port at shutdown. Runs
+        /// until interrupted.
+        #[arg(long)]
+        watch: bool,
+
         #[command(flatten)]
         source: OvsSourceArgs,
     },

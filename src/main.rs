@@ -162,7 +162,16 @@ fn run(cli: Cli) -> Result<u8> {
             format,
         }) => probe::cni(&dirs, timeout, format),
         Command::Ovs(args) => match args.action {
-            cli::OvsAction::Ports { format, source } => ovs::ports(&source, format),
+            cli::OvsAction::Ports {
+                format,
+                watch: false,
+                source,
+            } => ovs::ports(&source, format),
+            cli::OvsAction::Ports {
+                format,
+                watch: true,
+                source,
+            } => ovs::watch_ports(&source, format),
         },
         Command::Fix(args) => fix::fix(args.action),
         Command::Lab(args) => lab::lab(args.action),

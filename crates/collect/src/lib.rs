@@ -12,6 +12,7 @@ mod cpu;
 pub mod history;
 pub mod kernel_log;
 pub mod log_rules;
+pub mod ovs_stream;
 mod round;
 pub mod tail;
 
@@ -124,6 +125,7 @@ pub struct Collector {
     kernel_log: kernel_log::KernelLogWindow,
     rules: Option<log_rules::LogRulesStream>,
     cpu: cpu::CpuWatch,
+    ovs: ovs_stream::OvsStream,
 }
 
 impl Collector {
@@ -131,6 +133,7 @@ impl Collector {
     pub fn new(mut options: CollectOptions) -> Collector {
         options.threads = options.threads.clamp(1, MAX_THREADS);
         Collector {
+            ovs: ovs_stream::OvsStream::new(options.ovs.clone()),
             options,
             fd_history: history::FdHistory::default(),
             cache: round::ProcessCache::default(),
@@ -224,6 +227,7 @@ impl Collector {
             &mut self.cache,
             &watched,
             kernel_log,
+            &mut |snapshot, gaps| self.ovs.round(snapshot, gaps),
             progress,
         )?;
         if !self.options.log_rules.is_empty() {
@@ -251,6 +255,31 @@ impl Collector {
                 .cpu_series = cpu_series;
         }
         Ok(snapshot)
+    }
+}
+
+impl Collector {
+    /// Open vSwitch as the agent follows it (the monitor, the log, the namespaces).
+    pub fn ovs_stream(&self) -> &ovs_stream::OvsStream {
+        &self.ovs
+    }
+
+    /// A handle that wakes [`follow_streams`](Self::follow_streams) from another thread (a
+    /// signal handler stopping the agent).
+    pub fn stream_waker(&self) -> nodedoc_ovs::monitor::Waker {
+        self.ovs.waker()
+    }
+
+    /// Between rounds: waits up to `timeout` for news on the streams that are followed
+    /// live (OVSDB monitor updates) and applies it to `last`, the last round's snapshot.
+    /// When [`OvsNews::changed`](ovs_stream::OvsNews::changed) says so, the OVS detectors
+    /// should run again over `last`.
+    pub fn follow_streams(
+        &mut self,
+        last: Option<&mut Snapshot>,
+        timeout: Duration,
+    ) -> ovs_stream::OvsNews {
+        self.ovs.follow(last, timeout)
     }
 }
 
@@ -359,6 +388,7 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
         gaps,
         procfs_detail,
         KernelLogInput::Reading(kernel_log),
+        &mut |snapshot, gaps| collect_ovs(&args.ovs, snapshot, gaps),
         started,
         progress,
         &|_| true,
@@ -408,6 +438,7 @@ pub(crate) fn complete(
     mut gaps: Gaps,
     procfs_detail: String,
     kernel_log: KernelLogInput,
+    ovs: &mut dyn FnMut(&mut Snapshot, &mut Gaps),
     started: Instant,
     progress: &dyn Progress,
     second_reading_of: &dyn Fn(&Process) -> bool,
@@ -442,7 +473,7 @@ pub(crate) fn complete(
     });
 
     progress.step("reading Open vSwitch");
-    collect_ovs(&args.ovs, &mut snapshot, &mut gaps);
+    ovs(&mut snapshot, &mut gaps);
 
     progress.step("reading the kernel log");
     let kernel_log = match kernel_log {

@@ -37,6 +37,7 @@ pub(crate) fn round(
     cache: &mut ProcessCache,
     watched: &HashSet<ProcessKey>,
     kernel_log: Result<nodedoc_model::KernelLog, nodedoc_kmsg::Error>,
+    ovs: &mut dyn FnMut(&mut Snapshot, &mut Gaps),
     progress: &dyn Progress,
 ) -> Result<Snapshot, CollectError> {
     let started = Instant::now();
@@ -120,6 +121,7 @@ pub(crate) fn round(
         gaps,
         detail,
         crate::KernelLogInput::Read(kernel_log),
+        ovs,
         started,
         progress,
         &|p| suspect(p.state),

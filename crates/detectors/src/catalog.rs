@@ -244,7 +244,23 @@ pub struct DetectorEntry {
     /// by): it runs after them. This is the only thing that orders detectors.
     #[serde(default)]
     pub links: Vec<String>,
+    /// The sources it reads ([`SOURCES`]): when one changes between rounds, the agent runs
+    /// again only the detectors that read it.
+    pub reads: Vec<String>,
 }
+
+/// The sources a detector can read (`reads` in `data/detectors.toml`): the names of the
+/// snapshot's source statuses, `history` (the agent's earlier rounds) and `log-rules` (the
+/// user's log files and rules).
+pub const SOURCES: &[&str] = &[
+    "procfs",
+    "kernel-log",
+    "ovsdb",
+    "ovs-log",
+    "netns",
+    "history",
+    "log-rules",
+];
 
 /// What it usually means when one kind of descriptor dominates a process's table.
 #[derive(Debug, Deserialize)]

@@ -232,6 +232,7 @@ fn hostile_snapshot(backquotes: bool) -> Snapshot {
             ..NetNamespace::default()
         }],
         unreadable: vec![],
+        unverified: vec![],
     });
     snap
 }

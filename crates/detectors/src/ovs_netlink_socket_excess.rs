@@ -230,6 +230,7 @@ pub(crate) mod tests {
                 ..NetNamespace::default()
             }],
             unreadable: vec![],
+            unverified: vec![],
         });
         s
     }

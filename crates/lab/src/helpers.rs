@@ -71,6 +71,8 @@ pub fn run_helper(args: &[String]) -> Result<(), LabError> {
         "cni-runtime" => cni_runtime(rest),
         "ipam-skel-0.6" => old_skel_plugin(),
         "ovs-daemons" => crate::ovs_daemons::ovs_daemons(rest),
+        "ovs-flapper" => crate::ovs_daemons::ovs_flapper(rest),
+        "netlink-per-delete" => netlink_per_delete(rest),
         other => Err(helper_error(other, "unknown helper")),
     }
 }
@@ -129,6 +131,30 @@ fn fd_leaker(args: &[String]) -> Result<(), LabError> {
     let per_second = number(NAME, args, "--per-second", 10)?.max(1);
     let soft = number(NAME, args, "--soft-limit", 20_000)?;
     let stop_at = number(NAME, args, "--stop-at", u64::MAX)?;
+    set_soft_nofile(NAME, soft)?;
+    ready();
+    let pause = Duration::from_secs_f64(1.0 / per_second as f64);
+    let mut held = Vec::new();
+    loop {
+        if (held.len() as u64) + 3 < stop_at {
+            held.push(generic_netlink_socket(NAME, held.len())?);
+        }
+        std::thread::sleep(pause);
+    }
+}
+
+/// A new (unbound) NETLINK_GENERIC socket, the `n`th a helper opens.
+fn generic_netlink_socket(helper: &str, n: usize) -> Result<rustix::fd::OwnedFd, LabError> {
+    rustix::net::socket(
+        rustix::net::AddressFamily::NETLINK,
+        rustix::net::SocketType::RAW,
+        Some(rustix::net::netlink::GENERIC),
+    )
+    .map_err(|e| helper_error(helper, format!("socket #{n}: {e}")))
+}
+
+/// Sets the soft `RLIMIT_NOFILE` to `soft` (at most the hard limit, which stays).
+fn set_soft_nofile(helper: &str, soft: u64) -> Result<(), LabError> {
     let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
     rustix::process::setrlimit(
         rustix::process::Resource::Nofile,
@@ -137,21 +163,62 @@ fn fd_leaker(args: &[String]) -> Result<(), LabError> {
             maximum: hard,
         },
     )
-    .map_err(|e| helper_error(NAME, format!("setrlimit: {e}")))?;
+    .map_err(|e| helper_error(helper, format!("setrlimit: {e}")))
+}
+
+/// Follows ovs-vswitchd.log at `--log` from its end and opens one NETLINK_GENERIC socket for
+/// every `deleted interface` line it sees (only those of `--interface`, when given), and
+/// holds them: what ovs-vswitchd does with the kernel datapath when a port's device vanished
+/// before `del-port` (seed 000: its per-handler upcall sockets are never closed). This
+/// machine has no kernel datapath, so ovs-vswitchd itself leaks nothing here; the helper
+/// stands in for the leak while the real ovs-vswitchd logs the real deletes. Its soft
+/// `RLIMIT_NOFILE` is `--soft-limit` (default 20,000), so a leak has a time to exhaustion.
+fn netlink_per_delete(args: &[String]) -> Result<(), LabError> {
+    use std::io::{Read, Seek, SeekFrom};
+    const NAME: &str = "netlink-per-delete";
+    let path = arg(args, "--log").ok_or_else(|| helper_error(NAME, "--log is required"))?;
+    let only = arg(args, "--interface").map(|i| format!("deleted interface {i} on port "));
+    let soft = number(NAME, args, "--soft-limit", 20_000)?;
+    set_soft_nofile(NAME, soft)?;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| helper_error(NAME, format!("open {path}: {e}")))?;
+    let mut offset = file
+        .seek(SeekFrom::End(0))
+        .map_err(|e| helper_error(NAME, format!("seek {path}: {e}")))?;
     ready();
-    let pause = Duration::from_secs_f64(1.0 / per_second as f64);
+    let mut pending: Vec<u8> = Vec::new();
     let mut held = Vec::new();
+    let mut buffer = vec![0u8; 64 << 10];
     loop {
-        if (held.len() as u64) + 3 < stop_at {
-            let fd = rustix::net::socket(
-                rustix::net::AddressFamily::NETLINK,
-                rustix::net::SocketType::RAW,
-                Some(rustix::net::netlink::GENERIC),
-            )
-            .map_err(|e| helper_error(NAME, format!("socket #{}: {e}", held.len())))?;
-            held.push(fd);
+        let size = file.metadata().map(|m| m.len()).unwrap_or(offset);
+        if size < offset {
+            // Truncated: start over.
+            offset = 0;
+            pending.clear();
         }
-        std::thread::sleep(pause);
+        let _ = file.seek(SeekFrom::Start(offset));
+        let n = file.read(&mut buffer).unwrap_or(0);
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        offset += n as u64;
+        pending.extend_from_slice(&buffer[..n]);
+        while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=newline).collect();
+            let line = String::from_utf8_lossy(&line);
+            let deleted = match &only {
+                Some(needle) => line.contains(needle.as_str()),
+                None => line.contains("|bridge|") && line.contains(": deleted interface "),
+            };
+            if deleted {
+                held.push(generic_netlink_socket(NAME, held.len())?);
+            }
+        }
+        // A line longer than any of ovs-vswitchd's is not one: forget it.
+        if pending.len() > 1 << 20 {
+            pending.clear();
+        }
     }
 }
 

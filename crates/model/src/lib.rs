@@ -45,8 +45,9 @@ pub use kernel_log::{
     TaskStateLine, TraceFrame,
 };
 pub use ovs::{
-    NetDevice, NetNamespace, NetworkNamespaces, OvsBridge, OvsInterface, OvsLog, OvsLogEvent,
-    OvsLogEventKind, OvsPort, OvsState, VswitchdProcess,
+    NetDevice, NetNamespace, NetworkNamespaces, OvsBridge, OvsDbEvent, OvsDbEventKind,
+    OvsDbHistory, OvsDbInterfaceCounts, OvsInterface, OvsLog, OvsLogEvent, OvsLogEventKind,
+    OvsPort, OvsState, VswitchdProcess,
 };
 pub use process::{
     syscall_name, BlockedCheck, BlockedSyscall, CgroupMembership, FdCensus, FdKind, FdKindCount,

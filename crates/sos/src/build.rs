@@ -772,6 +772,7 @@ impl Builder<'_> {
         snapshot.network = Some(NetworkNamespaces {
             namespaces,
             unreadable,
+            unverified: Vec::new(),
         });
     }
 

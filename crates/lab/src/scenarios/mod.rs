@@ -8,6 +8,7 @@ mod memory_map_lock;
 mod netdev_unregister;
 mod netlink_dump_hog;
 mod netns_gone;
+mod ovs_leak_per_event;
 mod ovs_netns_leak;
 mod pidns_exit_hang;
 mod zombies;
@@ -43,6 +44,7 @@ pub fn scenarios() -> &'static [Scenario] {
         cni_stdin_hang::SCENARIO,
         ovs_netns_leak::SCENARIO,
         netlink_dump_hog::SCENARIO,
+        ovs_leak_per_event::SCENARIO,
     ]
 }
 
