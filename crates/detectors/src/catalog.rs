@@ -260,6 +260,7 @@ pub const SOURCES: &[&str] = &[
     "netns",
     "history",
     "log-rules",
+    "cpu-profile",
 ];
 
 /// What it usually means when one kind of descriptor dominates a process's table.
