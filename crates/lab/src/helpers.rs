@@ -70,6 +70,7 @@ pub fn run_helper(args: &[String]) -> Result<(), LabError> {
         "cni-runtime" => cni_runtime(rest),
         "ipam-skel-0.6" => old_skel_plugin(),
         "ovs-daemons" => crate::ovs_daemons::ovs_daemons(rest),
+        "runtime-daemon" => crate::runtimes::runtime_daemon(rest),
         other => Err(helper_error(other, "unknown helper")),
     }
 }

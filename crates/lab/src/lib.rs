@@ -18,6 +18,7 @@ mod helpers;
 mod ovs_daemons;
 mod process;
 mod resource;
+mod runtimes;
 mod scenarios;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! The scenarios, one file each.
 
 mod cni_stdin_hang;
+mod containerd_stop_hang;
 mod d_state;
 mod fd_exhaustion;
 mod fuse_hang;
@@ -41,6 +42,7 @@ pub fn scenarios() -> &'static [Scenario] {
         netns_gone::SCENARIO,
         cni_stdin_hang::SCENARIO,
         ovs_netns_leak::SCENARIO,
+        containerd_stop_hang::SCENARIO,
     ]
 }
 
