@@ -3,6 +3,7 @@
 mod cni_stdin_hang;
 mod containerd_stop_hang;
 mod d_state;
+mod docker_stop_hang;
 mod fd_exhaustion;
 mod fuse_hang;
 mod memory_map_lock;
@@ -43,6 +44,7 @@ pub fn scenarios() -> &'static [Scenario] {
         cni_stdin_hang::SCENARIO,
         ovs_netns_leak::SCENARIO,
         containerd_stop_hang::SCENARIO,
+        docker_stop_hang::SCENARIO,
     ]
 }
 
