@@ -10,6 +10,7 @@
 //! old readers would misread bumps [`SNAPSHOT_VERSION`].
 #![deny(missing_docs)]
 
+mod container;
 mod file;
 mod finding;
 mod gaps;
@@ -24,6 +25,7 @@ mod snapshot;
 mod system;
 pub mod text;
 
+pub use container::{ContainerRef, ContainerRuntime, KnownContainer, PodRef};
 pub use file::{
     read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError, SnapshotLimits,
     DEFAULT_MAX_SNAPSHOT_BYTES,
