@@ -5,6 +5,7 @@
 //! `crates/`.
 
 mod cli;
+mod cri;
 mod explain;
 mod fds;
 mod fix;
@@ -74,7 +75,8 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Check(args) => check(&args),
         Command::Collect(args) => {
             let progress = Progress::new();
-            let snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
+            let mut snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
+            cri::name_containers(&mut snapshot, args.collection.sources.cri_socket.as_deref());
             progress.done();
             if args.output.as_os_str() == "-" {
                 let mut out = std::io::stdout().lock();
@@ -137,7 +139,8 @@ fn check(args: &CheckArgs) -> Result<u8> {
             let progress = Progress::new();
             let mut options = args.collection.options();
             options.log_rules = settings.log_rules.clone();
-            let snapshot = Collector::new(options).snapshot(&progress)?;
+            let mut snapshot = Collector::new(options).snapshot(&progress)?;
+            cri::name_containers(&mut snapshot, args.collection.sources.cri_socket.as_deref());
             progress.done();
             (snapshot, "live".to_string())
         }

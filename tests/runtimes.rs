@@ -117,10 +117,13 @@ fn rfc3339_ms(t: &str) -> Option<i64> {
     Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000) + ms)
 }
 
-/// Collects a live snapshot, adds the runtime's log, and checks it.
-fn check_with_log(dir: &Path, log: ServiceLog) -> Report {
+/// Collects a live snapshot (with `extra` collect arguments), adds the runtime's log, and
+/// checks it.
+fn check_with_log(dir: &Path, log: ServiceLog, extra: &[&str]) -> Report {
     let file = dir.join("snapshot.json");
-    let collected = nodedoc(&["collect", "-o", file.to_str().unwrap()]);
+    let mut args = vec!["collect", "-o", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let collected = nodedoc(&args);
     assert!(
         collected.status.success(),
         "collect: {}",
@@ -195,7 +198,24 @@ fn containerd_cri_stop_failure_is_chained_to_the_killed_init_and_its_frozen_chil
     )));
 
     let work = tempfile::tempdir().unwrap();
-    let report = check_with_log(work.path(), read_logfmt(&log_path, "containerd"));
+    // The lab's CRI socket names the pod, as the node's containerd socket would.
+    let socket = fact("socket");
+    let report = check_with_log(
+        work.path(),
+        read_logfmt(&log_path, "containerd"),
+        &["--cri-socket", &socket],
+    );
+    let cri = report
+        .sources
+        .iter()
+        .find(|s| s.source == "cri")
+        .expect("cri source");
+    assert_eq!(
+        cri.state,
+        nodedoc_model::SourceState::Collected,
+        "{}",
+        cri.detail
+    );
 
     let stop = finding(&report, "container-stop-failed", &format!("container/{id}"));
     assert_eq!(stop.subject, Subject::Container { id: id.clone() });
@@ -217,8 +237,24 @@ fn containerd_cri_stop_failure_is_chained_to_the_killed_init_and_its_frozen_chil
         &format!("StopContainer for \"{id}\" failed")
     ));
     assert!(has_evidence(stop, "context deadline exceeded"));
-    let container = stop.container.as_ref().expect("container");
-    assert_eq!(container.pod.as_ref().unwrap().uid, fact("pod_uid"));
+    let pod = |f: &nodedoc_model::Finding| {
+        f.container
+            .as_ref()
+            .expect("container")
+            .pod
+            .clone()
+            .expect("pod")
+    };
+    let expected = nodedoc_model::PodRef {
+        uid: fact("pod_uid"),
+        namespace: Some(fact("pod_namespace")),
+        name: Some(fact("pod_name")),
+    };
+    assert_eq!(pod(stop), expected);
+    assert_eq!(
+        stop.container.as_ref().unwrap().name.as_deref(),
+        Some("app")
+    );
 
     let hang = finding(&report, "pidns-exit-hang", &format!("pid/{init}"));
     let hung = finding(&report, "hung-task", &format!("pid/{child}"));
@@ -275,7 +311,7 @@ fn dockerd_stop_failure_is_chained_to_the_killed_init_and_its_frozen_child() {
     let netns = fact("netns");
 
     let work = tempfile::tempdir().unwrap();
-    let report = check_with_log(work.path(), read_logfmt(&log_path, "dockerd"));
+    let report = check_with_log(work.path(), read_logfmt(&log_path, "dockerd"), &[]);
     let stop = finding(&report, "container-stop-failed", &format!("container/{id}"));
     assert!(
         stop.summary.starts_with(&format!(

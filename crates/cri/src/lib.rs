@@ -225,6 +225,48 @@ pub mod v1 {
 
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Empty {}
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ListContainersRequest {}
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Container {
+        #[prost(string, tag = "1")]
+        pub id: String,
+        #[prost(string, tag = "2")]
+        pub pod_sandbox_id: String,
+        #[prost(message, optional, tag = "3")]
+        pub metadata: Option<ContainerMetadata>,
+        #[prost(int32, tag = "6")]
+        pub state: i32,
+        #[prost(map = "string, string", tag = "8")]
+        pub labels: HashMap<String, String>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ListContainersResponse {
+        #[prost(message, repeated, tag = "1")]
+        pub containers: Vec<Container>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ListPodSandboxRequest {}
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PodSandbox {
+        #[prost(string, tag = "1")]
+        pub id: String,
+        #[prost(message, optional, tag = "2")]
+        pub metadata: Option<PodSandboxMetadata>,
+        #[prost(int32, tag = "3")]
+        pub state: i32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ListPodSandboxResponse {
+        #[prost(message, repeated, tag = "1")]
+        pub items: Vec<PodSandbox>,
+    }
 }
 
 use v1::*;
@@ -429,6 +471,59 @@ impl CriClient {
         };
         self.call::<_, Empty>("RemovePodSandbox", request, CALL_DEADLINE)
             .map(drop)
+    }
+}
+
+impl CriClient {
+    /// `ListContainers`, unfiltered, within `deadline`.
+    pub fn list_containers(&self, deadline: Duration) -> Result<Vec<Container>, CriError> {
+        self.call::<_, ListContainersResponse>("ListContainers", ListContainersRequest {}, deadline)
+            .map(|r| r.containers)
+    }
+
+    /// `ListPodSandbox`, unfiltered, within `deadline`.
+    pub fn list_pod_sandboxes(&self, deadline: Duration) -> Result<Vec<PodSandbox>, CriError> {
+        self.call::<_, ListPodSandboxResponse>("ListPodSandbox", ListPodSandboxRequest {}, deadline)
+            .map(|r| r.items)
+    }
+
+    /// Every container and pod sandbox the runtime knows, named: container name, pod uid,
+    /// namespace and name (a sandbox is listed as the container of the same id, unnamed —
+    /// containerd runs it as one). Two read-only calls, as `crictl pods` and `crictl ps -a`,
+    /// each bounded by `deadline`: on a node whose runtime is stuck (PLEG unhealthy) they may
+    /// never answer, and a diagnosis must not wait for them.
+    pub fn inventory(
+        &self,
+        deadline: Duration,
+    ) -> Result<Vec<nodedoc_model::KnownContainer>, CriError> {
+        let pods = self.list_pod_sandboxes(deadline)?;
+        let containers = self.list_containers(deadline)?;
+        let pod_of = |id: &str| {
+            pods.iter()
+                .find(|p| p.id == id)
+                .and_then(|p| p.metadata.as_ref())
+        };
+        let known = |id: &str, name: Option<String>, pod: Option<&PodSandboxMetadata>| {
+            nodedoc_model::KnownContainer {
+                id: id.to_string(),
+                name,
+                pod_uid: pod.map(|p| p.uid.clone()),
+                pod_namespace: pod.map(|p| p.namespace.clone()),
+                pod_name: pod.map(|p| p.name.clone()),
+            }
+        };
+        let mut out: Vec<nodedoc_model::KnownContainer> = pods
+            .iter()
+            .map(|p| known(&p.id, None, p.metadata.as_ref()))
+            .collect();
+        out.extend(containers.iter().map(|c| {
+            known(
+                &c.id,
+                c.metadata.as_ref().map(|m| m.name.clone()),
+                pod_of(&c.pod_sandbox_id),
+            )
+        }));
+        Ok(out)
     }
 }
 
