@@ -131,6 +131,26 @@ impl Collector {
         }
     }
 
+    /// Adds this reading's descriptor counts to the history and the history to the snapshot.
+    fn note_fd_history(&mut self, snapshot: &mut Snapshot) {
+        let at_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.fd_history.record(&snapshot.processes, at_unix_ms);
+        snapshot.history = self.fd_history.to_model();
+    }
+
+    /// Takes back a round's snapshot once it has been analysed, so the next round starts from
+    /// its processes and kernel log window without the collector holding a copy of either
+    /// meanwhile. Without it the next round reads every process in full and the window starts
+    /// empty (correct, only costlier).
+    pub fn recycle(&mut self, snapshot: Snapshot) {
+        self.cache.recycle(snapshot.processes);
+        if let Some(log) = snapshot.kernel_log {
+            self.kernel_log.recycle(log.records);
+        }
+    }
+
     /// Where the kernel log follower starts on the first round (default: every record still
     /// in the ring); an agent restarting from its state file resumes after the sequence it
     /// had processed.
@@ -170,11 +190,7 @@ impl Collector {
             snapshot.rule_matches = stream.read(records, &mut gaps);
             snapshot.gaps.extend(gaps.into_vec());
         }
-        let at_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.fd_history.record(&snapshot.processes, at_unix_ms);
-        snapshot.history = self.fd_history.to_model();
+        self.note_fd_history(&mut snapshot);
         Ok(snapshot)
     }
 
@@ -207,12 +223,20 @@ impl Collector {
             snapshot.rule_matches = stream.read(self.kernel_log.arrived(), &mut gaps);
             snapshot.gaps.extend(gaps.into_vec());
         }
-        let at_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.fd_history.record(&snapshot.processes, at_unix_ms);
-        snapshot.history = self.fd_history.to_model();
+        self.note_fd_history(&mut snapshot);
         Ok(snapshot)
+    }
+}
+
+/// How processes are read in full, by `check`'s scan and by an agent round alike.
+pub(crate) fn scan_options(args: &CollectOptions) -> ScanOptions<'static> {
+    ScanOptions {
+        fd_census: args.fd_census,
+        resolution: args.socket_resolution,
+        threads: args.threads.clamp(1, MAX_THREADS),
+        wants_kernel_detail: &wants_kernel_detail,
+        environment_prefixes: ENVIRONMENT_PREFIXES,
+        memory_map_deadline: args.memory_map_deadline,
     }
 }
 
@@ -293,14 +317,7 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
 
     progress.step("reading processes");
     let root = ProcRoot::live().map_err(CollectError::Procfs)?;
-    let options = ScanOptions {
-        fd_census: args.fd_census,
-        resolution: args.socket_resolution,
-        threads: args.threads.clamp(1, MAX_THREADS),
-        wants_kernel_detail: &wants_kernel_detail,
-        environment_prefixes: ENVIRONMENT_PREFIXES,
-        memory_map_deadline: args.memory_map_deadline,
-    };
+    let options = scan_options(args);
     let scan = nodedoc_procfs::scan(&root, &options).map_err(CollectError::Procfs)?;
     let process_count = scan.processes.len();
     let resolutions = scan.resolution_counts();

@@ -27,8 +27,8 @@ pub mod text;
 
 pub use container::{ContainerRef, ContainerRuntime, KnownContainer, PodRef};
 pub use file::{
-    read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError, SnapshotLimits,
-    DEFAULT_MAX_SNAPSHOT_BYTES,
+    parse_snapshot, read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError,
+    SnapshotLimits, DEFAULT_MAX_SNAPSHOT_BYTES,
 };
 pub use finding::{
     Evidence, Finding, FindingGroup, FindingId, GroupMember, Reference, Report, ReportSummary,
