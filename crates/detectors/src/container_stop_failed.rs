@@ -362,6 +362,66 @@ pub(crate) mod tests {
         assert!(stop.fix.contains("echo THAWED"), "{}", stop.fix);
     }
 
+    /// The journal keeps a daemon's logfmt line whole in MESSAGE: ids are read from inside it.
+    #[test]
+    fn journal_entries_holding_whole_logfmt_lines_are_read_the_same() {
+        let raw = |n: u64, message: String| LogEntry {
+            line: n,
+            at_unix_ms: Some(1_796_108_548_566),
+            level: Some("err".into()),
+            message,
+            fields: [("_SYSTEMD_UNIT".to_string(), "x.service".to_string())].into(),
+        };
+        let docker = "972e2fd3d94941e43c8d915e88e9900fbb3458ca476509d62b09166222260ad6";
+        let mut snap = snapshot(vec![]);
+        snap.service_logs.push(ServiceLog {
+            source: "journal:containerd.service".into(),
+            service: Some("containerd".into()),
+            format: LogFormat::Journal,
+            entries: vec![raw(5, format!(r#"time="2026-12-01T07:02:28.566406368Z" level=error msg="StopContainer for \"{ID}\" failed" error="rpc error: code = DeadlineExceeded desc = an error occurs during waiting for container \"{ID}\" to be killed: wait container \"{ID}\": context deadline exceeded""#))],
+            entries_read: 1,
+            entries_dropped: 0,
+        });
+        // dockerd 20.10.24, recorded by the docker-stop-hang lab.
+        snap.service_logs.push(ServiceLog {
+            source: "journal:docker.service".into(),
+            service: Some("dockerd".into()),
+            format: LogFormat::Journal,
+            entries: vec![
+                raw(8, format!(r#"time="2026-12-01T07:30:17.971102685Z" level=error msg="Container failed to exit within 10 seconds of kill - trying direct SIGKILL" container={docker} error="context deadline exceeded""#)),
+                raw(9, format!(r#"time="2026-12-01T07:30:21.971809642Z" level=error msg="Error killing the container" container={docker} error="tried to kill container, but did not receive an exit event""#)),
+            ],
+            entries_read: 2,
+            entries_dropped: 0,
+        });
+        let findings = crate::run(&snap, &Default::default());
+        let keys: Vec<String> = findings
+            .iter()
+            .filter(|f| f.detector == "container-stop-failed")
+            .map(|f| f.subject.key())
+            .collect();
+        assert_eq!(
+            keys,
+            vec![format!("container/{docker}"), format!("container/{ID}")]
+        );
+        let docker_stop = findings
+            .iter()
+            .find(|f| f.subject.key() == format!("container/{docker}"))
+            .unwrap();
+        assert!(
+            docker_stop.summary.contains("2 failed stops logged"),
+            "{}",
+            docker_stop.summary
+        );
+        // Nothing of it runs here any more: said, and a warning.
+        assert!(
+            docker_stop.summary.contains("no task of it is left now"),
+            "{}",
+            docker_stop.summary
+        );
+        assert_eq!(docker_stop.severity, Severity::Warning);
+    }
+
     #[test]
     fn dockerd_short_ids_are_expanded_and_sigterm_alone_is_not_a_failure() {
         let line = |n: u64, message: String, fields: &[(&str, &str)]| LogEntry {

@@ -92,7 +92,7 @@ impl Detector for KubeletPlegUnhealthy {
     fn detect(&self, cx: &mut Context<'_>) {
         let snapshot = cx.snapshot;
         let lines: Vec<Line<'_>> = Line::all(&snapshot.service_logs)
-            .filter(|l| l.contains_all(&[NEEDLE.to_string()]))
+            .filter(|l| l.contains_all(&[NEEDLE]))
             .collect();
         let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
             return;
@@ -298,6 +298,36 @@ mod tests {
             "{}",
             pleg.explanation
         );
+    }
+
+    #[test]
+    fn a_journal_entry_holding_the_whole_klog_line_is_read_the_same() {
+        let mut snap = snapshot(vec![]);
+        snap.host.collected_at_unix = 1_796_108_600;
+        let mut log = kubelet_log(vec![(
+            77,
+            Some(1_796_108_500_000),
+            r#"E1201 07:01:40.123456    1234 kubelet.go:2010] "Skipping pod synchronization" err="PLEG is not healthy: pleg was last seen active 3m0.5s ago; threshold is 3m0s""#,
+            None,
+        )]);
+        log.source = "journal:kubelet.service".into();
+        log.format = LogFormat::Journal;
+        snap.service_logs.push(log);
+        let findings = crate::run(&snap, &Default::default());
+        let pleg = findings
+            .iter()
+            .find(|f| f.detector == "kubelet-pleg-unhealthy")
+            .unwrap();
+        assert!(
+            pleg.evidence
+                .iter()
+                .any(|e| e.fact
+                    == "PLEG was last seen active up to 3m 0s before; the threshold is 3m0s"),
+            "{:#?}",
+            pleg.evidence
+        );
+        assert!(pleg.evidence.iter().any(|e| e.command.as_deref()
+            == Some("journalctl -u kubelet.service | grep -F 'PLEG is not healthy'")));
     }
 
     #[test]

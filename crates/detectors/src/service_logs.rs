@@ -32,12 +32,13 @@ impl<'a> Line<'a> {
 
     /// True when the message, or the message and its error field together, contain every
     /// needle.
-    pub fn contains_all(&self, needles: &[String]) -> bool {
+    pub fn contains_all<S: AsRef<str>>(&self, needles: &[S]) -> bool {
         let message = self.entry.message.as_str();
         let error = self.error().unwrap_or("");
-        needles
-            .iter()
-            .all(|n| message.contains(n.as_str()) || error.contains(n.as_str()))
+        needles.iter().all(|n| {
+            let n = n.as_ref();
+            message.contains(n) || error.contains(n)
+        })
     }
 
     /// Where it is: `SOURCE:LINE`.
