@@ -176,22 +176,67 @@ fn lab_cgroup(freezer_cgroup: &str) -> String {
         .to_string()
 }
 
+/// A running runtime lab and the facts the tests use.
+struct StuckLab {
+    guard: nodedoc_lab::LabGuard,
+    id: String,
+    init: i32,
+    child: i32,
+    log_path: PathBuf,
+    lab_dir: PathBuf,
+    cgroup: String,
+}
+
+impl StuckLab {
+    fn start(scenario: &str) -> StuckLab {
+        let guard = nodedoc_lab::start(scenario, &lab_context()).expect("lab");
+        let lab = guard.instance().clone();
+        let fact = |k: &str| {
+            lab.fact(k)
+                .unwrap_or_else(|| panic!("fact {k}"))
+                .to_string()
+        };
+        let log_path = PathBuf::from(fact("runtime_log"));
+        StuckLab {
+            id: fact("container_id"),
+            init: fact("init_pid").parse().unwrap(),
+            child: fact("child_pid").parse().unwrap(),
+            lab_dir: log_path.parent().unwrap().to_path_buf(),
+            log_path,
+            cgroup: lab_cgroup(&fact("freezer_cgroup")),
+            guard,
+        }
+    }
+
+    fn fact(&self, key: &str) -> String {
+        self.guard
+            .instance()
+            .fact(key)
+            .unwrap_or_else(|| panic!("fact {key}"))
+            .to_string()
+    }
+
+    /// Tears the lab down and returns what it left behind.
+    fn stop(self) -> Vec<String> {
+        let StuckLab {
+            guard,
+            init,
+            child,
+            lab_dir,
+            cgroup,
+            ..
+        } = self;
+        guard.stop().expect("teardown");
+        leftovers(&[init, child], &lab_dir, &cgroup)
+    }
+}
+
 #[test]
 fn containerd_cri_stop_failure_is_chained_to_the_killed_init_and_its_frozen_child() {
     let started = std::time::Instant::now();
-    let guard = nodedoc_lab::start("containerd-stop-hang", &lab_context()).expect("lab");
-    let lab = guard.instance().clone();
-    let fact = |k: &str| {
-        lab.fact(k)
-            .unwrap_or_else(|| panic!("fact {k}"))
-            .to_string()
-    };
-    let id = fact("container_id");
-    let init: i32 = fact("init_pid").parse().unwrap();
-    let child: i32 = fact("child_pid").parse().unwrap();
-    let log_path = PathBuf::from(fact("runtime_log"));
-    let lab_dir = log_path.parent().unwrap().to_path_buf();
-    let cgroup = lab_cgroup(&fact("freezer_cgroup"));
+    let lab = StuckLab::start("containerd-stop-hang");
+    let fact = |k: &str| lab.fact(k);
+    let (id, init, child) = (lab.id.clone(), lab.init, lab.child);
     // The CRI call failed as kubelet's would, and containerd logged it.
     assert!(fact("runtime_log_line").contains(&format!(
         r#"error="rpc error: code = DeadlineExceeded desc = an error occurs during waiting for container \"{id}\" to be killed: wait container \"{id}\": context deadline exceeded""#
@@ -202,7 +247,7 @@ fn containerd_cri_stop_failure_is_chained_to_the_killed_init_and_its_frozen_chil
     let socket = fact("socket");
     let report = check_with_log(
         work.path(),
-        read_logfmt(&log_path, "containerd"),
+        read_logfmt(&lab.log_path, "containerd"),
         &["--cri-socket", &socket],
     );
     let cri = report
@@ -286,8 +331,7 @@ fn containerd_cri_stop_failure_is_chained_to_the_killed_init_and_its_frozen_chil
         "{text}"
     );
 
-    guard.stop().expect("teardown");
-    let left = leftovers(&[init, child], &lab_dir, &cgroup);
+    let left = lab.stop();
     assert!(left.is_empty(), "left behind: {left:?}");
     eprintln!("containerd lab and check: {:?}", started.elapsed());
 }
@@ -295,23 +339,13 @@ fn containerd_cri_stop_failure_is_chained_to_the_killed_init_and_its_frozen_chil
 #[test]
 fn dockerd_stop_failure_is_chained_to_the_killed_init_and_its_frozen_child() {
     let started = std::time::Instant::now();
-    let guard = nodedoc_lab::start("docker-stop-hang", &lab_context()).expect("lab");
-    let lab = guard.instance().clone();
-    let fact = |k: &str| {
-        lab.fact(k)
-            .unwrap_or_else(|| panic!("fact {k}"))
-            .to_string()
-    };
-    let id = fact("container_id");
-    let init: i32 = fact("init_pid").parse().unwrap();
-    let child: i32 = fact("child_pid").parse().unwrap();
-    let log_path = PathBuf::from(fact("runtime_log"));
-    let lab_dir = log_path.parent().unwrap().to_path_buf();
-    let cgroup = lab_cgroup(&fact("freezer_cgroup"));
+    let lab = StuckLab::start("docker-stop-hang");
+    let fact = |k: &str| lab.fact(k);
+    let (id, init, child) = (lab.id.clone(), lab.init, lab.child);
     let netns = fact("netns");
 
     let work = tempfile::tempdir().unwrap();
-    let report = check_with_log(work.path(), read_logfmt(&log_path, "dockerd"), &[]);
+    let report = check_with_log(work.path(), read_logfmt(&lab.log_path, "dockerd"), &[]);
     let stop = finding(&report, "container-stop-failed", &format!("container/{id}"));
     assert!(
         stop.summary.starts_with(&format!(
@@ -340,8 +374,7 @@ fn dockerd_stop_failure_is_chained_to_the_killed_init_and_its_frozen_child() {
         assert_eq!(c.runtime, Some(nodedoc_model::ContainerRuntime::Docker));
     }
 
-    guard.stop().expect("teardown");
-    let mut left = leftovers(&[init, child], &lab_dir, &cgroup);
+    let mut left = lab.stop();
     if Path::new("/run/netns").join(&netns).exists() {
         left.push(format!("netns {netns}"));
     }

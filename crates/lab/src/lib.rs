@@ -20,6 +20,7 @@ mod process;
 mod resource;
 mod runtimes;
 mod scenarios;
+mod supervisor;
 
 use std::path::{Path, PathBuf};
 

@@ -97,22 +97,7 @@ pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Runs a command to completion; its stderr in the error.
-pub(crate) fn run(mut command: Command, what: &str) -> Result<String, String> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{what}: cannot run: {e}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{what}: {} ({})",
-            String::from_utf8_lossy(&output.stderr).trim(),
-            output.status
-        ))
-    }
-}
+pub(crate) use crate::process::run;
 
 /// Writes containerd's configuration for a daemon whose every path is in `dir`, with
 /// container cgroups and the CRI plugin as kubelet's node would have them.
@@ -168,16 +153,7 @@ pub(crate) fn runtime_daemon(args: &[String]) -> Result<(), LabError> {
     };
     let dir =
         PathBuf::from(arg(args, "--dir").ok_or_else(|| helper_error(NAME, "--dir is required"))?);
-    // SAFETY: marks this process as a subreaper; no memory is involved.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    // SIGTERM is taken with sigwait below: blocked now, unblocked in the daemon.
-    // SAFETY: plain signal-mask calls while single-threaded.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe {
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
+    let supervisor = crate::supervisor::Supervisor::start();
     private_mounts(kind).map_err(|e| helper_error(NAME, e))?;
 
     let log = std::fs::OpenOptions::new()
@@ -222,17 +198,7 @@ pub(crate) fn runtime_daemon(args: &[String]) -> Result<(), LabError> {
     };
     let stderr = log.try_clone().map_err(|e| helper_error(NAME, e))?;
     command.stdin(Stdio::null()).stdout(log).stderr(stderr);
-    use std::os::unix::process::CommandExt;
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut all);
-            libc::sigaddset(&mut all, libc::SIGTERM);
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut());
-            Ok(())
-        });
-    }
+    crate::supervisor::Supervisor::unblock_in(&mut command);
     let mut daemon = command
         .spawn()
         .map_err(|e| helper_error(NAME, format!("cannot start {}: {e}", kind.name())))?;
@@ -254,9 +220,7 @@ pub(crate) fn runtime_daemon(args: &[String]) -> Result<(), LabError> {
         ));
     }
     ready();
-    let mut signal = 0;
-    // SAFETY: waits for the blocked SIGTERM.
-    unsafe { libc::sigwait(&set, &mut signal) };
+    supervisor.wait();
     stop_all(&mut daemon);
     std::process::exit(0)
 }
@@ -294,25 +258,11 @@ fn private_mounts(kind: Daemon) -> Result<(), String> {
 /// Stops the daemon (SIGTERM, SIGKILL after 15 s), then SIGKILLs and reaps whatever is left
 /// below this subreaper (shims, containers) until nothing is.
 fn stop_all(daemon: &mut std::process::Child) {
-    // SAFETY: signalling our own child, which has not been reaped yet.
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match daemon.try_wait() {
-            Ok(Some(_)) | Err(_) => break,
-            Ok(None) if Instant::now() > deadline => {
-                let _ = daemon.kill();
-                let _ = daemon.wait();
-                break;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
+    crate::supervisor::stop_child(daemon, Duration::from_secs(15));
     let me = std::process::id() as i32;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        // SAFETY: reaping children of this process.
-        while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+        crate::supervisor::reap_exited();
         let left = children_of(me);
         if left.is_empty() || Instant::now() > deadline {
             break;
@@ -498,30 +448,41 @@ pub(crate) fn freeze_in_container(
     std::fs::create_dir(&dir)
         .map_err(|e| LabError::setup(scenario, &format!("mkdir {}", dir.display()), e))?;
     // Removed with the container's cgroup by runc; if not, with the lab's cgroup tree.
-    guard
-        .instance_mut()
-        .resources
-        .push(Resource::Frozen { path: dir.clone() });
-    std::fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(|e| {
-        LabError::setup(
-            scenario,
-            &format!("move pid {pid} into {}", dir.display()),
-            e,
-        )
-    })?;
-    std::fs::write(dir.join("freezer.state"), "FROZEN")
-        .map_err(|e| LabError::setup(scenario, "freeze", e))?;
-    let frozen = wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(dir.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
-    });
-    if !frozen {
-        return Err(LabError::setup(
-            scenario,
-            "freeze",
-            "the cgroup did not reach FROZEN",
-        ));
-    }
+    crate::scenarios::freeze_task(guard, scenario, &dir, pid)?;
     Ok(path)
+}
+
+/// Records a runtime lab's facts and what `check` must find: the killed init held in
+/// `zap_pid_ns_processes` by its frozen child (`freezer_cgroup`), and the child's hung task.
+pub(crate) fn record_stuck_container(
+    guard: &mut LabGuard,
+    facts: Vec<(&str, String)>,
+    init: i32,
+    child: i32,
+    frozen: &str,
+) {
+    let instance = guard.instance_mut();
+    for (key, value) in facts {
+        instance.facts.insert(key.into(), value);
+    }
+    instance.facts.insert("init_pid".into(), init.to_string());
+    instance.facts.insert("child_pid".into(), child.to_string());
+    instance
+        .facts
+        .insert("freezer_cgroup".into(), frozen.to_string());
+    instance.expect.push(crate::Expectation {
+        detector: "pidns-exit-hang".into(),
+        subject: format!("pid/{init}"),
+        evidence: vec![
+            "zap_pid_ns_processes".into(),
+            format!("its cgroup {frozen} is FROZEN"),
+        ],
+    });
+    instance.expect.push(crate::Expectation {
+        detector: "hung-task".into(),
+        subject: format!("pid/{child}"),
+        evidence: vec!["stack classified as frozen-cgroup".into()],
+    });
 }
 
 /// Waits until `log` has a line containing every one of `needles`; returns that line.
@@ -560,20 +521,9 @@ pub(crate) fn remove_cgroup_tree(name: &str) -> Result<(), String> {
         // Deepest first.
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for dir in dirs {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                match std::fs::remove_dir(&dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    // EBUSY while exiting tasks are still being removed from it.
-                    Err(_) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(50))
-                    }
-                    Err(e) => {
-                        failures.push(format!("rmdir {}: {e}", dir.display()));
-                        break;
-                    }
-                }
+            // Retried while exiting tasks are still being removed from it.
+            if let Err(e) = (Resource::Cgroup { path: dir }).release() {
+                failures.push(e);
             }
         }
     }

@@ -23,10 +23,11 @@ use nodedoc_cri::CriClient;
 use super::{private_dir, require_root, v1_freezer, Scenario};
 use crate::process::{spawn_helper, stack_has, wait_until};
 use crate::runtimes::{
-    build_image, first_child, freeze_in_container, pod_uid, require_programs, run,
-    wait_for_log_line, write_containerd_config, Daemon, CRI_NAMESPACE, IMAGE,
+    build_image, first_child, freeze_in_container, pod_uid, record_stuck_container,
+    require_programs, run, wait_for_log_line, write_containerd_config, Daemon, CRI_NAMESPACE,
+    IMAGE,
 };
-use crate::{Expectation, LabContext, LabError, LabGuard, Resource};
+use crate::{LabContext, LabError, LabGuard, Resource};
 
 pub(super) const SCENARIO: Scenario = Scenario {
     name: "containerd-stop-hang",
@@ -187,36 +188,17 @@ fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
         ));
     }
 
-    let instance = guard.instance_mut();
-    let facts = [
+    let facts = vec![
         ("container_id", id.clone()),
         ("pod_uid", uid.clone()),
         ("pod_name", pod_name),
         ("pod_namespace", pod_namespace),
         ("pod_sandbox_id", pod),
-        ("init_pid", init.to_string()),
-        ("child_pid", child.to_string()),
-        ("freezer_cgroup", frozen.clone()),
         ("runtime_log", log.display().to_string()),
         ("runtime_log_line", line),
         ("stop_error", stop_error),
         ("socket", socket.display().to_string()),
     ];
-    for (key, value) in facts {
-        instance.facts.insert(key.into(), value);
-    }
-    instance.expect.push(Expectation {
-        detector: "pidns-exit-hang".into(),
-        subject: format!("pid/{init}"),
-        evidence: vec![
-            "zap_pid_ns_processes".into(),
-            format!("its cgroup {frozen} is FROZEN"),
-        ],
-    });
-    instance.expect.push(Expectation {
-        detector: "hung-task".into(),
-        subject: format!("pid/{child}"),
-        evidence: vec!["stack classified as frozen-cgroup".into()],
-    });
+    record_stuck_container(guard, facts, init, child, &frozen);
     Ok(())
 }

@@ -15,10 +15,10 @@ use std::time::Duration;
 use super::{private_dir, require_root, v1_freezer, Scenario};
 use crate::process::{spawn_helper, stack_has};
 use crate::runtimes::{
-    build_image, docker_cli, first_child, freeze_in_container, require_programs, run,
-    wait_for_log_line, Daemon, IMAGE,
+    build_image, docker_cli, first_child, freeze_in_container, record_stuck_container,
+    require_programs, run, wait_for_log_line, Daemon, IMAGE,
 };
-use crate::{Expectation, LabContext, LabError, LabGuard, Resource};
+use crate::{LabContext, LabError, LabGuard, Resource};
 
 pub(super) const SCENARIO: Scenario = Scenario {
     name: "docker-stop-hang",
@@ -150,34 +150,15 @@ fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
             &"the init did not reach zap_pid_ns_processes",
         ));
     }
-    let instance = guard.instance_mut();
-    let facts = [
+    let facts = vec![
         ("container_id", id.clone()),
         ("container_name", container_name),
-        ("init_pid", init.to_string()),
-        ("child_pid", child.to_string()),
-        ("freezer_cgroup", frozen.clone()),
         ("runtime_log", log.display().to_string()),
         ("runtime_log_line", line),
         ("exit_event_line", exit_event.unwrap_or_default()),
         ("netns", netns),
         ("socket", socket.display().to_string()),
     ];
-    for (key, value) in facts {
-        instance.facts.insert(key.into(), value);
-    }
-    instance.expect.push(Expectation {
-        detector: "pidns-exit-hang".into(),
-        subject: format!("pid/{init}"),
-        evidence: vec![
-            "zap_pid_ns_processes".into(),
-            format!("its cgroup {frozen} is FROZEN"),
-        ],
-    });
-    instance.expect.push(Expectation {
-        detector: "hung-task".into(),
-        subject: format!("pid/{child}"),
-        evidence: vec!["stack classified as frozen-cgroup".into()],
-    });
+    record_stuck_container(guard, facts, init, child, &frozen);
     Ok(())
 }
