@@ -330,6 +330,53 @@ mod tests {
             == Some("journalctl -u kubelet.service | grep -F 'PLEG is not healthy'")));
     }
 
+    /// Seed 001: a runtime task stuck in the kernel stalls every relist; a blocked task of some
+    /// other program does not.
+    #[test]
+    fn a_runtime_task_stuck_in_d_is_a_cause_and_an_unrelated_one_is_not() {
+        use crate::testing::{process, resampled};
+        use nodedoc_model::TaskState;
+        use nodedoc_procfs::parse::parse_stack;
+        let stuck = |pid: i32, comm: &str| {
+            let mut p = process(pid, comm);
+            p.state = TaskState::UninterruptibleSleep;
+            p.kernel_stack = Some(parse_stack(crate::stacks::tests::SEED_CEPH));
+            p
+        };
+        let shim = stuck(700, "containerd-shim");
+        let backup = stuck(800, "backup");
+        let mut snap = snapshot(vec![shim.clone(), backup.clone()]);
+        snap.resample = Some(resampled(
+            &[&shim, &backup],
+            TaskState::UninterruptibleSleep,
+        ));
+        snap.host.collected_at_unix = 1_796_108_600;
+        snap.service_logs.push(kubelet_log(vec![(
+            1,
+            Some(1_796_108_590_000),
+            "skipping pod synchronization - PLEG is not healthy: pleg was last seen active 3m1s ago; threshold is 3m0s",
+            None,
+        )]));
+        let findings = crate::run(&snap, &Default::default());
+        let pleg = findings
+            .iter()
+            .find(|f| f.detector == "kubelet-pleg-unhealthy")
+            .unwrap();
+        let hung_shim = findings
+            .iter()
+            .find(|f| f.detector == "hung-task" && f.pid == Some(700))
+            .unwrap();
+        assert!(findings
+            .iter()
+            .any(|f| f.detector == "hung-task" && f.pid == Some(800)));
+        assert_eq!(pleg.caused_by, vec![hung_shim.id.clone()]);
+        assert!(
+            pleg.summary.contains("the runtime is held up by: "),
+            "{}",
+            pleg.summary
+        );
+    }
+
     #[test]
     fn old_lines_are_a_warning_and_no_cause_is_said_so() {
         let mut snap = snapshot(vec![]);
