@@ -192,6 +192,8 @@ fn check(args: &CheckArgs) -> Result<u8> {
             let progress = Progress::new();
             let mut options = args.collection.options();
             options.log_rules = settings.log_rules.clone();
+            // The collector samples the processes cpu-hog would report.
+            options.cpu_hog.threshold = settings.detectors.cpu_hog_share;
             let mut snapshot = Collector::new(options).snapshot(&progress)?;
             cri::name_containers(&mut snapshot, args.collection.sources.cri_socket.as_deref());
             progress.done();

@@ -55,6 +55,7 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
     // tells a task stuck in D from one passing through, within one round.
     options.interval = args.sample;
     options.log_rules = settings.log_rules.clone();
+    options.cpu_hog.threshold = settings.detectors.cpu_hog_share;
     let mut collector = Collector::new(options);
 
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();

@@ -249,6 +249,7 @@ mod tests {
                 points,
             }],
             untracked_movers: 0,
+            ..Default::default()
         });
         crate::run(&snap, &Config::default())
     }

@@ -303,6 +303,7 @@ mod tests {
                     .collect(),
             }],
             untracked_movers: 0,
+            ..Default::default()
         });
         snap.ovs = Some(OvsState {
             log: Some(ovs_log),

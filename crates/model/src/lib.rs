@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod container;
+mod cpu;
 mod file;
 mod finding;
 mod gaps;
@@ -26,6 +27,10 @@ mod system;
 pub mod text;
 
 pub use container::{ContainerRef, ContainerRuntime, KnownContainer, PodRef};
+pub use cpu::{
+    CpuPoint, CpuProfile, CpuSeries, KernelStackCount, NetlinkDumpSocket, NetlinkDumps,
+    ProfileMethod, SamplingCost,
+};
 pub use file::{
     parse_snapshot, read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError,
     SnapshotLimits, DEFAULT_MAX_SNAPSHOT_BYTES,

@@ -1,8 +1,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    FreezerCgroup, Gap, History, KernelLog, KnownContainer, MountEntry, NetworkNamespaces,
-    OvsState, Process, RuleMatch, ServiceLog, TaskSample,
+    CpuProfile, FreezerCgroup, Gap, History, KernelLog, KnownContainer, MountEntry,
+    NetworkNamespaces, OvsState, Process, RuleMatch, ServiceLog, TaskSample,
 };
 
 /// The value of [`Snapshot::format`]: tells a nodedoc snapshot from any other JSON.
@@ -61,6 +61,10 @@ pub struct Snapshot {
     /// name the containers that cgroup paths identify.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<KnownContainer>,
+    /// Kernel call paths of the processes that used more CPU than the `cpu-hog` threshold
+    /// (sampled after the reading that showed them busy), by pid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_profiles: Vec<CpuProfile>,
 }
 
 impl Snapshot {
@@ -83,6 +87,7 @@ impl Snapshot {
             service_logs: Vec::new(),
             rule_matches: Vec::new(),
             containers: Vec::new(),
+            cpu_profiles: Vec::new(),
         }
     }
 
@@ -150,6 +155,11 @@ impl Snapshot {
         }
         found.sort_by_key(|p| p.pid);
         found
+    }
+
+    /// The kernel profile of the process with this identity, if it was sampled.
+    pub fn cpu_profile(&self, key: crate::ProcessKey) -> Option<&CpuProfile> {
+        self.cpu_profiles.iter().find(|p| p.key() == key)
     }
 
     /// The status of one source, by name.

@@ -8,6 +8,7 @@ mod fd_exhaustion;
 mod fuse_hang;
 mod memory_map_lock;
 mod netdev_unregister;
+mod netlink_dump_hog;
 mod netns_gone;
 mod ovs_netns_leak;
 mod pidns_exit_hang;
@@ -45,6 +46,7 @@ pub fn scenarios() -> &'static [Scenario] {
         ovs_netns_leak::SCENARIO,
         containerd_stop_hang::SCENARIO,
         docker_stop_hang::SCENARIO,
+        netlink_dump_hog::SCENARIO,
     ]
 }
 
