@@ -111,7 +111,7 @@ impl Detector for KubeletPlegUnhealthy {
                 longest = Some(longest.map_or(seen, |l: f64| l.max(seen)));
             }
             if let Some(th) = t.split("threshold is ").nth(1) {
-                let th = th.trim_end_matches(['"', '\\', ' ', ';']);
+                let th = th.trim_end_matches(['"', '\\', ' ', ';', '}']);
                 threshold = Some(th.to_string());
             }
         }
@@ -374,6 +374,32 @@ mod tests {
             pleg.summary.contains("the runtime is held up by: "),
             "{}",
             pleg.summary
+        );
+    }
+
+    /// The node-condition form, as quoted in kubernetes/kubernetes#45419 (journalctl -u kubelet).
+    #[test]
+    fn the_node_condition_line_gives_the_stall_and_threshold() {
+        let mut snap = snapshot(vec![]);
+        snap.host.collected_at_unix = 1_494_000_000;
+        snap.service_logs.push(kubelet_log(vec![(
+            3,
+            Some(1_493_992_796_872),
+            "Node became not ready: {Type:Ready Status:False LastHeartbeatTime:2017-05-05 13:59:56.872865742 +0000 UTC LastTransitionTime:2017-05-05 13:59:56.872865742 +0000 UTC Reason:KubeletNotReady Message:PLEG is not healthy: pleg was last seen active 3m7.629592089s ago; threshold is 3m0s}",
+            None,
+        )]));
+        let findings = crate::run(&snap, &Default::default());
+        let pleg = findings
+            .iter()
+            .find(|f| f.detector == "kubelet-pleg-unhealthy")
+            .unwrap();
+        assert!(
+            pleg.evidence
+                .iter()
+                .any(|e| e.fact
+                    == "PLEG was last seen active up to 3m 7s before; the threshold is 3m0s"),
+            "{:#?}",
+            pleg.evidence
         );
     }
 
