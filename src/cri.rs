@@ -56,3 +56,17 @@ pub fn name_containers(snapshot: &mut Snapshot, socket: Option<&Path>) {
     };
     snapshot.sources.push(status);
 }
+
+/// A `--cri-socket` named on the command line that could not be read: an error after the
+/// report (exit 3), as for the other named inputs.
+pub fn unusable(socket: Option<&Path>, snapshot: &Snapshot) -> Option<String> {
+    let socket = socket?;
+    let status = snapshot.source("cri")?;
+    (status.state != SourceState::Collected).then(|| {
+        format!(
+            "--cri-socket {} could not be read: {}",
+            socket.display(),
+            status.detail
+        )
+    })
+}

@@ -127,9 +127,11 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Collect(args) => {
             let progress = Progress::new();
             let mut snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
-            cri::name_containers(&mut snapshot, args.collection.sources.cri_socket.as_deref());
+            let cri_socket = args.collection.sources.cri_socket.as_deref();
+            cri::name_containers(&mut snapshot, cri_socket);
             progress.done();
-            let unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            let mut unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            unusable.extend(cri::unusable(cri_socket, &snapshot));
             if args.output.as_os_str() == "-" {
                 let mut out = std::io::stdout().lock();
                 nodedoc_model::text::write_json(&mut out, &snapshot)?;
@@ -195,9 +197,11 @@ fn check(args: &CheckArgs) -> Result<u8> {
             // The collector samples the processes cpu-hog would report.
             options.cpu_hog.threshold = settings.detectors.cpu_hog_share;
             let mut snapshot = Collector::new(options).snapshot(&progress)?;
-            cri::name_containers(&mut snapshot, args.collection.sources.cri_socket.as_deref());
+            let cri_socket = args.collection.sources.cri_socket.as_deref();
+            cri::name_containers(&mut snapshot, cri_socket);
             progress.done();
-            let unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            let mut unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            unusable.extend(cri::unusable(cri_socket, &snapshot));
             (snapshot, "live".to_string(), unusable)
         }
     };

@@ -383,6 +383,33 @@ fn dockerd_stop_failure_is_chained_to_the_killed_init_and_its_frozen_child() {
 }
 
 #[test]
+fn a_named_cri_socket_that_cannot_be_read_is_an_error_after_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("absent.sock");
+    let output = nodedoc(&[
+        "check",
+        "--format",
+        "json",
+        "--interval",
+        "0",
+        "--cri-socket",
+        socket.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let report: Report = serde_json::from_slice(&output.stdout).expect("the report first");
+    let cri = report.sources.iter().find(|s| s.source == "cri").unwrap();
+    assert_eq!(cri.state, nodedoc_model::SourceState::Failed);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "--cri-socket {} could not be read: cannot reach the CRI socket",
+            socket.display()
+        )) && stderr.contains("No such file or directory"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn logfmt_stand_in_reads_quotes_and_times() {
     let pairs = logfmt_pairs(
         r#"time="2026-12-01T07:02:28.566406368Z" level=error msg="StopContainer for \"ab\" failed" error="x""#,

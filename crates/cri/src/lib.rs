@@ -340,7 +340,21 @@ impl CriClient {
                     }))
                     .await
             })
-            .map_err(|e| connect_error(e.to_string()))?;
+            .map_err(|e| {
+                // tonic says "transport error"; the cause (no such file, refused) is below it.
+                let mut detail = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    let text = cause.to_string();
+                    // io errors come wrapped twice with the same words.
+                    if !detail.ends_with(&text) {
+                        detail.push_str(": ");
+                        detail.push_str(&text);
+                    }
+                    source = cause.source();
+                }
+                connect_error(detail)
+            })?;
         Ok(CriClient { runtime, channel })
     }
 
@@ -578,5 +592,9 @@ mod tests {
             .err()
             .expect("no socket");
         assert!(err.to_string().contains("none.sock"), "{err}");
+        assert!(
+            err.to_string().contains("No such file or directory"),
+            "{err}"
+        );
     }
 }
