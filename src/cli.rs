@@ -156,6 +156,13 @@ pub struct SourceArgs {
 
     #[command(flatten)]
     pub ovs: OvsSourceArgs,
+
+    /// A container runtime's CRI socket to ask which pod each container belongs to (names the
+    /// pods of findings about tasks in containers; read-only `ListPodSandbox` and
+    /// `ListContainers`, 5 s at most). Default: /run/containerd/containerd.sock, then
+    /// /run/crio/crio.sock, when present.
+    #[arg(long, value_name = "PATH")]
+    pub cri_socket: Option<PathBuf>,
 }
 
 impl CollectionArgs {

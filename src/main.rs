@@ -5,6 +5,7 @@
 //! `crates/`.
 
 mod cli;
+mod cri;
 mod explain;
 mod fds;
 mod fix;
@@ -125,9 +126,12 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Check(args) => check(&args),
         Command::Collect(args) => {
             let progress = Progress::new();
-            let snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
+            let mut snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
+            let cri_socket = args.collection.sources.cri_socket.as_deref();
+            cri::name_containers(&mut snapshot, cri_socket);
             progress.done();
-            let unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            let mut unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            unusable.extend(cri::unusable(cri_socket, &snapshot));
             if args.output.as_os_str() == "-" {
                 let mut out = std::io::stdout().lock();
                 nodedoc_model::text::write_json(&mut out, &snapshot)?;
@@ -208,9 +212,12 @@ fn check(args: &CheckArgs) -> Result<u8> {
             options.log_rules = settings.log_rules.clone();
             // The collector samples the processes cpu-hog would report.
             options.cpu_hog.threshold = settings.detectors.cpu_hog_share;
-            let snapshot = Collector::new(options).snapshot(&progress)?;
+            let mut snapshot = Collector::new(options).snapshot(&progress)?;
+            let cri_socket = args.collection.sources.cri_socket.as_deref();
+            cri::name_containers(&mut snapshot, cri_socket);
             progress.done();
-            let unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            let mut unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            unusable.extend(cri::unusable(cri_socket, &snapshot));
             (snapshot, "live".to_string(), unusable)
         }
     };

@@ -69,6 +69,11 @@ pub enum Subject {
         /// The interface name.
         name: String,
     },
+    /// A container, by its full id.
+    Container {
+        /// The full container id.
+        id: String,
+    },
     /// The host as a whole.
     Host,
     /// Many subjects one detector found with the same signature, reported as one finding (a
@@ -99,6 +104,7 @@ impl Subject {
             Subject::Process { pid, .. } => format!("pid/{pid}"),
             Subject::NetDevice { name } => format!("netdev/{name}"),
             Subject::OvsInterface { name, .. } => format!("ovs-interface/{name}"),
+            Subject::Container { id } => format!("container/{id}"),
             Subject::Host => "host".to_string(),
             Subject::Group { of, signature, .. } => format!("group/{of}/{signature}"),
         }
@@ -110,6 +116,7 @@ impl Subject {
             Subject::Process { .. } => "process",
             Subject::NetDevice { .. } => "net-device",
             Subject::OvsInterface { .. } => "ovs-interface",
+            Subject::Container { .. } => "container",
             Subject::Host => "host",
             Subject::Group { .. } => "group",
         }
@@ -134,6 +141,7 @@ impl fmt::Display for Subject {
                 name,
             } => write!(f, "OVS interface {name} on {bridge}"),
             Subject::OvsInterface { bridge: None, name } => write!(f, "OVS interface {name}"),
+            Subject::Container { id } => write!(f, "container {}", &id[..id.len().min(12)]),
             Subject::Host => f.write_str("this host"),
             Subject::Group { of, count, .. } => {
                 let noun = match (of.as_str(), *count == 1) {
@@ -143,6 +151,8 @@ impl fmt::Display for Subject {
                     ("net-device", false) => "network devices",
                     ("ovs-interface", true) => "OVS interface",
                     ("ovs-interface", false) => "OVS interfaces",
+                    ("container", true) => "container",
+                    ("container", false) => "containers",
                     (_, true) => "subject",
                     (_, false) => "subjects",
                 };
@@ -224,6 +234,10 @@ pub struct Finding {
     /// The pid, when the subject is a process (a convenience copy for `jq`).
     #[serde(default)]
     pub pid: Option<i32>,
+    /// The container (and pod) the subject is in or is: set for every finding about a task in
+    /// a container, and for findings about a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::ContainerRef>,
     /// One line: what is wrong.
     pub summary: String,
     /// The facts it rests on.
@@ -272,6 +286,9 @@ pub struct GroupMember {
     /// The pid, when the subject is a process.
     #[serde(default)]
     pub pid: Option<i32>,
+    /// The container the member is in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::ContainerRef>,
     /// Its one line.
     pub summary: String,
     /// Its own evidence: what is not shared by every member listed.
@@ -292,6 +309,7 @@ impl Finding {
             detector: detector.to_string(),
             severity,
             pid: subject.pid(),
+            container: None,
             subject,
             summary: summary.into(),
             evidence: Vec::new(),

@@ -10,6 +10,7 @@
 //! old readers would misread bumps [`SNAPSHOT_VERSION`].
 #![deny(missing_docs)]
 
+mod container;
 mod cpu;
 mod file;
 mod finding;
@@ -25,6 +26,7 @@ mod snapshot;
 mod system;
 pub mod text;
 
+pub use container::{ContainerRef, ContainerRuntime, KnownContainer, PodRef};
 pub use cpu::{
     CpuPoint, CpuProfile, CpuSeries, KernelStackCount, NetlinkDumpSocket, NetlinkDumps,
     ProfileMethod, SamplingCost,

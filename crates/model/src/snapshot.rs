@@ -1,8 +1,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CpuProfile, FreezerCgroup, Gap, History, KernelLog, MountEntry, NetworkNamespaces, OvsState,
-    Process, RuleMatch, ServiceLog, TaskSample,
+    CpuProfile, FreezerCgroup, Gap, History, KernelLog, KnownContainer, MountEntry,
+    NetworkNamespaces, OvsState, Process, RuleMatch, ServiceLog, TaskSample,
 };
 
 /// The value of [`Snapshot::format`]: tells a nodedoc snapshot from any other JSON.
@@ -57,6 +57,10 @@ pub struct Snapshot {
     /// this reading, and conditions since the agent started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rule_matches: Vec<RuleMatch>,
+    /// Containers a runtime or the API named (pod namespace and name by container id), to
+    /// name the containers that cgroup paths identify.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<KnownContainer>,
     /// Kernel call paths of the processes that used more CPU than the `cpu-hog` threshold
     /// (sampled after the reading that showed them busy), by pid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -82,6 +86,7 @@ impl Snapshot {
             history: None,
             service_logs: Vec::new(),
             rule_matches: Vec::new(),
+            containers: Vec::new(),
             cpu_profiles: Vec::new(),
         }
     }
@@ -119,6 +124,14 @@ impl Snapshot {
                     }
             })
         })
+    }
+
+    /// The container `process` is in, from its cgroups, named with what
+    /// [`containers`](Snapshot::containers) knows of it.
+    pub fn container_of(&self, process: &Process) -> Option<crate::ContainerRef> {
+        let mut container = process.container()?;
+        container.enrich(&self.containers);
+        Some(container)
     }
 
     /// Processes whose parent chain leads to `ancestor` (not including it), by pid. Linear in
