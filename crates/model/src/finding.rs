@@ -71,6 +71,15 @@ pub enum Subject {
     },
     /// The host as a whole.
     Host,
+    /// A Kubernetes object (a pod, a Deployment).
+    KubeObject {
+        /// Its kind as the API spells it: `Pod`, `Deployment`.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
     /// Many subjects one detector found with the same signature, reported as one finding (a
     /// flood: 5,000 devices, 10,000 blocked tasks). The members are in the finding's `group`.
     Group {
@@ -100,6 +109,11 @@ impl Subject {
             Subject::NetDevice { name } => format!("netdev/{name}"),
             Subject::OvsInterface { name, .. } => format!("ovs-interface/{name}"),
             Subject::Host => "host".to_string(),
+            Subject::KubeObject {
+                kind,
+                namespace,
+                name,
+            } => format!("{}/{namespace}/{name}", kind.to_ascii_lowercase()),
             Subject::Group { of, signature, .. } => format!("group/{of}/{signature}"),
         }
     }
@@ -111,6 +125,7 @@ impl Subject {
             Subject::NetDevice { .. } => "net-device",
             Subject::OvsInterface { .. } => "ovs-interface",
             Subject::Host => "host",
+            Subject::KubeObject { .. } => "kube-object",
             Subject::Group { .. } => "group",
         }
     }
@@ -135,6 +150,11 @@ impl fmt::Display for Subject {
             } => write!(f, "OVS interface {name} on {bridge}"),
             Subject::OvsInterface { bridge: None, name } => write!(f, "OVS interface {name}"),
             Subject::Host => f.write_str("this host"),
+            Subject::KubeObject {
+                kind,
+                namespace,
+                name,
+            } => write!(f, "{} {namespace}/{name}", kind.to_ascii_lowercase()),
             Subject::Group { of, count, .. } => {
                 let noun = match (of.as_str(), *count == 1) {
                     ("process", true) => "process",
@@ -143,6 +163,8 @@ impl fmt::Display for Subject {
                     ("net-device", false) => "network devices",
                     ("ovs-interface", true) => "OVS interface",
                     ("ovs-interface", false) => "OVS interfaces",
+                    ("kube-object", true) => "Kubernetes object",
+                    ("kube-object", false) => "Kubernetes objects",
                     (_, true) => "subject",
                     (_, false) => "subjects",
                 };

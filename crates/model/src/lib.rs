@@ -10,12 +10,14 @@
 //! old readers would misread bumps [`SNAPSHOT_VERSION`].
 #![deny(missing_docs)]
 
+mod container;
 mod file;
 mod finding;
 mod gaps;
 mod history;
 pub mod hostfile;
 mod kernel_log;
+mod kube;
 mod ovs;
 mod process;
 mod rule_match;
@@ -24,6 +26,7 @@ mod snapshot;
 mod system;
 pub mod text;
 
+pub use container::ContainerRef;
 pub use file::{
     read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError, SnapshotLimits,
     DEFAULT_MAX_SNAPSHOT_BYTES,
@@ -38,6 +41,11 @@ pub use kernel_log::{
     BadPrintkCaller, BlockedTaskOrigin, BlockedTaskReport, BlockerLock, KernelLog, KernelLogSource,
     KmsgRecord, LockBlocker, LogPosition, NetdevRefTrackerReport, PrintkCaller, RefTrackerStack,
     TaskStateLine, TraceFrame,
+};
+pub use kube::{
+    ApiserverMetrics, ContainerId, ContainerRole, ContainerState, CreatedWith, KubeCondition,
+    KubeContainerStatus, KubeDeployment, KubeListing, KubeMeta, KubeOwner, KubePod, KubeReplicaSet,
+    KubeState, StoredObjects, REVISION_ANNOTATION, UNLIMITED_REVISION_HISTORY,
 };
 pub use ovs::{
     NetDevice, NetNamespace, NetworkNamespaces, OvsBridge, OvsInterface, OvsLog, OvsLogEvent,

@@ -1,8 +1,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    FreezerCgroup, Gap, History, KernelLog, MountEntry, NetworkNamespaces, OvsState, Process,
-    RuleMatch, ServiceLog, TaskSample,
+    FreezerCgroup, Gap, History, KernelLog, KubeState, MountEntry, NetworkNamespaces, OvsState,
+    Process, RuleMatch, ServiceLog, TaskSample,
 };
 
 /// The value of [`Snapshot::format`]: tells a nodedoc snapshot from any other JSON.
@@ -57,6 +57,10 @@ pub struct Snapshot {
     /// this reading, and conditions since the agent started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rule_matches: Vec<RuleMatch>,
+    /// What the Kubernetes API (or `kubectl get -o json` files) said: this node's pods, the
+    /// cluster's Deployments and ReplicaSets, kube-apiserver's memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<KubeState>,
 }
 
 impl Snapshot {
@@ -78,6 +82,7 @@ impl Snapshot {
             history: None,
             service_logs: Vec::new(),
             rule_matches: Vec::new(),
+            kube: None,
         }
     }
 
