@@ -73,6 +73,10 @@ pub struct KubeListing {
     pub items: u64,
     /// Pages the API sent (1 for a file).
     pub pages: u32,
+    /// Bytes of JSON the objects came in (the API's responses, or the whole file): what
+    /// kube-apiserver serialises for every full list of them.
+    #[serde(default)]
+    pub bytes: u64,
     /// False when the list stopped early (a cap, an error mid-way): counts are then lower
     /// bounds, and the gaps say why.
     pub complete: bool,
@@ -391,6 +395,138 @@ impl KubeReplicaSet {
     }
 }
 
+/// What `revisionHistoryLimit` the deployment controller applies to a Deployment, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectiveLimit {
+    /// Old ReplicaSets the controller keeps; `None`: every one of them (it never cleans up).
+    pub keeps: Option<u32>,
+    /// Where the value comes from.
+    pub why: LimitSource,
+}
+
+/// Where a Deployment's effective `revisionHistoryLimit` comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "kebab-case")]
+pub enum LimitSource {
+    /// The object holds a finite value: set in the manifest, or filled in at creation by the
+    /// API version's default (10 for apps/v1 and apps/v1beta2, 2 for apps/v1beta1); the
+    /// stored object cannot tell which.
+    Stored {
+        /// The value.
+        value: i32,
+    },
+    /// The object holds 2147483647 (`math.MaxInt32`): extensions/v1beta1's default for a
+    /// Deployment created through it without the field (or that value set by hand). The
+    /// controller reads it as "no limit".
+    ExtensionsV1beta1Default,
+    /// The object as given holds no value (a file written by a tool that strips defaults):
+    /// the default of the apiVersion it says it is.
+    Unset {
+        /// That apiVersion.
+        api_version: String,
+    },
+}
+
+impl KubeDeployment {
+    /// The `revisionHistoryLimit` the deployment controller applies, and why.
+    pub fn effective_history_limit(&self) -> EffectiveLimit {
+        match self.revision_history_limit {
+            Some(UNLIMITED_REVISION_HISTORY) => EffectiveLimit {
+                keeps: None,
+                why: LimitSource::ExtensionsV1beta1Default,
+            },
+            Some(value) => EffectiveLimit {
+                keeps: Some(value.max(0) as u32),
+                why: LimitSource::Stored { value },
+            },
+            None => EffectiveLimit {
+                keeps: match self.api_version.as_str() {
+                    "extensions/v1beta1" => None,
+                    "apps/v1beta1" => Some(2),
+                    _ => Some(10),
+                },
+                why: LimitSource::Unset {
+                    api_version: self.api_version.clone(),
+                },
+            },
+        }
+    }
+}
+
+/// A Deployment and the ReplicaSets it controls.
+#[derive(Clone, Debug)]
+pub struct RevisionHistory<'a> {
+    /// The Deployment.
+    pub deployment: &'a KubeDeployment,
+    /// The ReplicaSet of its current revision: the Deployment's revision annotation, else the
+    /// highest revision among its ReplicaSets (newest first on a tie). Never an old one.
+    pub current: Option<&'a KubeReplicaSet>,
+    /// Every other ReplicaSet it controls, in the order the deployment controller deletes them:
+    /// lowest revision first, then oldest, then by name.
+    pub old: Vec<&'a KubeReplicaSet>,
+}
+
+impl KubeState {
+    /// Every Deployment with the ReplicaSets it controls (by the owner reference's uid, or its
+    /// name where a file lacks uids). Linear in the number of objects.
+    pub fn revision_histories(&self) -> Vec<RevisionHistory<'_>> {
+        let mut by_owner: std::collections::HashMap<(&str, &str), Vec<&KubeReplicaSet>> =
+            std::collections::HashMap::new();
+        for rs in &self.replica_sets {
+            if let Some(owner) = rs
+                .meta
+                .controller
+                .as_ref()
+                .filter(|o| o.kind == "Deployment")
+            {
+                let key = if owner.uid.is_empty() {
+                    (rs.meta.namespace.as_str(), owner.name.as_str())
+                } else {
+                    ("", owner.uid.as_str())
+                };
+                by_owner.entry(key).or_default().push(rs);
+            }
+        }
+        let mut histories = Vec::with_capacity(self.deployments.len());
+        for deployment in &self.deployments {
+            let mut owned: Vec<&KubeReplicaSet> = Vec::new();
+            if !deployment.meta.uid.is_empty() {
+                owned.extend(
+                    by_owner
+                        .remove(&("", deployment.meta.uid.as_str()))
+                        .unwrap_or_default(),
+                );
+            }
+            owned.extend(
+                by_owner
+                    .remove(&(
+                        deployment.meta.namespace.as_str(),
+                        deployment.meta.name.as_str(),
+                    ))
+                    .unwrap_or_default(),
+            );
+            owned.sort_by(|a, b| {
+                a.revision
+                    .unwrap_or(0)
+                    .cmp(&b.revision.unwrap_or(0))
+                    .then(a.meta.created_unix.cmp(&b.meta.created_unix))
+                    .then_with(|| a.meta.name.cmp(&b.meta.name))
+            });
+            let current_at = deployment
+                .revision
+                .and_then(|r| owned.iter().rposition(|rs| rs.revision == Some(r)))
+                .or_else(|| owned.len().checked_sub(1));
+            let current = current_at.map(|i| owned.remove(i));
+            histories.push(RevisionHistory {
+                deployment,
+                current,
+                old: owned,
+            });
+        }
+        histories
+    }
+}
+
 /// kube-apiserver's metrics (`GET /metrics`), of the one instance that answered.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ApiserverMetrics {
@@ -456,6 +592,87 @@ mod tests {
         rs.status_replicas = 0;
         rs.replicas = None;
         assert!(!rs.scaled_down(), "unset replicas default to 1");
+    }
+
+    fn rs(name: &str, owner_uid: &str, revision: u64, replicas: i32) -> KubeReplicaSet {
+        KubeReplicaSet {
+            meta: KubeMeta {
+                namespace: "shop".into(),
+                name: name.into(),
+                uid: format!("uid-{name}"),
+                created_unix: Some(revision as i64),
+                controller: Some(KubeOwner {
+                    kind: "Deployment".into(),
+                    name: "web".into(),
+                    uid: owner_uid.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            revision: Some(revision),
+            replicas: Some(replicas),
+            status_replicas: replicas,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_current_revision_is_never_an_old_one_and_old_ones_sort_oldest_first() {
+        let mut state = KubeState::default();
+        state.deployments.push(KubeDeployment {
+            meta: KubeMeta {
+                namespace: "shop".into(),
+                name: "web".into(),
+                uid: "d".into(),
+                ..Default::default()
+            },
+            revision: Some(7),
+            ..Default::default()
+        });
+        for (name, revision) in [("c", 9), ("a", 7), ("b", 3), ("z", 1)] {
+            state.replica_sets.push(rs(name, "d", revision, 0));
+        }
+        state.replica_sets.push(rs("other", "someone-else", 2, 0));
+        let histories = state.revision_histories();
+        assert_eq!(histories.len(), 1);
+        // Revision 7 is the Deployment's own (a rollback re-used it), even though 9 is higher.
+        assert_eq!(histories[0].current.unwrap().meta.name, "a");
+        let old: Vec<&str> = histories[0]
+            .old
+            .iter()
+            .map(|r| r.meta.name.as_str())
+            .collect();
+        assert_eq!(old, vec!["z", "b", "c"]);
+        // Without the annotation the highest revision is current.
+        state.deployments[0].revision = None;
+        assert_eq!(
+            state.revision_histories()[0].current.unwrap().meta.name,
+            "c"
+        );
+    }
+
+    #[test]
+    fn the_effective_limit_says_why() {
+        let mut d = KubeDeployment {
+            api_version: "apps/v1".into(),
+            revision_history_limit: Some(i32::MAX),
+            ..Default::default()
+        };
+        assert_eq!(
+            d.effective_history_limit(),
+            EffectiveLimit {
+                keeps: None,
+                why: LimitSource::ExtensionsV1beta1Default
+            }
+        );
+        d.revision_history_limit = Some(3);
+        assert_eq!(d.effective_history_limit().keeps, Some(3));
+        d.revision_history_limit = None;
+        assert_eq!(d.effective_history_limit().keeps, Some(10));
+        d.api_version = "extensions/v1beta1".into();
+        assert_eq!(d.effective_history_limit().keeps, None);
+        d.api_version = "apps/v1beta1".into();
+        assert_eq!(d.effective_history_limit().keeps, Some(2));
     }
 
     #[test]
