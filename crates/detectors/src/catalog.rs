@@ -38,6 +38,19 @@ pub struct Catalog {
     /// Kernel log lines worth counting (the agent's `nodedoc_kernel_log_records` metric).
     #[serde(default)]
     pub kernel_log_signature: Vec<KernelLogSignature>,
+    /// Kubernetes node knowledge.
+    #[serde(default)]
+    pub kube: KubeSignatures,
+}
+
+/// What nodedoc knows of Kubernetes nodes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeSignatures {
+    /// Names (`comm`) of CNI plugin executables: a zombie of one is a CNI call its caller
+    /// abandoned.
+    #[serde(default)]
+    pub cni_plugins: Vec<String>,
 }
 
 /// A kind of kernel log line, told by a fixed piece of its text.

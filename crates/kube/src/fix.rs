@@ -183,7 +183,7 @@ impl HistoryCleanup {
         self.deployments
             .iter()
             .filter(|d| d.unlimited)
-            .map(|d| patch_command(&d.namespace, &d.name, d.keep))
+            .map(|d| nodedoc_model::history_limit_patch(&d.namespace, &d.name, d.keep))
             .collect()
     }
 
@@ -244,17 +244,6 @@ impl Outcome {
             detail: why,
         }
     }
-}
-
-/// `kubectl patch deployment -n NS NAME -p '{"spec":{"revisionHistoryLimit":N}}'`.
-pub fn patch_command(namespace: &str, name: &str, limit: u32) -> Result<ShellCommand, Unquotable> {
-    let patch = format!("{{\"spec\":{{\"revisionHistoryLimit\":{limit}}}}}");
-    shell_command!(
-        "kubectl patch deployment -n {} {} -p {}",
-        namespace,
-        name,
-        patch.as_str()
-    )
 }
 
 fn not_scaled_down(rs: &nodedoc_model::KubeReplicaSet) -> String {

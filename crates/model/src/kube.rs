@@ -18,6 +18,22 @@ pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 /// not set one, which the deployment controller reads as "keep every old ReplicaSet".
 pub const UNLIMITED_REVISION_HISTORY: i32 = i32::MAX;
 
+/// `kubectl patch deployment -n NS NAME -p '{"spec":{"revisionHistoryLimit":N}}'`: what sets a
+/// Deployment's history limit.
+pub fn history_limit_patch(
+    namespace: &str,
+    name: &str,
+    limit: u32,
+) -> Result<crate::text::ShellCommand, crate::text::Unquotable> {
+    let patch = format!("{{\"spec\":{{\"revisionHistoryLimit\":{limit}}}}}");
+    crate::shell_command!(
+        "kubectl patch deployment -n {} {} -p {}",
+        namespace,
+        name,
+        patch.as_str()
+    )
+}
+
 /// What was read from Kubernetes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct KubeState {

@@ -43,10 +43,10 @@ pub use kernel_log::{
     TaskStateLine, TraceFrame,
 };
 pub use kube::{
-    ApiserverMetrics, ContainerId, ContainerRole, ContainerState, CreatedWith, EffectiveLimit,
-    KubeCondition, KubeContainerStatus, KubeDeployment, KubeListing, KubeMeta, KubeOwner, KubePod,
-    KubeReplicaSet, KubeState, LimitSource, RevisionHistory, StoredObjects, REVISION_ANNOTATION,
-    UNLIMITED_REVISION_HISTORY,
+    history_limit_patch, ApiserverMetrics, ContainerId, ContainerRole, ContainerState, CreatedWith,
+    EffectiveLimit, KubeCondition, KubeContainerStatus, KubeDeployment, KubeListing, KubeMeta,
+    KubeOwner, KubePod, KubeReplicaSet, KubeState, LimitSource, RevisionHistory, StoredObjects,
+    REVISION_ANNOTATION, UNLIMITED_REVISION_HISTORY,
 };
 pub use ovs::{
     NetDevice, NetNamespace, NetworkNamespaces, OvsBridge, OvsInterface, OvsLog, OvsLogEvent,
