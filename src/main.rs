@@ -8,6 +8,7 @@ mod cli;
 mod explain;
 mod fds;
 mod fix;
+mod kube;
 mod lab;
 mod ovs;
 mod probe;
@@ -74,7 +75,8 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Check(args) => check(&args),
         Command::Collect(args) => {
             let progress = Progress::new();
-            let snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
+            let mut snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
+            args.collection.kube.add_live(&mut snapshot, &progress)?;
             progress.done();
             if args.output.as_os_str() == "-" {
                 let mut out = std::io::stdout().lock();
@@ -128,16 +130,20 @@ fn run(cli: Cli) -> Result<u8> {
 /// `nodedoc check`.
 fn check(args: &CheckArgs) -> Result<u8> {
     let settings = args.thresholds.settings()?;
+    let kube = &args.collection.kube;
     let (snapshot, origin) = match &args.from {
-        Some(path) => (
-            nodedoc_model::read_snapshot(path)?,
-            format!("file:{}", path.display()),
-        ),
+        Some(path) => {
+            let mut snapshot = nodedoc_model::read_snapshot(path)?;
+            kube.add_files(&mut snapshot)?;
+            (snapshot, format!("file:{}", path.display()))
+        }
+        None if args.offline => (kube::offline_snapshot(kube)?, "offline".to_string()),
         None => {
             let progress = Progress::new();
             let mut options = args.collection.options();
             options.log_rules = settings.log_rules.clone();
-            let snapshot = Collector::new(options).snapshot(&progress)?;
+            let mut snapshot = Collector::new(options).snapshot(&progress)?;
+            kube.add_live(&mut snapshot, &progress)?;
             progress.done();
             (snapshot, "live".to_string())
         }

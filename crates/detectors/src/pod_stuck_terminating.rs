@@ -48,6 +48,9 @@ const TASK_CAUSES: &[&str] = &[
     "zombie-processes",
 ];
 
+/// How far up a pod task's parents the init of its pid namespace is looked for.
+const ANCESTORS_WALKED: usize = 8;
+
 /// How many tasks of the pod the evidence lists.
 const TASKS_SHOWN: usize = 6;
 
@@ -163,6 +166,27 @@ impl Detector for PodStuckTerminating {
                             format!("{detector}: {} — a task of this pod", f.summary),
                         );
                     }
+                }
+                // The init of the task's pid namespace, when it is the one that cannot exit
+                // (its own cgroup may not say the pod: an exiting task cannot be moved).
+                let mut ancestor = snapshot.process(task.ppid);
+                for _ in 0..ANCESTORS_WALKED {
+                    let Some(a) = ancestor.filter(|a| a.pid > 1) else {
+                        break;
+                    };
+                    if let Some(f) = cx.finding("pidns-exit-hang", &Subject::process(a)) {
+                        add(
+                            &mut causes,
+                            f.id.clone(),
+                            format!(
+                                "pidns-exit-hang: {} — the init above {} of this pod",
+                                f.summary,
+                                task.label()
+                            ),
+                        );
+                        break;
+                    }
+                    ancestor = snapshot.process(a.ppid);
                 }
             }
             if on_this_node {

@@ -119,6 +119,7 @@ pub fn add_files(snapshot: &mut Snapshot, files: &[PathBuf]) -> Result<(), KubeE
         if files.len() == 1 { "" } else { "s" },
         counts
             .iter()
+            .filter(|(_, n)| **n > 0)
             .map(|(kind, n)| format!("{n} {kind}{}", if *n == 1 { "" } else { "s" }))
             .collect::<Vec<_>>()
             .join(", ")
