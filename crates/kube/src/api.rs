@@ -372,7 +372,14 @@ pub(crate) async fn list(
     let mut continue_token: Option<String> = None;
     let mut restarted = false;
     let count = |d: &Decoded| (d.pods.len() + d.deployments.len() + d.replica_sets.len()) as u64;
-    loop {
+    let failed = |reason: &str, message: String| ApiFailure {
+        what: what.clone(),
+        code: None,
+        reason: reason.to_string(),
+        message,
+    };
+    // Each page until the last, the cap, or a failure (which ends the list as it stands).
+    let failure: Option<ApiFailure> = loop {
         let left = max_objects.saturating_sub(count(&decoded));
         let params = ListParams {
             field_selector: field_selector.map(str::to_string),
@@ -382,15 +389,7 @@ pub(crate) async fn list(
         };
         let request = match Request::new(url_path).list(&params) {
             Ok(r) => r,
-            Err(e) => {
-                let failure = ApiFailure::transport(&what, e.to_string());
-                return Listed {
-                    decoded,
-                    listing,
-                    failure: Some(failure),
-                    restarted,
-                };
-            }
+            Err(e) => break Some(failed("BadRequest", e.to_string())),
         };
         let body = match session.send(request, &what).await {
             Ok(body) => body,
@@ -402,34 +401,17 @@ pub(crate) async fn list(
                 continue_token = None;
                 continue;
             }
-            Err(failure) => {
-                listing.items = count(&decoded);
-                return Listed {
-                    decoded,
-                    listing,
-                    failure: Some(failure),
-                    restarted,
-                };
-            }
+            Err(failure) => break Some(failure),
         };
         listing.pages += 1;
         listing.bytes += body.len() as u64;
         let page: WireList = match serde_json::from_slice(&body) {
             Ok(page) => page,
             Err(e) => {
-                listing.items = count(&decoded);
-                let message = format!("page {} is not a list: {e}", listing.pages);
-                return Listed {
-                    decoded,
-                    listing,
-                    failure: Some(ApiFailure {
-                        what,
-                        code: None,
-                        reason: "BadResponse".to_string(),
-                        message,
-                    }),
-                    restarted,
-                };
+                break Some(failed(
+                    "BadResponse",
+                    format!("page {} is not a list: {e}", listing.pages),
+                ))
             }
         };
         let next = page
@@ -439,37 +421,25 @@ pub(crate) async fn list(
             .filter(|t| !t.is_empty());
         let remaining = page.metadata.remaining_item_count;
         decode_list(page, &mut decoded);
-        let kept = count(&decoded);
         match next {
-            Some(token) if kept < max_objects => continue_token = Some(token),
+            Some(token) if count(&decoded) < max_objects => continue_token = Some(token),
             Some(_) => {
-                listing.items = kept;
                 let more = remaining.map_or("more".to_string(), |n| format!("{n} more"));
-                return Listed {
-                    decoded,
-                    listing,
-                    failure: Some(ApiFailure {
-                        what,
-                        code: None,
-                        reason: "Capped".to_string(),
-                        message: format!(
-                            "stopped at {max_objects} objects; the API server has {more}"
-                        ),
-                    }),
-                    restarted,
-                };
+                break Some(failed(
+                    "Capped",
+                    format!("stopped at {max_objects} objects; the API server has {more}"),
+                ));
             }
-            None => {
-                listing.items = kept;
-                listing.complete = true;
-                return Listed {
-                    decoded,
-                    listing,
-                    failure: None,
-                    restarted,
-                };
-            }
+            None => break None,
         }
+    };
+    listing.items = count(&decoded);
+    listing.complete = failure.is_none();
+    Listed {
+        decoded,
+        listing,
+        failure,
+        restarted,
     }
 }
 
