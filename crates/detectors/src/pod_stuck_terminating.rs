@@ -285,79 +285,13 @@ impl Detector for PodStuckTerminating {
             }
 
             // What the pod waits for, in one clause, and what to do.
+            let Waiting {
+                reason,
+                explanation: reason_explanation,
+                fix: reason_fix,
+                key,
+            } = what_it_waits_for(pod, &tasks, &running, on_this_node, &container_of);
             let finalizers = &pod.meta.finalizers;
-            let (reason, reason_explanation, reason_fix, key) = if !finalizers.is_empty() {
-                (
-                    format!("it waits for finalizer{} {}", plural(finalizers.len()), finalizers.join(", ")),
-                    format!(
-                        "The API server keeps an object while any finalizer remains, and {pod_key} has {}: whoever added {} must remove {} after its own cleanup. Nothing on the node holds it.",
-                        finalizers.join(", "),
-                        if finalizers.len() == 1 { "it" } else { "them" },
-                        if finalizers.len() == 1 { "it" } else { "them" },
-                    ),
-                    format!(
-                        "Find the controller that owns the finalizer and why it has not finished (its logs). Only if that controller is gone for good, remove the finalizer: {} — its cleanup is then skipped.",
-                        match shell_command!(
-                            "kubectl patch pod -n {} {} --type=merge -p {}",
-                            ns,
-                            name,
-                            "{\"metadata\":{\"finalizers\":null}}"
-                        ) {
-                            Ok(c) => format!("`{c}`"),
-                            Err(why) => format!("(no command: {why})"),
-                        }
-                    ),
-                    "finalizers",
-                )
-            } else if !tasks.is_empty() {
-                let first = tasks[0];
-                let container = container_of
-                    .get(&first.pid)
-                    .map(|id| format!(", container {}", &id[..id.len().min(12)]))
-                    .unwrap_or_default();
-                (
-                    format!(
-                        "{} of its tasks {} still on this node, e.g. {}{container}",
-                        tasks.len(),
-                        if tasks.len() == 1 { "is" } else { "are" },
-                        first.label()
-                    ),
-                    "The kubelet deletes the pod from the API only after every container has stopped; some of its tasks are still alive on this node, so the container runtime's stop has not finished.".to_string(),
-                    "Resolve what keeps those tasks alive (the linked findings); the kubelet finishes the deletion by itself once they are gone.".to_string(),
-                    "tasks-on-node",
-                )
-            } else if !running.is_empty() {
-                (
-                    format!("the kubelet still reports {} running", running.join(", ")),
-                    "The kubelet has not reported its containers stopped: it may be unable to stop them, or it is not running or not reporting (node NotReady).".to_string(),
-                    format!(
-                        "Look on node {} (run nodedoc there): the container runtime's logs for the stop, and whether the kubelet is up.",
-                        pod.node_name.as_deref().unwrap_or("?")
-                    ),
-                    "containers-running",
-                )
-            } else if on_this_node {
-                (
-                    "its containers are gone from this node; the kubelet has not finished tearing it down".to_string(),
-                    "Every container has stopped, yet the pod remains: the kubelet's teardown is not done — the pod's network (a CNI DEL, the namespace's devices) or its volumes.".to_string(),
-                    "Check the linked findings, the kubelet's log for the pod (`journalctl -u kubelet | grep POD_UID`) and its mounts under /var/lib/kubelet/pods/POD_UID.".to_string(),
-                    "teardown",
-                )
-            } else {
-                (
-                    match pod.node_name.as_deref() {
-                        Some(node) => format!("it is on node {node}"),
-                        None => "it was never scheduled".to_string(),
-                    },
-                    "The node side of this pod was not read here.".to_string(),
-                    match pod.node_name.as_deref() {
-                        Some(node) => format!("Run nodedoc on node {node} (with this pod's API reading) to see what holds it there."),
-                        None => "An unscheduled pod is deleted by the API server itself: check kube-controller-manager and the API server.".to_string(),
-                    },
-                    "elsewhere",
-                )
-            };
-
             let statefulset = pod
                 .meta
                 .controller
@@ -413,31 +347,7 @@ impl Detector for PodStuckTerminating {
                     .unwrap_or_default()
             )));
             for c in &pod.containers {
-                let state = match &c.state {
-                    ContainerState::Running { started_unix } => format!(
-                        "running{}",
-                        started_unix
-                            .map(|s| format!(" since {}", utc(s.max(0) as u64)))
-                            .unwrap_or_default()
-                    ),
-                    ContainerState::Terminated {
-                        exit_code, reason, ..
-                    } => format!(
-                        "terminated, exit code {exit_code}{}",
-                        reason
-                            .as_deref()
-                            .map(|r| format!(" ({r})"))
-                            .unwrap_or_default()
-                    ),
-                    ContainerState::Waiting { reason } => format!(
-                        "waiting{}",
-                        reason
-                            .as_deref()
-                            .map(|r| format!(" ({r})"))
-                            .unwrap_or_default()
-                    ),
-                    ContainerState::Unknown => "state unknown".to_string(),
-                };
+                let state = state_text(&c.state);
                 let id = c
                     .container_id
                     .as_ref()
@@ -503,6 +413,123 @@ impl Detector for PodStuckTerminating {
                 ],
             );
         }
+    }
+}
+
+/// What a stuck pod waits for, in a clause for the summary, the explanation and fix templates'
+/// values, and its signature key.
+struct Waiting {
+    reason: String,
+    explanation: String,
+    fix: String,
+    key: &'static str,
+}
+
+fn what_it_waits_for(
+    pod: &KubePod,
+    tasks: &[&Process],
+    running: &[&str],
+    on_this_node: bool,
+    container_of: &HashMap<i32, String>,
+) -> Waiting {
+    let finalizers = &pod.meta.finalizers;
+    let pod_key = pod.meta.key();
+    let (ns, name) = (pod.meta.namespace.as_str(), pod.meta.name.as_str());
+    let (reason, explanation, fix, key) = if !finalizers.is_empty() {
+        (
+            format!("it waits for finalizer{} {}", plural(finalizers.len()), finalizers.join(", ")),
+            format!(
+                "The API server keeps an object while any finalizer remains, and {pod_key} has {}: whoever added {} must remove {} after its own cleanup. Nothing on the node holds it.",
+                finalizers.join(", "),
+                if finalizers.len() == 1 { "it" } else { "them" },
+                if finalizers.len() == 1 { "it" } else { "them" },
+            ),
+            format!(
+                "Find the controller that owns the finalizer and why it has not finished (its logs). Only if that controller is gone for good, remove the finalizer: {} — its cleanup is then skipped.",
+                match shell_command!(
+                    "kubectl patch pod -n {} {} --type=merge -p {}",
+                    ns,
+                    name,
+                    "{\"metadata\":{\"finalizers\":null}}"
+                ) {
+                    Ok(c) => format!("`{c}`"),
+                    Err(why) => format!("(no command: {why})"),
+                }
+            ),
+            "finalizers",
+        )
+    } else if !tasks.is_empty() {
+        let first = tasks[0];
+        let container = container_of
+            .get(&first.pid)
+            .map(|id| format!(", container {}", &id[..id.len().min(12)]))
+            .unwrap_or_default();
+        (
+            format!(
+                "{} of its tasks {} still on this node, e.g. {}{container}",
+                tasks.len(),
+                if tasks.len() == 1 { "is" } else { "are" },
+                first.label()
+            ),
+            "The kubelet deletes the pod from the API only after every container has stopped; some of its tasks are still alive on this node, so the container runtime's stop has not finished.".to_string(),
+            "Resolve what keeps those tasks alive (the linked findings); the kubelet finishes the deletion by itself once they are gone.".to_string(),
+            "tasks-on-node",
+        )
+    } else if !running.is_empty() {
+        (
+            format!("the kubelet still reports {} running", running.join(", ")),
+            "The kubelet has not reported its containers stopped: it may be unable to stop them, or it is not running or not reporting (node NotReady).".to_string(),
+            format!(
+                "Look on node {} (run nodedoc there): the container runtime's logs for the stop, and whether the kubelet is up.",
+                pod.node_name.as_deref().unwrap_or("?")
+            ),
+            "containers-running",
+        )
+    } else if on_this_node {
+        (
+            "its containers are gone from this node; the kubelet has not finished tearing it down".to_string(),
+            "Every container has stopped, yet the pod remains: the kubelet's teardown is not done — the pod's network (a CNI DEL, the namespace's devices) or its volumes.".to_string(),
+            "Check the linked findings, the kubelet's log for the pod (`journalctl -u kubelet | grep POD_UID`) and its mounts under /var/lib/kubelet/pods/POD_UID.".to_string(),
+            "teardown",
+        )
+    } else {
+        (
+            match pod.node_name.as_deref() {
+                Some(node) => format!("it is on node {node}"),
+                None => "it was never scheduled".to_string(),
+            },
+            "The node side of this pod was not read here.".to_string(),
+            match pod.node_name.as_deref() {
+                Some(node) => format!("Run nodedoc on node {node} (with this pod's API reading) to see what holds it there."),
+                None => "An unscheduled pod is deleted by the API server itself: check kube-controller-manager and the API server.".to_string(),
+            },
+            "elsewhere",
+        )
+    };
+    Waiting {
+        reason,
+        explanation,
+        fix,
+        key,
+    }
+}
+
+/// A container state as the evidence says it.
+fn state_text(state: &ContainerState) -> String {
+    let reason_of =
+        |r: &Option<String>| r.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+    match state {
+        ContainerState::Running { started_unix } => format!(
+            "running{}",
+            started_unix
+                .map(|s| format!(" since {}", utc(s.max(0) as u64)))
+                .unwrap_or_default()
+        ),
+        ContainerState::Terminated {
+            exit_code, reason, ..
+        } => format!("terminated, exit code {exit_code}{}", reason_of(reason)),
+        ContainerState::Waiting { reason } => format!("waiting{}", reason_of(reason)),
+        ContainerState::Unknown => "state unknown".to_string(),
     }
 }
 
