@@ -475,3 +475,34 @@ fn a_terminating_pod_is_chained_to_its_container_init_that_cannot_exit() {
         pod.evidence
     );
 }
+
+#[test]
+fn a_collected_snapshot_carries_the_cluster_to_check_from() {
+    let standin = StandIn::start(leaking_cluster(120)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = standin.write_kubeconfig(dir.path()).unwrap();
+    let snapshot = dir.path().join("node.json");
+    let out = nodedoc(&[
+        "collect",
+        "--interval",
+        "0",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "-o",
+        snapshot.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(standin); // analysed elsewhere, later: the API is not asked again
+    let (report, _) = check_json(&["--from", snapshot.to_str().unwrap()]);
+    let api = finding(&report, "replicaset-history-leak", "deployment/prod/api");
+    assert_eq!(api.severity, Severity::Warning);
+    assert!(report
+        .sources
+        .iter()
+        .any(|s| s.source == "kubernetes" && s.state == SourceState::Collected));
+}
