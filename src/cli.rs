@@ -182,8 +182,9 @@ pub struct SourceArgs {
     #[arg(long)]
     pub no_fds: bool,
 
-    /// Worker threads for the process scan (default: online CPUs).
-    #[arg(long)]
+    /// Worker threads for the process scan (default: online CPUs; at most 4 per CPU, since
+    /// the scan mostly waits on the kernel and more threads only cost memory).
+    #[arg(long, value_parser = parse_threads)]
     pub threads: Option<usize>,
 
     /// Give up reading a process's command line after this long. The read waits for the
@@ -213,9 +214,7 @@ impl SourceArgs {
         nodedoc_collect::CollectOptions {
             socket_resolution: self.socket_resolution.into(),
             fd_census: !self.no_fds,
-            threads: self
-                .threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            threads: self.scan_threads(),
             memory_map_deadline: self.memory_map_deadline,
             ovs: self.ovs.source(),
             ..nodedoc_collect::CollectOptions::default()
@@ -235,17 +234,61 @@ impl From<SocketResolutionArg> for nodedoc_procfs::ResolutionMode {
     }
 }
 
+fn parse_threads(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("the scan needs at least one thread".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// How many scan threads help at most on this machine: 4 per online CPU.
+pub fn max_scan_threads() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus.saturating_mul(4)
+}
+
+impl SourceArgs {
+    /// Worker threads for the process scan: `--threads` (default: online CPUs), clamped to
+    /// [`max_scan_threads`] with a note on standard error when it asked for more. Asking for
+    /// 50,000 used to panic when the system refused to create that many (issue 8).
+    pub fn scan_threads(&self) -> usize {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let max = max_scan_threads();
+        match self.threads {
+            None => cpus,
+            Some(n) if n > max => {
+                eprintln!(
+                    "nodedoc: note: --threads {n} is more than the scan can use; using {max} (4 per CPU, {cpus} CPUs)"
+                );
+                max
+            }
+            Some(n) => n.max(1),
+        }
+    }
+}
+
 /// Where Open vSwitch is.
 #[derive(Debug, Args, Clone, Default)]
 pub struct OvsSourceArgs {
     /// The OVSDB to read: unix:PATH or tcp:HOST:PORT. Default: unix:/var/run/openvswitch/db.sock
-    /// when that socket exists (no socket: no Open vSwitch here, which is not an error).
-    #[arg(long, value_name = "ENDPOINT")]
+    /// when that socket exists (no socket: no Open vSwitch here, which is not an error). An
+    /// OVSDB named here that cannot be read is an error (exit 3), after the report.
+    #[arg(long, value_name = "ENDPOINT", value_parser = parse_endpoint)]
     pub ovsdb: Option<String>,
 
     /// ovs-vswitchd's log, when it is not among the daemon's open files (only its end is read).
+    /// A log named here that cannot be read is an error (exit 3), after the report.
     #[arg(long, value_name = "FILE")]
     pub ovs_log: Option<PathBuf>,
+}
+
+/// Checks an `--ovsdb` endpoint's syntax while the command line is read (a typo is a usage
+/// error, not a failed source found after the whole host was scanned).
+fn parse_endpoint(text: &str) -> Result<String, String> {
+    text.parse::<nodedoc_ovsdb::Endpoint>()
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
 }
 
 impl OvsSourceArgs {
@@ -262,7 +305,7 @@ impl OvsSourceArgs {
 pub struct CheckArgs {
     /// Analyse a snapshot written by `nodedoc collect` instead of this host (the Kubernetes
     /// API is not read either; --kube-objects files are added).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ovsdb", "ovs_log"])]
     pub from: Option<PathBuf>,
 
     /// Read nothing from this host or its Kubernetes API: analyse only the files given with

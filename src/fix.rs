@@ -93,6 +93,11 @@ pub(crate) fn ask(question: &str) -> Result<Consent> {
 
 fn ovs_orphan_port(source: &OvsSourceArgs, yes: bool) -> Result<u8> {
     let snapshot = nodedoc_collect::collect_ovs_only(&source.source())?;
+    // Nothing of the OVS view is printed (nor changed) from a source other than the one named.
+    let unusable = crate::unusable_named_inputs(source, &snapshot);
+    if let Some(code) = crate::fail_on_unusable(&unusable) {
+        return Ok(code);
+    }
     if snapshot
         .source("ovsdb")
         .is_some_and(|s| s.state == SourceState::Absent)

@@ -23,7 +23,7 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 use nodedoc_collect::Collector;
 use nodedoc_model::text::Escaped;
-use nodedoc_model::{Report, Severity, Snapshot};
+use nodedoc_model::{Report, Severity, Snapshot, SourceState};
 
 use cli::{CheckArgs, Cli, ColorWhen, Command, Format};
 
@@ -59,15 +59,66 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let mut err = anstream::stderr();
-            let red = anstyle::AnsiColor::Red.on_default().bold();
-            // The chain can carry names and paths planted by anyone (a process name, a device,
-            // a file name): shown escaped, on one line.
-            let text = format!("{e:#}");
-            let _ = writeln!(err, "{red}nodedoc: error:{red:#} {}", Escaped(&text));
+            print_error(&format!("{e:#}"));
             ExitCode::from(exit::FAILURE)
         }
     }
+}
+
+/// `nodedoc: error: MESSAGE` on standard error. The message can carry names and paths planted
+/// by anyone (a process name, a device, a file name): shown escaped, on one line.
+pub fn print_error(message: &str) {
+    let mut err = anstream::stderr();
+    let red = anstyle::AnsiColor::Red.on_default().bold();
+    let _ = writeln!(err, "{red}nodedoc: error:{red:#} {}", Escaped(message));
+}
+
+/// The inputs named on the command line (`--ovsdb`, `--ovs-log`) that could not be used, one
+/// message each.
+///
+/// Naming an input asks for it: when it cannot be read, the run did not do what was asked,
+/// and saying nothing would pass an unread source off as a clean one (`check --ovsdb` with a
+/// typo used to exit 0, "no problems"). So it is a failure of nodedoc (exit 3). `check` and
+/// `collect` still print or save what they did read first — on a sick node a full scan is
+/// not to be thrown away, and the failed source is named in it — then fail.
+pub fn unusable_named_inputs(ovs: &cli::OvsSourceArgs, snapshot: &Snapshot) -> Vec<String> {
+    let read = |name| {
+        snapshot
+            .source(name)
+            .is_some_and(|s| matches!(s.state, SourceState::Collected | SourceState::Partial))
+    };
+    let detail = |name| snapshot.source(name).map(|s| s.detail.as_str());
+    let mut problems = Vec::new();
+    if let Some(endpoint) = &ovs.ovsdb {
+        if !read("ovsdb") {
+            let why = detail("ovsdb").unwrap_or("not read");
+            problems.push(format!("--ovsdb {endpoint} could not be read: {why}"));
+        }
+    }
+    if let Some(path) = &ovs.ovs_log {
+        if !read("ovs-log") {
+            let why = match detail("ovs-log") {
+                Some(why) => why.to_string(),
+                None => format!(
+                    "it is read with its OVSDB, which was not: {}",
+                    detail("ovsdb").unwrap_or("not read")
+                ),
+            };
+            problems.push(format!(
+                "--ovs-log {} could not be read: {why}",
+                path.display()
+            ));
+        }
+    }
+    problems
+}
+
+/// Prints each unusable named input as an error; the exit code to return when there was one.
+pub fn fail_on_unusable(problems: &[String]) -> Option<u8> {
+    for problem in problems {
+        print_error(problem);
+    }
+    (!problems.is_empty()).then_some(exit::FAILURE)
 }
 
 fn run(cli: Cli) -> Result<u8> {
@@ -78,6 +129,7 @@ fn run(cli: Cli) -> Result<u8> {
             let mut snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
             args.collection.kube.add_live(&mut snapshot, &progress)?;
             progress.done();
+            let unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
             if args.output.as_os_str() == "-" {
                 let mut out = std::io::stdout().lock();
                 nodedoc_model::text::write_json(&mut out, &snapshot)?;
@@ -101,7 +153,7 @@ fn run(cli: Cli) -> Result<u8> {
                     snapshot.processes.len(),
                 );
             }
-            Ok(exit::OK)
+            Ok(fail_on_unusable(&unusable).unwrap_or(exit::OK))
         }
         Command::Watch(args) => watch::watch(&args),
         Command::Explain { id } => explain::explain(id.as_deref()),
@@ -131,21 +183,28 @@ fn run(cli: Cli) -> Result<u8> {
 fn check(args: &CheckArgs) -> Result<u8> {
     let settings = args.thresholds.settings()?;
     let kube = &args.collection.kube;
-    let (snapshot, origin) = match &args.from {
+    let (snapshot, origin, unusable) = match &args.from {
         Some(path) => {
             let mut snapshot = nodedoc_model::read_snapshot(path)?;
             kube.add_files(&mut snapshot)?;
-            (snapshot, format!("file:{}", path.display()))
+            (snapshot, format!("file:{}", path.display()), Vec::new())
         }
-        None if args.offline => (kube::offline_snapshot(kube)?, "offline".to_string()),
+        None if args.offline => (
+            kube::offline_snapshot(kube)?,
+            "offline".to_string(),
+            Vec::new(),
+        ),
         None => {
             let progress = Progress::new();
             let mut options = args.collection.options();
             options.log_rules = settings.log_rules.clone();
+            // The collector samples the processes cpu-hog would report.
+            options.cpu_hog.threshold = settings.detectors.cpu_hog_share;
             let mut snapshot = Collector::new(options).snapshot(&progress)?;
             kube.add_live(&mut snapshot, &progress)?;
             progress.done();
-            (snapshot, "live".to_string())
+            let unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            (snapshot, "live".to_string(), unusable)
         }
     };
     let report = analyse(&snapshot, origin, &settings);
@@ -157,7 +216,7 @@ fn check(args: &CheckArgs) -> Result<u8> {
             limit: (args.limit > 0).then_some(args.limit),
         },
     )?;
-    Ok(exit_code(&report))
+    Ok(fail_on_unusable(&unusable).unwrap_or_else(|| exit_code(&report)))
 }
 
 /// Runs every detector the settings leave on over a snapshot.

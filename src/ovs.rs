@@ -137,6 +137,11 @@ pub fn require_ovs(snapshot: &Snapshot) -> Result<&OvsState> {
 /// `nodedoc ovs ports`.
 pub fn ports(source: &OvsSourceArgs, format: Format) -> Result<u8> {
     let snapshot = nodedoc_collect::collect_ovs_only(&source.source())?;
+    // Nothing of the OVS view is printed (nor changed) from a source other than the one named.
+    let unusable = crate::unusable_named_inputs(source, &snapshot);
+    if let Some(code) = crate::fail_on_unusable(&unusable) {
+        return Ok(code);
+    }
     if snapshot
         .source("ovsdb")
         .is_some_and(|s| s.state == SourceState::Absent)

@@ -19,6 +19,7 @@ use crate::cli::{Format, WatchArgs};
 
 /// Runs the agent until SIGINT/SIGTERM (or `--rounds`).
 pub fn watch(args: &WatchArgs) -> Result<u8> {
+    limit_allocator_arenas();
     let stop = Arc::new(AtomicBool::new(false));
     let (wake, sleeper) = std::sync::mpsc::channel::<()>();
     {
@@ -54,6 +55,7 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
     // tells a task stuck in D from one passing through, within one round.
     options.interval = args.sample;
     options.log_rules = settings.log_rules.clone();
+    options.cpu_hog.threshold = settings.detectors.cpu_hog_share;
     let mut collector = Collector::new(options);
 
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
@@ -168,6 +170,8 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
             }
             nodedoc_agent::state::save(path, &state)?;
         }
+        collector.recycle(snapshot);
+        return_freed_memory();
         if args.rounds.is_some_and(|n| rounds >= n) {
             break;
         }
@@ -282,6 +286,25 @@ fn open_append(path: &Path) -> Result<std::fs::File> {
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
         .with_context(|| format!("cannot open {} for appending", path.display()))
+}
+
+/// glibc gives every thread that allocates an arena of its own (up to 8 per core), and keeps
+/// what was freed in each: an agent whose scan, kernel-log follower and file readers run on
+/// threads would hold several idle arenas. Two are enough for its few threads.
+fn limit_allocator_arenas() {
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Hands the memory a round freed back to the kernel: a round builds and drops a whole
+/// snapshot, and without this the agent's resident size would stay at its largest round.
+fn return_freed_memory() {
+    // SAFETY: malloc_trim only releases free memory of the allocator's heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// This process's CPU seconds (user + system) and resident bytes.

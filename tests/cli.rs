@@ -208,3 +208,157 @@ fn the_systemd_unit_verifies() {
         String::from_utf8_lossy(&help.stderr)
     );
 }
+
+/// Issue 8 item 7: an input named on the command line that cannot be read is a failure of
+/// nodedoc (exit 3) with the flag named on stderr — never a silent "no problems" (exit 0).
+/// `check` still prints the whole report first, with the failed source in it.
+#[test]
+fn a_named_ovsdb_that_cannot_be_read_fails_after_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("unix:{}", dir.path().join("no-such.sock").display());
+    // A socket that is there but is no OVSDB: it accepts and hangs up.
+    let hangup_path = dir.path().join("hangup.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&hangup_path).unwrap();
+    // Detached: it ends with the test process (a thread blocked in accept holds nothing else).
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
+    let not_ovsdb = format!("unix:{}", hangup_path.display());
+    for endpoint in [&missing, &not_ovsdb] {
+        let out = nodedoc(&[
+            "check",
+            "--format",
+            "json",
+            "--interval",
+            "0",
+            "--no-fds",
+            "--ovsdb",
+            endpoint,
+        ]);
+        assert_eq!(out.status.code(), Some(3), "{endpoint}");
+        let report: nodedoc_model::Report = serde_json::from_slice(&out.stdout).unwrap();
+        let source = report.sources.iter().find(|s| s.source == "ovsdb").unwrap();
+        assert_eq!(source.state, nodedoc_model::SourceState::Failed);
+        assert!(report.sources.iter().any(|s| s.source == "procfs"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("error: --ovsdb {endpoint} could not be read: ")),
+            "{stderr}"
+        );
+    }
+    // Not for a hang-up: `ovs ports` fails before printing anything.
+    let ports = nodedoc(&["ovs", "ports", "--ovsdb", &not_ovsdb]);
+    assert_eq!(ports.status.code(), Some(3));
+    assert!(ports.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&ports.stderr).contains(&format!("--ovsdb {not_ovsdb}")));
+
+    // `fix` changes nothing and says why; `ovs ports` prints no table.
+    let fix = nodedoc(&["fix", "ovs-orphan-port", "--yes", "--ovsdb", &missing]);
+    assert_eq!(fix.status.code(), Some(3));
+    assert!(fix.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&fix.stderr).contains(&format!("--ovsdb {missing}")));
+    let ports = nodedoc(&["ovs", "ports", "--format", "json", "--ovsdb", &missing]);
+    assert_eq!(ports.status.code(), Some(3));
+    assert!(ports.stdout.is_empty());
+
+    // `collect` saves what it read (nothing is lost), then fails.
+    let file = dir.path().join("snap.json");
+    let out = nodedoc(&[
+        "collect",
+        "-o",
+        file.to_str().unwrap(),
+        "--interval",
+        "0",
+        "--no-fds",
+        "--ovsdb",
+        &missing,
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let saved = nodedoc_model::read_snapshot(&file).unwrap();
+    assert_eq!(
+        saved.source("ovsdb").map(|s| s.state),
+        Some(nodedoc_model::SourceState::Failed)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ovsdb"));
+
+    // A malformed endpoint is a usage error, before any scanning.
+    let bad = nodedoc(&["check", "--ovsdb", "bogus"]);
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(bad.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected unix:PATH or tcp:HOST"));
+}
+
+/// `--ovs-log FILE` that is not read is an error too, wherever the flag is accepted; and a
+/// snapshot file cannot be combined with live inputs (they would be ignored).
+#[test]
+fn a_named_ovs_log_that_is_not_read_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ovs-vswitchd.log");
+    let missing = format!("unix:{}", dir.path().join("no-such.sock").display());
+    let ports = nodedoc(&[
+        "ovs",
+        "ports",
+        "--ovsdb",
+        &missing,
+        "--ovs-log",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(ports.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&ports.stderr);
+    assert!(
+        stderr.contains(&format!("--ovs-log {} could not be read", log.display())),
+        "{stderr}"
+    );
+    let from = nodedoc(&[
+        "check",
+        "--from",
+        "x.json",
+        "--ovs-log",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(from.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&from.stderr).contains("cannot be used with"));
+}
+
+/// Regression (issue 8 item 7): `--threads 50000` panicked (the system refused a thread).
+/// It is clamped to 4 per CPU with a note, and the check runs; 0 is a usage error.
+#[test]
+fn an_absurd_thread_count_is_clamped_with_a_note() {
+    let out = nodedoc(&[
+        "check",
+        "--format",
+        "json",
+        "--interval",
+        "0",
+        "--no-fds",
+        "--threads",
+        "50000",
+    ]);
+    let code = out.status.code();
+    assert!(
+        matches!(code, Some(0..=2)),
+        "exit {code:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: nodedoc_model::Report = serde_json::from_slice(&out.stdout).unwrap();
+    let procfs = report
+        .sources
+        .iter()
+        .find(|s| s.source == "procfs")
+        .unwrap();
+    assert!(procfs.detail.contains("processes"), "{procfs:?}");
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "note: --threads 50000 is more than the scan can use; using {} (4 per CPU",
+            4 * cpus
+        )),
+        "{stderr}"
+    );
+    let zero = nodedoc(&["check", "--threads", "0"]);
+    assert_eq!(zero.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("at least one thread"));
+}

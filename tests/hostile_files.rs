@@ -354,7 +354,30 @@ fn an_ovs_log_that_is_a_fifo_is_refused_unopened() {
     mkfifo(&fifo);
     let watch = OpenWatch::new(&fifo);
     let fifo_text = fifo.display().to_string();
-    let report = check_ovs(&db, &["--ovs-log", &fifo_text]);
+    // A log named on the command line that cannot be read fails the run (exit 3), after the
+    // report, which says why.
+    let run = run_bounded(
+        &[
+            "check",
+            "--format",
+            "json",
+            "--interval",
+            "0",
+            "--ovsdb",
+            &db.endpoint,
+            "--ovs-log",
+            &fifo_text,
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("is a FIFO (named pipe), not a regular file: not opened"),
+        "{}",
+        run.stderr
+    );
+    let report: Report = serde_json::from_slice(&run.stdout).expect("the report, before the error");
     let log = source(&report, "ovs-log");
     assert_eq!(log.state, nodedoc_model::SourceState::Failed, "{log:?}");
     assert_eq!(

@@ -105,6 +105,24 @@ fn link_names() -> Vec<String> {
         .collect()
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
 /// True when a running ovs-vswitchd has the tun/tap device `name` open (its fdinfo says
 /// `iff: NAME`): the device is then that Open vSwitch's, not a leftover.
 fn held_by_an_ovs_vswitchd(name: &str) -> bool {
@@ -165,8 +183,13 @@ fn lab_orphan_is_found_with_its_chain_and_healthy_ports_are_not() {
     let server: i32 = fact("ovsdb_server_pid").parse().unwrap();
     let dir = fact("dir");
 
-    // No --ovs-log: the log is found among ovs-vswitchd's open files.
+    // No --ovs-log: the log is found among ovs-vswitchd's open files. ovs-vswitchd's own CPU
+    // share over the check says whether `ovs-vswitchd-busy` must be there: on a loaded
+    // machine it may not get the half core it would take on an idle one.
+    let cpu_before = cpu_seconds(vswitchd);
+    let started = std::time::Instant::now();
     let (report, _) = check_json(&["--ovsdb", &db, "--interval", "1s"]);
+    let vswitchd_share = (cpu_seconds(vswitchd) - cpu_before) / started.elapsed().as_secs_f64();
     let log_source = report
         .sources
         .iter()
@@ -246,10 +269,26 @@ fn lab_orphan_is_found_with_its_chain_and_healthy_ports_are_not() {
     );
     assert_eq!(orphaned.caused_by, vec![flapping.id.clone()]);
 
-    // ovs-vswitchd polls the dead device: busy, because of the orphan.
-    let busy = finding(&report, "ovs-vswitchd-busy", &format!("pid/{vswitchd}"));
-    assert_eq!(busy.caused_by, vec![orphaned.id.clone()]);
-    assert!(orphaned.causes.contains(&busy.id));
+    // ovs-vswitchd polls the dead device: busy, because of the orphan — when it got the CPU to
+    // be (the detector's threshold is half a core between the readings).
+    let busy = report
+        .findings
+        .iter()
+        .find(|f| f.detector == "ovs-vswitchd-busy" && f.pid == Some(vswitchd));
+    if vswitchd_share >= 0.65 {
+        let busy = busy.unwrap_or_else(|| {
+            panic!("ovs-vswitchd used {vswitchd_share:.2} of a core, but no ovs-vswitchd-busy")
+        });
+        assert_eq!(busy.caused_by, vec![orphaned.id.clone()]);
+        assert!(orphaned.causes.contains(&busy.id));
+    } else if let Some(busy) = busy {
+        assert_eq!(busy.caused_by, vec![orphaned.id.clone()]);
+    } else {
+        eprintln!(
+            "note: ovs-vswitchd got only {vswitchd_share:.2} of a core on this loaded machine; \
+             ovs-vswitchd-busy not asserted"
+        );
+    }
 
     // `ovs ports` shows each device and where it lives.
     let out = nodedoc(&["ovs", "ports", "--ovsdb", &db, "--format", "json"]);
@@ -423,7 +462,9 @@ fn seed_000_snapshot_chains_fd_exhaustion_to_the_flapping_port() {
 
 #[test]
 fn a_host_without_open_vswitch_gives_no_ovs_finding() {
-    let (report, _) = check_json(&["--interval", "0", "--ovsdb", "unix:/nonexistent/db.sock"]);
+    // Named explicitly, the missing socket is a failure (exit 3) after the report.
+    let (report, code) = check_json(&["--interval", "0", "--ovsdb", "unix:/nonexistent/db.sock"]);
+    assert_eq!(code, 3);
     let source = report.sources.iter().find(|s| s.source == "ovsdb").unwrap();
     assert_eq!(source.state, nodedoc_model::SourceState::Failed);
     assert!(source.detail.contains("/nonexistent/db.sock"), "{source:?}");

@@ -90,8 +90,9 @@ fn both_commands_fail_with(mode: HostileMode, expected: &str) {
     let ports = nodedoc_measured(&["ovs", "ports", "--ovsdb", &endpoint]);
     assert_eq!(ports.code, 3, "{}{}", ports.stdout, ports.stderr);
     assert!(
-        ports.stderr.contains("cannot read Open vSwitch")
-            && ports.stderr.contains(&endpoint)
+        ports
+            .stderr
+            .contains(&format!("--ovsdb {endpoint} could not be read"))
             && ports.stderr.contains(expected),
         "{}",
         ports.stderr
@@ -102,7 +103,10 @@ fn both_commands_fail_with(mode: HostileMode, expected: &str) {
         ports.max_rss_kb
     );
 
+    // check prints what it read (the failed source in it), then fails: the OVSDB was named.
     let (check, source) = check_against(&endpoint);
+    assert_eq!(check.code, 3, "{}", check.stderr);
+    assert!(check.stderr.contains(expected), "{}", check.stderr);
     assert_eq!(source["state"], "failed", "{source}");
     let detail = source["detail"].as_str().unwrap();
     assert!(

@@ -422,3 +422,55 @@ pattern = 'Remounting filesystem read-only'
     });
     assert_eq!(resolved.finding.detector, "app-disk-error");
 }
+
+#[test]
+fn a_restarted_agent_does_not_announce_again_what_it_reported_unless_asked() {
+    // A fault that stays: a parent that never reaps its children.
+    let lab = nodedoc_lab::start("zombies", &common::lab_context()).expect("start lab");
+    let parent: i32 = lab.instance().fact("parent_pid").unwrap().parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let state_arg = state.to_str().unwrap();
+    let is_zombies =
+        move |e: &Event| e.finding.detector == "zombie-processes" && e.finding.pid == Some(parent);
+    let rounds = |n: &'static str| -> Vec<&str> {
+        vec!["--interval", "1s", "--state-file", state_arg, "--rounds", n]
+    };
+
+    // First run: one open.
+    let args = rounds("3");
+    let (first, events) = watch(&args);
+    let opened = wait_for(&events, Duration::from_secs(60), |e| {
+        e.event == EventKind::Open && is_zombies(e)
+    });
+    // Let it finish its rounds: it writes the state file at the end of each.
+    let mut first = first;
+    let _ = first.0.wait();
+    assert!(state.exists());
+
+    // Restarted with the same state file: still open, so not announced again.
+    let (mut second, events) = watch(&args);
+    let _ = second.0.wait();
+    let seen: Vec<Event> = events.iter().collect();
+    assert!(
+        !seen
+            .iter()
+            .any(|e| e.event == EventKind::Open && is_zombies(e)),
+        "announced again: {:?}",
+        seen.iter()
+            .map(|e| (&e.event, &e.finding.id))
+            .collect::<Vec<_>>()
+    );
+
+    // --reopen asks for it again.
+    let mut args = rounds("2");
+    args.push("--reopen");
+    let (third, events) = watch(&args);
+    let again = wait_for(&events, Duration::from_secs(60), |e| {
+        e.event == EventKind::Open && is_zombies(e)
+    });
+    assert_eq!(again.finding.id, opened.finding.id);
+    let mut third = third;
+    let _ = third.0.wait();
+    lab.stop().unwrap();
+}

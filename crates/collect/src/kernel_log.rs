@@ -32,6 +32,7 @@ pub struct KernelLogWindow {
     arrived: Vec<KmsgRecord>,
     /// Why the follower could not start, when it could not.
     failed: Option<String>,
+    last_sequence: Option<u64>,
 }
 
 impl KernelLogWindow {
@@ -52,7 +53,14 @@ impl KernelLogWindow {
     /// The sequence number of the last record taken into the window: what a state file
     /// keeps to resume after.
     pub fn last_sequence(&self) -> Option<u64> {
-        self.window.back().map(|r| r.sequence)
+        self.last_sequence
+    }
+
+    /// Takes back the window the last round's snapshot carried.
+    pub(crate) fn recycle(&mut self, records: Vec<KmsgRecord>) {
+        if self.follower.is_some() {
+            self.window = records.into();
+        }
     }
 
     /// Moves what arrived into the window and returns the window as this round's kernel log.
@@ -84,6 +92,9 @@ impl KernelLogWindow {
             self.arrived.push(record);
         }
         self.window.extend(self.arrived.iter().cloned());
+        if let Some(last) = self.window.back() {
+            self.last_sequence = Some(last.sequence);
+        }
         while self.window.len() > WINDOW_RECORDS {
             self.window.pop_front();
         }
@@ -98,7 +109,8 @@ impl KernelLogWindow {
             }
         }
         let stats = follower.stats();
-        let records: Vec<KmsgRecord> = self.window.iter().cloned().collect();
+        // Moved out, not copied: `Collector::recycle` puts them back.
+        let records: Vec<KmsgRecord> = self.window.drain(..).collect();
         let blocked = nodedoc_kmsg::blocked_task_reports(&records);
         let netdev_ref_trackers = nodedoc_kmsg::netdev_ref_trackers(&records);
         Ok(KernelLog {

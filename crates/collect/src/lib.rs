@@ -8,6 +8,7 @@
 //! [`SourceStatus`] and gaps in the snapshot, never a failed collection.
 #![deny(missing_docs)]
 
+mod cpu;
 pub mod history;
 pub mod kernel_log;
 pub mod log_rules;
@@ -21,6 +22,9 @@ use nodedoc_model::{
     Gaps, KernelLog, Process, Resample, Snapshot, SourceState, SourceStatus, TaskState,
 };
 use nodedoc_procfs::{ProcRoot, ResolutionMode, ScanOptions};
+
+pub use cpu::CpuHogOptions;
+pub use nodedoc_perf::ProfileOptions;
 
 /// What a live collection reads.
 #[derive(Clone, Debug)]
@@ -43,6 +47,8 @@ pub struct CollectOptions {
     pub ovs: OvsSource,
     /// The operator's log rules (`[[log]]` tables of the config file).
     pub log_rules: Vec<nodedoc_config::LogRules>,
+    /// Which processes count as CPU hogs, and how their kernel call paths are sampled.
+    pub cpu_hog: CpuHogOptions,
 }
 
 /// How much of the end of each configured log a `check` matches the rules against.
@@ -69,6 +75,7 @@ impl Default for CollectOptions {
             memory_map_deadline: nodedoc_procfs::DEFAULT_MEMORY_MAP_DEADLINE,
             ovs: OvsSource::default(),
             log_rules: Vec::new(),
+            cpu_hog: CpuHogOptions::default(),
         }
     }
 }
@@ -116,6 +123,7 @@ pub struct Collector {
     cache: round::ProcessCache,
     kernel_log: kernel_log::KernelLogWindow,
     rules: Option<log_rules::LogRulesStream>,
+    cpu: cpu::CpuWatch,
 }
 
 impl Collector {
@@ -128,6 +136,28 @@ impl Collector {
             cache: round::ProcessCache::default(),
             kernel_log: kernel_log::KernelLogWindow::default(),
             rules: None,
+            cpu: cpu::CpuWatch::default(),
+        }
+    }
+
+    /// Adds this reading's descriptor counts to the history and the history to the snapshot.
+    fn note_fd_history(&mut self, snapshot: &mut Snapshot) -> u64 {
+        let at_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.fd_history.record(&snapshot.processes, at_unix_ms);
+        snapshot.history = self.fd_history.to_model();
+        at_unix_ms
+    }
+
+    /// Takes back a round's snapshot once it has been analysed, so the next round starts from
+    /// its processes and kernel log window without the collector holding a copy of either
+    /// meanwhile. Without it the next round reads every process in full and the window starts
+    /// empty (correct, only costlier).
+    pub fn recycle(&mut self, snapshot: Snapshot) {
+        self.cache.recycle(snapshot.processes);
+        if let Some(log) = snapshot.kernel_log {
+            self.kernel_log.recycle(log.records);
         }
     }
 
@@ -153,6 +183,11 @@ impl Collector {
     /// `nodedoc check` analyses.
     pub fn snapshot(&mut self, progress: &dyn Progress) -> Result<Snapshot, CollectError> {
         let mut snapshot = collect_live(&self.options, progress)?;
+        // The hook for `cpu-hog`: the processes above the threshold between the two readings
+        // have their kernel call paths sampled now.
+        progress.step("sampling busy processes");
+        self.cpu
+            .after_second_reading(&self.options.cpu_hog, &mut snapshot);
         if !self.options.log_rules.is_empty() {
             progress.step("matching log rules");
             let stream = self.rules.get_or_insert_with(|| {
@@ -170,11 +205,7 @@ impl Collector {
             snapshot.rule_matches = stream.read(records, &mut gaps);
             snapshot.gaps.extend(gaps.into_vec());
         }
-        let at_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.fd_history.record(&snapshot.processes, at_unix_ms);
-        snapshot.history = self.fd_history.to_model();
+        self.note_fd_history(&mut snapshot);
         Ok(snapshot)
     }
 
@@ -207,12 +238,31 @@ impl Collector {
             snapshot.rule_matches = stream.read(self.kernel_log.arrived(), &mut gaps);
             snapshot.gaps.extend(gaps.into_vec());
         }
-        let at_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.fd_history.record(&snapshot.processes, at_unix_ms);
-        snapshot.history = self.fd_history.to_model();
+        let at_unix_ms = self.note_fd_history(&mut snapshot);
+        // The hook for `cpu-hog`: shares since the previous round, and the kernel call paths
+        // of the processes above the threshold.
+        let cpu_series = self
+            .cpu
+            .after_round(&self.options.cpu_hog, &mut snapshot, at_unix_ms);
+        if !cpu_series.is_empty() {
+            snapshot
+                .history
+                .get_or_insert_with(nodedoc_model::History::default)
+                .cpu_series = cpu_series;
+        }
         Ok(snapshot)
+    }
+}
+
+/// How processes are read in full, by `check`'s scan and by an agent round alike.
+pub(crate) fn scan_options(args: &CollectOptions) -> ScanOptions<'static> {
+    ScanOptions {
+        fd_census: args.fd_census,
+        resolution: args.socket_resolution,
+        threads: args.threads.clamp(1, MAX_THREADS),
+        wants_kernel_detail: &wants_kernel_detail,
+        environment_prefixes: ENVIRONMENT_PREFIXES,
+        memory_map_deadline: args.memory_map_deadline,
     }
 }
 
@@ -293,14 +343,7 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
 
     progress.step("reading processes");
     let root = ProcRoot::live().map_err(CollectError::Procfs)?;
-    let options = ScanOptions {
-        fd_census: args.fd_census,
-        resolution: args.socket_resolution,
-        threads: args.threads.clamp(1, MAX_THREADS),
-        wants_kernel_detail: &wants_kernel_detail,
-        environment_prefixes: ENVIRONMENT_PREFIXES,
-        memory_map_deadline: args.memory_map_deadline,
-    };
+    let options = scan_options(args);
     let scan = nodedoc_procfs::scan(&root, &options).map_err(CollectError::Procfs)?;
     let process_count = scan.processes.len();
     let resolutions = scan.resolution_counts();

@@ -5,11 +5,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use nodedoc_model::{Gaps, Process, ProcessKey, Snapshot, TaskState};
-use nodedoc_procfs::{FdCountMethod, ProcRoot, ScanOptions};
+use nodedoc_procfs::{FdCountMethod, ProcRoot};
 
 use crate::{
     complete, procfs_detail, wants_kernel_detail, CollectError, CollectOptions, Progress,
-    ENVIRONMENT_PREFIXES, FULL_EVERY, MAX_THREADS,
+    FULL_EVERY,
 };
 
 /// What a round remembers of the previous ones.
@@ -18,6 +18,13 @@ pub(crate) struct ProcessCache {
     method: Option<FdCountMethod>,
     known: HashMap<ProcessKey, Process>,
     rounds: u64,
+}
+
+impl ProcessCache {
+    /// Takes back the processes of the last round's snapshot.
+    pub(crate) fn recycle(&mut self, processes: Vec<Process>) {
+        self.known = processes.into_iter().map(|p| (p.key(), p)).collect();
+    }
 }
 
 /// True when a task's state says a detector needs it read now.
@@ -42,14 +49,7 @@ pub(crate) fn round(
         .method
         .get_or_insert_with(|| nodedoc_procfs::fd_count_method(&root));
     let light = nodedoc_procfs::light_scan(&root, method).map_err(CollectError::Procfs)?;
-    let options = ScanOptions {
-        fd_census: args.fd_census,
-        resolution: args.socket_resolution,
-        threads: args.threads.clamp(1, MAX_THREADS),
-        wants_kernel_detail: &wants_kernel_detail,
-        environment_prefixes: ENVIRONMENT_PREFIXES,
-        memory_map_deadline: args.memory_map_deadline,
-    };
+    let options = crate::scan_options(args);
     let everyone = cache.rounds % FULL_EVERY == 0;
     let mut vanished = light.vanished;
     let mut read_in_full = 0usize;
@@ -101,7 +101,9 @@ pub(crate) fn round(
         }
     }
     processes.sort_by_key(|p| p.pid);
-    cache.known = processes.iter().map(|p| (p.key(), p.clone())).collect();
+    // The processes go to the snapshot; `Collector::recycle` brings them back for the next
+    // round (holding a copy here would double the agent's largest data).
+    cache.known.clear();
     cache.rounds += 1;
     let process_count = processes.len();
     snapshot.processes = processes;

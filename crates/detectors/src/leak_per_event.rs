@@ -28,7 +28,7 @@ use nodedoc_model::{
 };
 
 use crate::fd_exhaustion::plural;
-use crate::fd_leak::growing_kind;
+use crate::fd_leak::{series_growing_kind, series_subject};
 use crate::trend::fit_line;
 use crate::{duration, thousands, Context, Detector};
 
@@ -165,27 +165,8 @@ impl Detector for LeakPerEvent {
             let Some((class, found)) = best else {
                 continue;
             };
-            let process = snapshot
-                .process(series.pid)
-                .filter(|p| p.start_time_ticks == series.start_time_ticks);
-            let subject = match process {
-                Some(p) => Subject::process(p),
-                None => Subject::Process {
-                    pid: series.pid,
-                    comm: series.comm.clone(),
-                },
-            };
-            let with_kinds: Vec<_> = series
-                .points
-                .iter()
-                .filter(|p| !p.kinds.is_empty())
-                .collect();
-            let kind = match (with_kinds.first(), with_kinds.last()) {
-                (Some(a), Some(b)) if b.at_unix_ms > a.at_unix_ms => {
-                    growing_kind(a, b).map(|(kind, _)| plural(&kind))
-                }
-                _ => None,
-            };
+            let (_, subject) = series_subject(snapshot, series);
+            let kind = series_growing_kind(series).map(|(kind, _)| plural(&kind));
             let what_grows = kind.clone().unwrap_or_else(|| "descriptors".to_string());
             let line = format!("{} {}", class.what, class.interface);
             let mut finding = Finding::new(
@@ -322,6 +303,7 @@ mod tests {
                     .collect(),
             }],
             untracked_movers: 0,
+            ..Default::default()
         });
         snap.ovs = Some(OvsState {
             log: Some(ovs_log),

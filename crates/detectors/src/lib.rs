@@ -20,6 +20,7 @@
 
 pub mod catalog;
 mod cni_plugin_hang;
+mod cpu_hog;
 mod fd_exhaustion;
 mod fd_leak;
 mod group;
@@ -74,6 +75,11 @@ pub struct Config {
     /// `ovs-vswitchd-busy` reports ovs-vswitchd above this share of one core between the
     /// two readings.
     pub ovs_busy_cpu_share: f64,
+    /// `cpu-hog` reports processes above this share of one core (0.5 is half a core), and
+    /// the collector samples the kernel call paths of those above it.
+    pub cpu_hog_share: f64,
+    /// `cpu-hog` in `watch` needs the process above the share in this many consecutive rounds.
+    pub cpu_hog_min_rounds: u64,
     /// `ovs-port-flapping` needs at least this many add/delete cycles of one interface.
     pub ovs_flap_min_cycles: u64,
     /// `ovs-netlink-socket-excess` needs at least this many generic netlink sockets beyond
@@ -118,6 +124,8 @@ impl Default for Config {
             netdev_still_waiting_secs: 30,
             cni_plugin_timeout_secs: 10,
             ovs_busy_cpu_share: 0.5,
+            cpu_hog_share: 0.5,
+            cpu_hog_min_rounds: 3,
             ovs_flap_min_cycles: 3,
             ovs_netlink_excess_min: 512,
             fd_leak_min_readings: trend::LeakRule::default().min_points,
@@ -286,6 +294,7 @@ fn registered() -> &'static [&'static dyn Detector] {
         &log_rules::LogRules,
         &pod_stuck_terminating::PodStuckTerminating,
         &replicaset_history_leak::ReplicasetHistoryLeak,
+        &cpu_hog::CpuHog,
     ]
 }
 

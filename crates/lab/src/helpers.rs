@@ -67,6 +67,7 @@ pub fn run_helper(args: &[String]) -> Result<(), LabError> {
         "mem-reader" => memory_reader(rest),
         "pidns-init" => pidns_init(),
         "udp-wait" => udp_wait(),
+        "netlink-dumper" => netlink_dumper(rest),
         "cni-runtime" => cni_runtime(rest),
         "ipam-skel-0.6" => old_skel_plugin(),
         "ovs-daemons" => crate::ovs_daemons::ovs_daemons(rest),
@@ -380,6 +381,96 @@ fn udp_wait() -> Result<(), LabError> {
     let mut buf = [0u8; 512];
     loop {
         let _ = socket.recv_from(&mut buf);
+    }
+}
+
+/// Dumps every address of its network namespace over NETLINK_ROUTE in a loop, as kube-proxy's
+/// IPVS proxier did in `NodeIPs()` (seed 003; `net.InterfaceAddrs` and netlink.AddrList send
+/// the same request): `RTM_GETADDR` with `NLM_F_DUMP` and family `AF_UNSPEC`, then read the
+/// answer to `NLMSG_DONE`. Prints `ready` once a dump returned at least `--min-addresses`.
+fn netlink_dumper(args: &[String]) -> Result<(), LabError> {
+    const NAME: &str = "netlink-dumper";
+    let min = number(NAME, args, "--min-addresses", 1)?;
+    let threads = number(NAME, args, "--threads", 2)?.clamp(1, 16);
+    // The first dump checks the table is there; then every thread dumps for ever (kube-proxy
+    // is a Go program: its dumps ran on several threads at once, "2 cores" in seed 003).
+    let addresses = dump_addresses(NAME, &open_route_socket(NAME)?, 1)?;
+    if addresses < min {
+        return Err(helper_error(
+            NAME,
+            format!("the dump returned {addresses} addresses, fewer than {min}"),
+        ));
+    }
+    for _ in 1..threads {
+        let socket = open_route_socket(NAME)?;
+        std::thread::spawn(move || {
+            for seq in 1u32.. {
+                if dump_addresses(NAME, &socket, seq).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let socket = open_route_socket(NAME)?;
+    ready();
+    for seq in 2u32.. {
+        dump_addresses(NAME, &socket, seq)?;
+    }
+    Ok(())
+}
+
+fn open_route_socket(name: &str) -> Result<rustix::fd::OwnedFd, LabError> {
+    let socket = rustix::net::socket(
+        rustix::net::AddressFamily::NETLINK,
+        rustix::net::SocketType::RAW,
+        // NETLINK_ROUTE is protocol 0.
+        None,
+    )
+    .map_err(|e| helper_error(name, format!("socket: {e}")))?;
+    rustix::net::bind(&socket, &rustix::net::netlink::SocketAddrNetlink::new(0, 0))
+        .map_err(|e| helper_error(name, format!("bind: {e}")))?;
+    Ok(socket)
+}
+
+/// One `RTM_GETADDR` dump, read to `NLMSG_DONE`; returns the addresses it listed.
+fn dump_addresses(name: &str, socket: &rustix::fd::OwnedFd, seq: u32) -> Result<u64, LabError> {
+    // struct nlmsghdr (16 bytes) + struct ifaddrmsg (8 bytes, family AF_UNSPEC).
+    let mut request = [0u8; 24];
+    request[0..4].copy_from_slice(&24u32.to_ne_bytes());
+    request[4..6].copy_from_slice(&(libc::RTM_GETADDR).to_ne_bytes());
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    request[6..8].copy_from_slice(&flags.to_ne_bytes());
+    request[8..12].copy_from_slice(&seq.to_ne_bytes());
+    let kernel = rustix::net::netlink::SocketAddrNetlink::new(0, 0);
+    rustix::net::sendto(socket, &request, rustix::net::SendFlags::empty(), &kernel)
+        .map_err(|e| helper_error(name, format!("send: {e}")))?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut addresses = 0u64;
+    loop {
+        let n = rustix::net::recv(socket, &mut buf[..], rustix::net::RecvFlags::empty())
+            .map_err(|e| helper_error(name, format!("recv: {e}")))?
+            .0
+            .min(buf.len());
+        let mut at = 0usize;
+        while at + 16 <= n {
+            let header = &buf[at..at + 16];
+            let len = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let kind = u16::from_ne_bytes([header[4], header[5]]);
+            if len < 16 {
+                break;
+            }
+            if kind == libc::NLMSG_DONE as u16 {
+                return Ok(addresses);
+            }
+            if kind == libc::NLMSG_ERROR as u16 {
+                return Err(helper_error(
+                    name,
+                    "the kernel answered the dump with an error",
+                ));
+            }
+            addresses += u64::from(kind == libc::RTM_NEWADDR);
+            at += (len + 3) & !3;
+        }
     }
 }
 

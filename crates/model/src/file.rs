@@ -130,8 +130,9 @@ pub fn read_snapshot_with(
     parse_snapshot(path, &bytes)
 }
 
-/// Parses snapshot bytes; `path` only names the source in errors.
-pub(crate) fn parse_snapshot(path: &Path, bytes: &[u8]) -> Result<Snapshot, SnapshotFileError> {
+/// Parses snapshot bytes (what `read_snapshot` does once the file is read); `path` only names
+/// the source in errors. Public for the fuzzers and for readers that get the bytes elsewhere.
+pub fn parse_snapshot(path: &Path, bytes: &[u8]) -> Result<Snapshot, SnapshotFileError> {
     let path_buf = || path.to_path_buf();
     let header: Header = match serde_json::from_slice(bytes) {
         Ok(header) => header,

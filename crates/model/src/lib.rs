@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod container;
+mod cpu;
 mod file;
 mod finding;
 mod gaps;
@@ -27,9 +28,13 @@ mod system;
 pub mod text;
 
 pub use container::ContainerRef;
+pub use cpu::{
+    CpuPoint, CpuProfile, CpuSeries, KernelStackCount, NetlinkDumpSocket, NetlinkDumps,
+    ProfileMethod, SamplingCost,
+};
 pub use file::{
-    read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError, SnapshotLimits,
-    DEFAULT_MAX_SNAPSHOT_BYTES,
+    parse_snapshot, read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError,
+    SnapshotLimits, DEFAULT_MAX_SNAPSHOT_BYTES,
 };
 pub use finding::{
     Evidence, Finding, FindingGroup, FindingId, GroupMember, Reference, Report, ReportSummary,

@@ -122,7 +122,12 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     let day: i64 = date_parts.next()?.parse().ok()?;
     let (hms, millis) = match time.split_once('.') {
         Some((hms, frac)) => {
-            let digits: String = frac.chars().take(3).collect();
+            // ASCII digits only: a multi-byte character among the first three would make
+            // the scale's exponent underflow (found by the property test).
+            let digits = frac.get(..frac.len().min(3))?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
             let scale = 10i64.pow(3 - digits.len() as u32);
             (hms, digits.parse::<i64>().ok()? * scale)
         }
@@ -132,7 +137,9 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     let hour: i64 = time_parts.next()?.parse().ok()?;
     let minute: i64 = time_parts.next()?.parse().ok()?;
     let second: i64 = time_parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month)
+    // Four-digit years, as OVS writes them: a longer one would overflow the arithmetic below.
+    if !(0..=9999).contains(&year)
+        || !(1..=12).contains(&month)
         || !(1..=31).contains(&day)
         || hour > 23
         || minute > 59
@@ -416,6 +423,29 @@ mod tests {
         for bad in ["", "2021-04-15 12:36:29Z", "2021-13-01T00:00:00Z", "xT:Z"] {
             assert_eq!(parse_timestamp(bad), None, "{bad}");
         }
+    }
+
+    /// Regressions found by the property test (tests/log_properties.rs): a fraction of
+    /// multi-byte characters underflowed the scale's exponent, and a long year overflowed
+    /// the day count. Both panicked in debug builds and gave garbage in release ones. The
+    /// fuzz target `ovs_log` found the first one too, from a seed line with one byte
+    /// changed (`\xea` read as U+FFFD), the first entry.
+    #[test]
+    fn hostile_timestamps_are_rejected_not_overflowed() {
+        for bad in [
+            "2021-04-15T12:36:30.\u{fffd}001Z",
+            "2021-04-15T12:36:29.\u{e9}\u{e9}Z",
+            "2021-04-15T12:36:29.\u{661}\u{661}Z",
+            "99999999999999999-01-01T00:00:00Z",
+            "-9223372036854775808-01-01T00:00:00Z",
+            "2021-04-15T12:36:29.Z",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_timestamp("2021-04-15T12:36:29.7239Z"),
+            Some(1_618_490_189_723)
+        );
     }
 
     #[test]

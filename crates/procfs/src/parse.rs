@@ -302,7 +302,9 @@ pub fn parse_limits_nofile(text: &str) -> Result<ResourceLimit, (usize, String)>
 pub fn parse_cgroup(text: &str) -> (Vec<CgroupMembership>, Vec<usize>) {
     let mut memberships = Vec::new();
     let mut bad = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    // Split on '\n' only: `lines()` would also drop a '\r' that ends a cgroup's name (the
+    // kernel prints the path unescaped), and then the cgroup would not be found.
+    for (i, line) in text.split('\n').enumerate() {
         if line.is_empty() {
             continue;
         }
@@ -588,6 +590,10 @@ mod tests {
         assert_eq!(cgroups[0].path, "/nodedoc-lab-1");
         assert_eq!(cgroups[2].hierarchy, 0);
         assert_eq!(bad, vec![4, 5]);
+        // Regression (found by the property test): a name ending in '\r' keeps it.
+        let (cgroups, bad) = parse_cgroup("4:freezer:/frozen\r\n");
+        assert_eq!(cgroups[0].path, "/frozen\r");
+        assert!(bad.is_empty());
     }
 
     #[test]

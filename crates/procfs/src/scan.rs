@@ -81,7 +81,8 @@ pub fn scan(root: &ProcRoot, options: &ScanOptions<'_>) -> Result<ProcessScan, R
     let pids = root.pids()?;
     let tables = NetTables::default();
     let next = AtomicUsize::new(0);
-    let threads = options.threads.max(1);
+    // More threads than processes would only wait.
+    let threads = options.threads.clamp(1, pids.len().max(1));
     let worker = || {
         let mut part = ProcessScan::default();
         let mut buf = Vec::with_capacity(4096);
@@ -115,8 +116,16 @@ pub fn scan(root: &ProcRoot, options: &ScanOptions<'_>) -> Result<ProcessScan, R
         worker()
     } else {
         std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
-            let mut all = ProcessScan::default();
+            // When the system refuses a thread (its thread or memory limit), the ones already
+            // started share the work; with none, this thread does it. Never a panic.
+            let handles: Vec<_> = (0..threads)
+                .map_while(|_| std::thread::Builder::new().spawn_scoped(scope, worker).ok())
+                .collect();
+            let mut all = if handles.is_empty() {
+                worker()
+            } else {
+                ProcessScan::default()
+            };
             for handle in handles {
                 let part = handle.join().expect("procfs scan worker panicked");
                 all.processes.extend(part.processes);

@@ -229,3 +229,25 @@ fn a_stack_is_read_only_for_the_same_wait_at_both_readings() {
         .expect("the discarded stacks are said");
     assert_eq!(discarded.count, 3);
 }
+
+/// Regression (issue 8): a thread count far beyond what the system allows (`--threads
+/// 50000`) panicked in `thread::scope` when a spawn failed. The scan uses no more threads
+/// than there are processes, and goes on with fewer when the system refuses one.
+#[test]
+fn an_absurd_thread_count_scans_every_process_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fake = FakeProc::new(dir.path());
+    for pid in [10, 11, 12] {
+        fake.process(&FakeProcess::new(pid, "worker")).unwrap();
+    }
+    let root = ProcRoot::at(fake.root()).unwrap();
+    let options = ScanOptions {
+        threads: usize::MAX,
+        fd_census: false,
+        ..ScanOptions::default()
+    };
+    let result = scan(&root, &options).unwrap();
+    let pids: Vec<i32> = result.processes.iter().map(|p| p.pid).collect();
+    assert_eq!(pids, vec![10, 11, 12]);
+    assert!(result.gaps.is_empty());
+}

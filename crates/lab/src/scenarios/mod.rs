@@ -6,6 +6,7 @@ mod fd_exhaustion;
 mod fuse_hang;
 mod memory_map_lock;
 mod netdev_unregister;
+mod netlink_dump_hog;
 mod netns_gone;
 mod ovs_netns_leak;
 mod pidns_exit_hang;
@@ -41,6 +42,7 @@ pub fn scenarios() -> &'static [Scenario] {
         netns_gone::SCENARIO,
         cni_stdin_hang::SCENARIO,
         ovs_netns_leak::SCENARIO,
+        netlink_dump_hog::SCENARIO,
     ]
 }
 
