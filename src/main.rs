@@ -9,6 +9,7 @@ mod cri;
 mod explain;
 mod fds;
 mod fix;
+mod kube;
 mod lab;
 mod ovs;
 mod probe;
@@ -129,6 +130,7 @@ fn run(cli: Cli) -> Result<u8> {
             let mut snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
             let cri_socket = args.collection.sources.cri_socket.as_deref();
             cri::name_containers(&mut snapshot, cri_socket);
+            args.collection.kube.add_live(&mut snapshot, &progress)?;
             progress.done();
             let mut unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
             unusable.extend(cri::unusable(cri_socket, &snapshot));
@@ -193,10 +195,16 @@ fn run(cli: Cli) -> Result<u8> {
 /// `nodedoc check`.
 fn check(args: &CheckArgs) -> Result<u8> {
     let settings = args.thresholds.settings()?;
+    let kube = &args.collection.kube;
     let (snapshot, origin, unusable) = match (&args.from, &args.sos) {
-        (Some(path), _) => (
-            nodedoc_model::read_snapshot(path)?,
-            format!("file:{}", path.display()),
+        (Some(path), _) => {
+            let mut snapshot = nodedoc_model::read_snapshot(path)?;
+            kube.add_files(&mut snapshot)?;
+            (snapshot, format!("file:{}", path.display()), Vec::new())
+        }
+        (None, _) if args.offline => (
+            kube::offline_snapshot(kube)?,
+            "offline".to_string(),
             Vec::new(),
         ),
         (None, Some(path)) => {
@@ -204,7 +212,9 @@ fn check(args: &CheckArgs) -> Result<u8> {
             progress.step("reading the sosreport");
             let snapshot = nodedoc_sos::read_sosreport(path, nodedoc_sos::Limits::default());
             progress.done();
-            (snapshot?, format!("sos:{}", path.display()), Vec::new())
+            let mut snapshot = snapshot?;
+            kube.add_files(&mut snapshot)?;
+            (snapshot, format!("sos:{}", path.display()), Vec::new())
         }
         (None, None) => {
             let progress = Progress::new();
@@ -215,6 +225,7 @@ fn check(args: &CheckArgs) -> Result<u8> {
             let mut snapshot = Collector::new(options).snapshot(&progress)?;
             let cri_socket = args.collection.sources.cri_socket.as_deref();
             cri::name_containers(&mut snapshot, cri_socket);
+            kube.add_live(&mut snapshot, &progress)?;
             progress.done();
             let mut unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
             unusable.extend(cri::unusable(cri_socket, &snapshot));

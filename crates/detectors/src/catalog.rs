@@ -44,6 +44,19 @@ pub struct Catalog {
     /// Kernel call paths of busy processes (`cpu-hog`), most specific first.
     #[serde(default)]
     pub cpu_signature: Vec<CpuSignature>,
+    /// Kubernetes node knowledge.
+    #[serde(default)]
+    pub kube: KubeSignatures,
+}
+
+/// What nodedoc knows of Kubernetes nodes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeSignatures {
+    /// Names (`comm`) of CNI plugin executables: a zombie of one is a CNI call its caller
+    /// abandoned.
+    #[serde(default)]
+    pub cni_plugins: Vec<String>,
 }
 
 /// A line a runtime (or kubelet) writes about a container it could not stop.
@@ -289,6 +302,8 @@ pub const SOURCES: &[&str] = &[
     "cpu-profile",
     "service-logs",
     "cri",
+    "kubernetes",
+    "kube-objects",
 ];
 
 /// What it usually means when one kind of descriptor dominates a process's table.

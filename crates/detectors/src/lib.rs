@@ -41,6 +41,8 @@ mod ovs_orphan_port;
 mod ovs_port_flapping;
 mod ovs_vswitchd_busy;
 mod pidns_exit_hang;
+pub mod pod_stuck_terminating;
+pub mod replicaset_history_leak;
 mod service_logs;
 mod stacks;
 #[cfg(test)]
@@ -106,6 +108,14 @@ pub struct Config {
     pub group_members_max: usize,
     /// A group finding names this many of its members in its evidence.
     pub group_members_shown: usize,
+    /// `pod-stuck-terminating` reports a pod still there this long after its
+    /// `deletionTimestamp` (the request time plus its grace period).
+    pub pod_terminating_margin_secs: u64,
+    /// `replicaset-history-leak` warns from this many old ReplicaSets beyond a Deployment's
+    /// limit (beyond 10 when its limit keeps them all).
+    pub replicaset_history_warning: u64,
+    /// `replicaset-history-leak` is critical from this many.
+    pub replicaset_history_critical: u64,
 }
 
 impl Default for Config {
@@ -130,6 +140,9 @@ impl Default for Config {
             group_above: 20,
             group_members_max: 1_000,
             group_members_shown: 10,
+            pod_terminating_margin_secs: 60,
+            replicaset_history_warning: 100,
+            replicaset_history_critical: 1_000,
         }
     }
 }
@@ -307,6 +320,8 @@ fn registered() -> &'static [&'static dyn Detector] {
         &log_rules::LogRules,
         &container_stop_failed::ContainerStopFailed,
         &kubelet_pleg_unhealthy::KubeletPlegUnhealthy,
+        &pod_stuck_terminating::PodStuckTerminating,
+        &replicaset_history_leak::ReplicasetHistoryLeak,
         &cpu_hog::CpuHog,
     ]
 }

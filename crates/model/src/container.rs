@@ -239,6 +239,20 @@ impl Process {
             .chain(v1)
             .find_map(|c| ContainerRef::from_cgroup_path(&c.path))
     }
+
+    /// The Kubernetes pod uid its cgroup paths name, with or without a container below it (a
+    /// task left in the pod's own cgroup, such as a runtime's shim moved there, names the pod
+    /// only).
+    pub fn pod_uid(&self) -> Option<String> {
+        let unified = self.cgroups.iter().filter(|c| c.hierarchy == 0);
+        let v1 = self.cgroups.iter().filter(|c| c.hierarchy != 0);
+        unified.chain(v1).find_map(|c| pod_uid_in_path(&c.path))
+    }
+}
+
+/// The innermost pod uid of a cgroup path.
+fn pod_uid_in_path(path: &str) -> Option<String> {
+    path.rsplit('/').find_map(pod_uid_of)
 }
 
 #[cfg(test)]
@@ -250,6 +264,18 @@ mod tests {
 
     fn parse(path: &str) -> Option<ContainerRef> {
         ContainerRef::from_cgroup_path(path)
+    }
+
+    #[test]
+    fn a_task_in_the_pods_own_cgroup_names_the_pod_only() {
+        let path = format!("/kubepods/besteffort/pod{UID}");
+        assert_eq!(parse(&path), None);
+        assert_eq!(pod_uid_in_path(&path).as_deref(), Some(UID));
+        let systemd = format!(
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice",
+            UID.replace('-', "_")
+        );
+        assert_eq!(pod_uid_in_path(&systemd).as_deref(), Some(UID));
     }
 
     #[test]

@@ -76,6 +76,15 @@ pub enum Subject {
     },
     /// The host as a whole.
     Host,
+    /// A Kubernetes object (a pod, a Deployment).
+    KubeObject {
+        /// Its kind as the API spells it: `Pod`, `Deployment`.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
     /// Many subjects one detector found with the same signature, reported as one finding (a
     /// flood: 5,000 devices, 10,000 blocked tasks). The members are in the finding's `group`.
     Group {
@@ -106,6 +115,11 @@ impl Subject {
             Subject::OvsInterface { name, .. } => format!("ovs-interface/{name}"),
             Subject::Container { id } => format!("container/{id}"),
             Subject::Host => "host".to_string(),
+            Subject::KubeObject {
+                kind,
+                namespace,
+                name,
+            } => format!("{}/{namespace}/{name}", kind.to_ascii_lowercase()),
             Subject::Group { of, signature, .. } => format!("group/{of}/{signature}"),
         }
     }
@@ -118,6 +132,7 @@ impl Subject {
             Subject::OvsInterface { .. } => "ovs-interface",
             Subject::Container { .. } => "container",
             Subject::Host => "host",
+            Subject::KubeObject { .. } => "kube-object",
             Subject::Group { .. } => "group",
         }
     }
@@ -143,6 +158,11 @@ impl fmt::Display for Subject {
             Subject::OvsInterface { bridge: None, name } => write!(f, "OVS interface {name}"),
             Subject::Container { id } => write!(f, "container {}", &id[..id.len().min(12)]),
             Subject::Host => f.write_str("this host"),
+            Subject::KubeObject {
+                kind,
+                namespace,
+                name,
+            } => write!(f, "{} {namespace}/{name}", kind.to_ascii_lowercase()),
             Subject::Group { of, count, .. } => {
                 let noun = match (of.as_str(), *count == 1) {
                     ("process", true) => "process",
@@ -153,6 +173,8 @@ impl fmt::Display for Subject {
                     ("ovs-interface", false) => "OVS interfaces",
                     ("container", true) => "container",
                     ("container", false) => "containers",
+                    ("kube-object", true) => "Kubernetes object",
+                    ("kube-object", false) => "Kubernetes objects",
                     (_, true) => "subject",
                     (_, false) => "subjects",
                 };

@@ -18,6 +18,7 @@ mod gaps;
 mod history;
 pub mod hostfile;
 mod kernel_log;
+mod kube;
 mod ovs;
 mod process;
 mod rule_match;
@@ -45,6 +46,12 @@ pub use kernel_log::{
     BadPrintkCaller, BlockedTaskOrigin, BlockedTaskReport, BlockerLock, KernelLog, KernelLogSource,
     KmsgRecord, LockBlocker, LogPosition, NetdevRefTrackerReport, PrintkCaller, RefTrackerStack,
     TaskStateLine, TraceFrame,
+};
+pub use kube::{
+    history_limit_patch, ApiserverMetrics, ContainerId, ContainerRole, ContainerState, CreatedWith,
+    EffectiveLimit, KubeCondition, KubeContainerStatus, KubeDeployment, KubeListing, KubeMeta,
+    KubeOwner, KubePod, KubeReplicaSet, KubeState, LimitSource, RevisionHistory, StoredObjects,
+    REVISION_ANNOTATION, UNLIMITED_REVISION_HISTORY,
 };
 pub use ovs::{
     NetDevice, NetNamespace, NetworkNamespaces, OvsBridge, OvsDbEvent, OvsDbEventKind,

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CpuProfile, FreezerCgroup, Gap, History, KernelLog, KnownContainer, MountEntry,
+    CpuProfile, FreezerCgroup, Gap, History, KernelLog, KnownContainer, KubeState, MountEntry,
     NetworkNamespaces, OvsState, Process, RuleMatch, ServiceLog, TaskSample,
 };
 
@@ -61,6 +61,10 @@ pub struct Snapshot {
     /// name the containers that cgroup paths identify.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<KnownContainer>,
+    /// What the Kubernetes API (or `kubectl get -o json` files) said: this node's pods, the
+    /// cluster's Deployments and ReplicaSets, kube-apiserver's memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<KubeState>,
     /// Kernel call paths of the processes that used more CPU than the `cpu-hog` threshold
     /// (sampled after the reading that showed them busy), by pid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -87,6 +91,7 @@ impl Snapshot {
             service_logs: Vec::new(),
             rule_matches: Vec::new(),
             containers: Vec::new(),
+            kube: None,
             cpu_profiles: Vec::new(),
         }
     }
