@@ -337,7 +337,7 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
 /// taken from the follower (an agent round).
 pub(crate) enum KernelLogInput {
     Reading(std::thread::JoinHandle<Result<KernelLog, nodedoc_kmsg::Error>>),
-    Read(Result<KernelLog, nodedoc_kmsg::Error>),
+    Read(Box<Result<KernelLog, nodedoc_kmsg::Error>>),
 }
 
 /// One line on how processes were read.
@@ -415,7 +415,7 @@ pub(crate) fn complete(
     progress.step("reading the kernel log");
     let kernel_log = match kernel_log {
         KernelLogInput::Reading(thread) => thread.join(),
-        KernelLogInput::Read(result) => Ok(result),
+        KernelLogInput::Read(result) => Ok(*result),
     };
     match kernel_log {
         Ok(Ok(log)) => {

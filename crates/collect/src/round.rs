@@ -126,7 +126,7 @@ pub(crate) fn round(
         snapshot,
         gaps,
         detail,
-        crate::KernelLogInput::Read(kernel_log),
+        crate::KernelLogInput::Read(Box::new(kernel_log)),
         started,
         progress,
         &|p| suspect(p.state),

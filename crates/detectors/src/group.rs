@@ -415,6 +415,7 @@ mod flood_tests {
             message,
             dictionary: vec![],
             caller: None,
+            wall_clock_ms: None,
         }
     }
 

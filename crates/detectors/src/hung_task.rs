@@ -388,6 +388,7 @@ mod tests {
                 message: "INFO: task s6-sync:362091 blocked for more than 120 seconds.".into(),
                 dictionary: vec![],
                 caller: None,
+                wall_clock_ms: None,
             }],
             ..KernelLog::default()
         });
@@ -431,6 +432,7 @@ mod tests {
             message: format!("INFO: task s6-sync:{pid} blocked for more than 120 seconds."),
             dictionary: vec![],
             caller: None,
+            wall_clock_ms: None,
         };
         snap.kernel_log = Some(KernelLog {
             records: vec![line(362091), line(4242)],

@@ -409,6 +409,7 @@ mod tests {
             message: message.to_string(),
             dictionary: vec![],
             caller: None,
+            wall_clock_ms: None,
         }
     }
 
