@@ -518,6 +518,46 @@ pub fn utc(unix_secs: u64) -> String {
     )
 }
 
+/// When a kernel log line was printed, in words. For this host's log: the UTC time and the
+/// time since boot (`2026-11-25 10:54:46 UTC (12.3s after boot)`). For a log from a file:
+/// the stamp the log printed (its zone unknown) and the time since that log's boot, as far
+/// as the line says, and how long before the log's last line.
+pub(crate) fn logged_when(
+    snapshot: &Snapshot,
+    log: &nodedoc_model::KernelLog,
+    monotonic_us: u64,
+    wall_clock_ms: Option<i64>,
+) -> String {
+    let after_boot = format!("{:.1}s after boot", monotonic_us as f64 / 1e6);
+    if !log.is_from_file() {
+        let boot = snapshot.host.boot_time_unix;
+        if boot == 0 {
+            return after_boot;
+        }
+        return format!("{} ({after_boot})", utc(boot + monotonic_us / 1_000_000));
+    }
+    let mut parts = Vec::new();
+    if let Some(ms) = wall_clock_ms {
+        parts.push(format!("{} as logged", nodedoc_model::clock::format_ms(ms)));
+    }
+    if monotonic_us > 0 {
+        parts.push(after_boot);
+    }
+    let mut text = if parts.is_empty() {
+        "a time the line does not give".to_string()
+    } else {
+        parts.join(", ")
+    };
+    match log.age_secs(&snapshot.host, monotonic_us, wall_clock_ms) {
+        Some(age) if age >= 1.0 => {
+            text.push_str(&format!(" ({} before the log's last line)", duration(age)))
+        }
+        Some(_) => text.push_str(" (the log's last lines)"),
+        None => {}
+    }
+    text
+}
+
 /// Formats seconds as `3d 4h`, `5m 2s`, `42s`.
 pub(crate) fn duration(secs: f64) -> String {
     let s = secs.max(0.0) as u64;

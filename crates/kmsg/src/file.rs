@@ -43,8 +43,8 @@ pub fn read_kernel_log_file(
     Ok(log)
 }
 
-/// Parses the text of a kernel log file. `modified_unix` (the file's modification time)
-/// gives the year to stamps that have none (syslog's `Mar  3 10:11:12`).
+/// Parses the text of a kernel log file. `modified_unix` (the file's modification time;
+/// without it, now) gives the year to stamps that have none (syslog's `Mar  3 10:11:12`).
 ///
 /// Saved `/dev/kmsg` records (`6,1234,5678901234,-;…`) are parsed as such
 /// ([`parse_kmsg_dump`](crate::parse_kmsg_dump)). Anything else is text: each line's tool
@@ -64,7 +64,13 @@ pub fn parse_kernel_log_file(text: &str, modified_unix: Option<i64>) -> KernelLo
         log.file = Some(describe(&log, "/dev/kmsg records", 0));
         return log;
     }
-    let year_hint = modified_unix.map(clock::year_month);
+    // Without the file's time, this year: stamps without one keep their order and gaps
+    // (only a log that crosses New Year's Eve is then a year off on one side).
+    let year_hint = Some(clock::year_month(modified_unix.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    })));
     let mut records: Vec<KmsgRecord> = Vec::new();
     let mut other_lines = 0u64;
     let mut format: Option<&'static str> = None;
@@ -268,8 +274,10 @@ mod tests {
             log.age_secs(&host, first.monotonic_us, first.wall_clock_ms),
             Some(3600.0)
         );
-        // Without a wall clock, the time since boot is all there is.
+        // Without a wall clock, the time since boot is all there is; a time later than the
+        // log's end on that clock is of an earlier boot, whose age cannot be told.
         assert_eq!(log.age_secs(&host, 4_000_000, None), Some(1.0));
+        assert_eq!(log.age_secs(&host, 9_000_000_000, None), None);
         assert_eq!(
             log.file.as_ref().unwrap().kernel_release.as_deref(),
             Some("6.1.0-18-amd64")

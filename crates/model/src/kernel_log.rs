@@ -89,8 +89,12 @@ impl KernelLog {
             // its last line is of the last boot only.
             Some(file) => match (file.last_wall_clock_ms, wall_clock_ms) {
                 (Some(last), Some(at)) => Some(last.saturating_sub(at).max(0) as f64 / 1e3),
+                // A record later on that clock than the log's end is of an earlier boot: its
+                // age cannot be told without a wall clock.
                 _ => match (file.last_monotonic_us, monotonic_us > 0) {
-                    (Some(last), true) => Some(last.saturating_sub(monotonic_us) as f64 / 1e6),
+                    (Some(last), true) if last >= monotonic_us => {
+                        Some((last - monotonic_us) as f64 / 1e6)
+                    }
                     _ => None,
                 },
             },
