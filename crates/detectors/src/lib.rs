@@ -420,11 +420,16 @@ impl Provenance {
 
     /// Counts one more record.
     pub fn add(&mut self, record: &KmsgRecord) {
-        if record.facility == 0 {
+        self.add_facility(record.facility);
+    }
+
+    /// Counts one more line of this facility (0: the kernel's, or unknown).
+    pub fn add_facility(&mut self, facility: u8) {
+        if facility == 0 {
             self.kernel += 1;
         } else {
             if self.user_space == 0 {
-                self.facility = record.facility;
+                self.facility = facility;
             }
             self.user_space += 1;
         }
@@ -556,6 +561,33 @@ pub(crate) fn logged_when(
         None => {}
     }
     text
+}
+
+/// The command that shows the lines of a kernel log holding `pattern` (and `after` lines
+/// after each): `dmesg | grep` for this host's log, `grep` on the file for a log read from one,
+/// `journalctl -k --file` for the kernel entries of journal files.
+pub(crate) fn kernel_log_grep(
+    log: &nodedoc_model::KernelLog,
+    pattern: &str,
+    after: Option<u32>,
+) -> Result<nodedoc_model::text::ShellCommand, nodedoc_model::text::Unquotable> {
+    use nodedoc_model::shell_command;
+    let file = log.file.as_ref().map(|f| f.path.as_str()).unwrap_or("");
+    match (file.strip_prefix("journal:"), file, after) {
+        (_, "", None) => shell_command!("dmesg | grep -F -- {}", pattern),
+        (_, "", Some(n)) => shell_command!("dmesg | grep -F -A {} -- {}", n, pattern),
+        (Some(journal), _, None) => {
+            shell_command!("journalctl -k --file {} | grep -F -- {}", journal, pattern)
+        }
+        (Some(journal), _, Some(n)) => shell_command!(
+            "journalctl -k --file {} | grep -F -A {} -- {}",
+            journal,
+            n,
+            pattern
+        ),
+        (None, path, None) => shell_command!("grep -F -- {} {}", pattern, path),
+        (None, path, Some(n)) => shell_command!("grep -F -A {} -- {} {}", n, pattern, path),
+    }
 }
 
 /// Formats seconds as `3d 4h`, `5m 2s`, `42s`.

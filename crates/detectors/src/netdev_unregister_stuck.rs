@@ -179,11 +179,8 @@ impl Detector for NetdevUnregisterStuck {
             }
         }
         // A log from a file was written by its own kernel, not necessarily this host's.
-        let release_text = log
-            .file
-            .as_ref()
-            .and_then(|f| f.kernel_release.as_deref())
-            .unwrap_or(&snapshot.host.kernel_release);
+        let log_release = log.file.as_ref().and_then(|f| f.kernel_release.as_deref());
+        let release_text = log_release.unwrap_or(&snapshot.host.kernel_release);
         let release = KernelRelease::parse(release_text);
         for (device, history) in devices {
             let (first, _) = history.lines[0];
@@ -249,10 +246,7 @@ impl Detector for NetdevUnregisterStuck {
                     last.message.trim(),
                     if repeats == 1 { "" } else { "s" }
                 ),
-                shell_command!(
-                    "dmesg | grep -F -- {}",
-                    format!("waiting for {device} to become free")
-                ),
+                crate::kernel_log_grep(log, &format!("waiting for {device} to become free"), None),
             ));
             finding.evidence.push(Evidence::fact(format!(
                 "first at {}, last at {}",
@@ -301,9 +295,14 @@ impl Detector for NetdevUnregisterStuck {
                         format!("linux {short} ({}): possible cause, {because}", bug.subject)
                     }
                 };
+                // The release of a log from a file is the one it printed.
+                let release_shown_by = match log_release {
+                    Some(release) => crate::kernel_log_grep(log, release, None),
+                    None => shell_command!("uname -r"),
+                };
                 finding
                     .evidence
-                    .push(Evidence::new(text.clone(), shell_command!("uname -r")));
+                    .push(Evidence::new(text.clone(), release_shown_by));
                 cause_lines.push(text);
                 finding.references.push(nodedoc_model::Reference {
                     title: format!("linux {short}: {}", bug.subject),
@@ -323,9 +322,10 @@ impl Detector for NetdevUnregisterStuck {
             for holder in &holders {
                 finding.evidence.push(Evidence::new(
                     holder.fact(),
-                    shell_command!(
-                        "dmesg | grep -F -A12 -- {}",
-                        format!("waiting for {device} to become free").as_str()
+                    crate::kernel_log_grep(
+                        log,
+                        &format!("waiting for {device} to become free"),
+                        Some(12),
                     ),
                 ));
                 finding
