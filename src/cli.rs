@@ -17,6 +17,7 @@ Examples:
   nodedoc check --format json | jq '.findings[] | {detector, severity, pid, summary}'
   nodedoc collect -o node-1.json        save a snapshot to analyse elsewhere
   nodedoc check --from node-1.json      analyse a saved snapshot
+  nodedoc check --kernel-log dmesg.txt  this host, with a kernel log saved elsewhere
   nodedoc explain fd-exhaustion         what a finding means and how it is detected
   nodedoc ovs ports                     Open vSwitch interfaces, owners and devices
   nodedoc fix ovs-orphan-port           delete OVS ports whose device is gone (asks first)
@@ -129,6 +130,32 @@ pub struct CollectionArgs {
 
     #[command(flatten)]
     pub sources: SourceArgs,
+
+    #[command(flatten)]
+    pub files: FileInputArgs,
+}
+
+/// Evidence from files instead of (or besides) this host: what an SRE holds after the fact.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FileInputArgs {
+    /// Read the kernel log from FILE instead of this host's: saved `dmesg` (plain, -T, -x,
+    /// --raw), `journalctl -k`, or a syslog file (/var/log/kern.log, /var/log/messages; lines
+    /// of other programs are skipped); only its last 64 MiB. The log keeps its own clock:
+    /// "still waiting" is judged against its last line, not this host's uptime, and its pids
+    /// are not looked up among this host's processes. --since does not apply to it. With
+    /// --from, it replaces the snapshot's kernel log. A file that cannot be read is an error
+    /// (exit 3), after the report.
+    #[arg(long, value_name = "FILE")]
+    pub kernel_log: Option<PathBuf>,
+}
+
+impl FileInputArgs {
+    /// The collector's view of it.
+    pub fn inputs(&self) -> nodedoc_collect::files::FileInputs {
+        nodedoc_collect::files::FileInputs {
+            kernel_log: self.kernel_log.clone(),
+        }
+    }
 }
 
 /// How the host is read, for `check`, `collect` and `watch` alike.
@@ -163,6 +190,7 @@ impl CollectionArgs {
         nodedoc_collect::CollectOptions {
             interval: self.interval,
             since: self.since,
+            files: self.files.inputs(),
             ..self.sources.options()
         }
     }
@@ -263,7 +291,8 @@ impl OvsSourceArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Analyse a snapshot written by `nodedoc collect` instead of this host.
+    /// Analyse a snapshot written by `nodedoc collect` instead of this host. Files named with
+    /// --kernel-log replace what the snapshot holds of their kind.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["ovsdb", "ovs_log"])]
     pub from: Option<PathBuf>,
 

@@ -112,6 +112,24 @@ pub fn unusable_named_inputs(ovs: &cli::OvsSourceArgs, snapshot: &Snapshot) -> V
     problems
 }
 
+/// The files named on the command line (`--kernel-log`) that could not be used, one
+/// message each (see [`unusable_named_inputs`]).
+pub fn unusable_named_files(files: &cli::FileInputArgs, snapshot: &Snapshot) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(path) = &files.kernel_log {
+        let status = snapshot.source("kernel-log");
+        if !status.is_some_and(|s| matches!(s.state, SourceState::Collected | SourceState::Partial))
+        {
+            problems.push(format!(
+                "--kernel-log {} could not be read: {}",
+                path.display(),
+                status.map_or("not read", |s| s.detail.as_str())
+            ));
+        }
+    }
+    problems
+}
+
 /// Prints each unusable named input as an error; the exit code to return when there was one.
 pub fn fail_on_unusable(problems: &[String]) -> Option<u8> {
     for problem in problems {
@@ -127,7 +145,8 @@ fn run(cli: Cli) -> Result<u8> {
             let progress = Progress::new();
             let snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
             progress.done();
-            let unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            let mut unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            unusable.extend(unusable_named_files(&args.collection.files, &snapshot));
             if args.output.as_os_str() == "-" {
                 let mut out = std::io::stdout().lock();
                 nodedoc_model::text::write_json(&mut out, &snapshot)?;
@@ -180,19 +199,22 @@ fn run(cli: Cli) -> Result<u8> {
 /// `nodedoc check`.
 fn check(args: &CheckArgs) -> Result<u8> {
     let settings = args.thresholds.settings()?;
+    let files = &args.collection.files;
     let (snapshot, origin, unusable) = match &args.from {
-        Some(path) => (
-            nodedoc_model::read_snapshot(path)?,
-            format!("file:{}", path.display()),
-            Vec::new(),
-        ),
+        Some(path) => {
+            let mut snapshot = nodedoc_model::read_snapshot(path)?;
+            nodedoc_collect::files::apply(&files.inputs(), &mut snapshot);
+            let unusable = unusable_named_files(files, &snapshot);
+            (snapshot, format!("file:{}", path.display()), unusable)
+        }
         None => {
             let progress = Progress::new();
             let mut options = args.collection.options();
             options.log_rules = settings.log_rules.clone();
             let snapshot = Collector::new(options).snapshot(&progress)?;
             progress.done();
-            let unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            let mut unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            unusable.extend(unusable_named_files(files, &snapshot));
             (snapshot, "live".to_string(), unusable)
         }
     };

@@ -622,7 +622,7 @@ impl HungTask {
                     ),
                 };
                 (
-                    format!("{}\n\n{}", description.explanation, now.explanation()),
+                    format!("{} {}", description.explanation, now.explanation()),
                     fix,
                 )
             }
