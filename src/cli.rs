@@ -266,7 +266,9 @@ pub struct OvsSourceArgs {
     pub ovsdb: Option<String>,
 
     /// ovs-vswitchd's log, when it is not among the daemon's open files (only its end is read).
-    /// A log named here that cannot be read is an error (exit 3), after the report.
+    /// It is read whether or not an OVSDB is reachable: without one (a copied log, a host
+    /// without OVS) the log alone gives what it can (flapping ports, devices that do not
+    /// exist). A log named here that cannot be read is an error (exit 3), after the report.
     #[arg(long, value_name = "FILE")]
     pub ovs_log: Option<PathBuf>,
 }
@@ -292,8 +294,8 @@ impl OvsSourceArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Analyse a snapshot written by `nodedoc collect` instead of this host. Files named with
-    /// --kernel-log replace what the snapshot holds of their kind.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["ovsdb", "ovs_log"])]
+    /// --kernel-log and --ovs-log replace what the snapshot holds of their kind.
+    #[arg(long, value_name = "FILE", conflicts_with = "ovsdb")]
     pub from: Option<PathBuf>,
 
     /// Output format.

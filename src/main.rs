@@ -204,7 +204,12 @@ fn check(args: &CheckArgs) -> Result<u8> {
         Some(path) => {
             let mut snapshot = nodedoc_model::read_snapshot(path)?;
             nodedoc_collect::files::apply(&files.inputs(), &mut snapshot);
-            let unusable = unusable_named_files(files, &snapshot);
+            let ovs = &args.collection.sources.ovs;
+            if let Some(ovs_log) = &ovs.ovs_log {
+                nodedoc_collect::files::apply_ovs_log(ovs_log, &mut snapshot);
+            }
+            let mut unusable = unusable_named_inputs(ovs, &snapshot);
+            unusable.extend(unusable_named_files(files, &snapshot));
             (snapshot, format!("file:{}", path.display()), unusable)
         }
         None => {

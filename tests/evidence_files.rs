@@ -194,3 +194,120 @@ fn a_live_check_reads_the_named_kernel_log_instead_of_this_hosts() {
         );
     }
 }
+
+/// Seed 000's ovs-vswitchd.log, copied off the node.
+fn seed_000_ovs_log(dir: &std::path::Path) -> String {
+    let path = dir.join("ovs-vswitchd.log");
+    std::fs::copy(
+        format!(
+            "{}/crates/ovs/tests/fixtures/seed-000-ovs-vswitchd.log",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        &path,
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// Regression (issue 10): on a host without Open vSwitch, `check --ovs-log FILE` dropped the
+/// file without a word — "no problems found". The log alone now gives the flapping port and
+/// the port it left without a device, over a saved snapshot and live.
+#[test]
+fn an_ovs_log_is_read_without_an_ovsdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = seed_000_ovs_log(dir.path());
+    let from = empty_snapshot(dir.path());
+    let (report, code) = check_json(&["--from", &from, "--ovs-log", &log]);
+    assert_eq!(code, 1);
+    let source = report
+        .sources
+        .iter()
+        .find(|s| s.source == "ovs-log")
+        .unwrap();
+    assert_eq!(source.state, SourceState::Collected, "{}", source.detail);
+    let flapping = finding(&report, "ovs-port-flapping", "ovs-interface/ha-d489f511-9f");
+    let orphan = finding(&report, "ovs-orphan-port", "ovs-interface/ha-d489f511-9f");
+    assert_eq!(orphan.caused_by, vec![flapping.id.clone()]);
+    assert!(
+        orphan.summary.contains("the OVSDB was not read"),
+        "{}",
+        orphan.summary
+    );
+
+    // Live, with an OVSDB named that is not there: the OVSDB is an error (exit 3), and the
+    // log is still read and judged.
+    let missing = format!("unix:{}", dir.path().join("db.sock").display());
+    let output = nodedoc(&[
+        "check",
+        "--format",
+        "json",
+        "--interval",
+        "0",
+        "--no-fds",
+        "--ovsdb",
+        &missing,
+        "--ovs-log",
+        &log,
+    ]);
+    assert_eq!(output.status.code(), Some(3));
+    let report: nodedoc_model::Report = serde_json::from_slice(&output.stdout).unwrap();
+    finding(&report, "ovs-orphan-port", "ovs-interface/ha-d489f511-9f");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--ovsdb"), "{stderr}");
+    assert!(!stderr.contains("--ovs-log"), "the log was read: {stderr}");
+}
+
+/// `--ovs-log` over a snapshot that cannot be read (missing, a directory) is an error after
+/// the report, like any named input.
+#[test]
+fn a_named_ovs_log_over_a_snapshot_that_cannot_be_read_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = empty_snapshot(dir.path());
+    let missing = dir.path().join("missing.log");
+    for path in [&missing, &dir.path().to_path_buf()] {
+        let path = path.to_str().unwrap();
+        let output = nodedoc(&["check", "--from", &from, "--ovs-log", path]);
+        assert_eq!(output.status.code(), Some(3), "{path}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("node-7"),
+            "the report comes first: {stdout}"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("--ovs-log {path} could not be read: ")),
+            "{stderr}"
+        );
+    }
+}
+
+/// An interface name in a copied log is untrusted text: the text report shows it escaped,
+/// never as raw control characters, and JSON keeps it as it was.
+#[test]
+fn a_hostile_interface_name_in_an_ovs_log_is_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = empty_snapshot(dir.path());
+    let log = dir.path().join("ovs-vswitchd.log");
+    std::fs::write(
+        &log,
+        "2021-04-26T08:13:19.000Z|00942|bridge|WARN|could not open network device tap\x1b[2Jx (No such device)\n",
+    )
+    .unwrap();
+    let log = log.to_str().unwrap();
+    let (report, code) = check_json(&["--from", &from, "--ovs-log", log]);
+    assert_eq!(code, 1);
+    let orphan = finding(&report, "ovs-orphan-port", "ovs-interface/tap\x1b[2Jx");
+    assert!(
+        orphan.fix.contains("(no command given: "),
+        "a name that cannot be pasted gives no command: {}",
+        orphan.fix
+    );
+    let output = nodedoc(&["check", "--from", &from, "--ovs-log", log, "--verbose"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        !output.stdout.contains(&0x1b),
+        "raw ESC reached the terminal"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("OVS interface tap\\e[2Jx"), "{stdout}");
+}

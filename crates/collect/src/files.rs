@@ -1,6 +1,7 @@
 //! Inputs read from files the operator names instead of this host's live state: a saved
-//! kernel log (`--kernel-log`). They work the same for a live check (they replace what
-//! would be read live) and for a saved snapshot (`check --from`): [`apply`].
+//! kernel log (`--kernel-log`), ovs-vswitchd's log (`--ovs-log`, read with Open vSwitch on a
+//! live check). They work the same for a live check (they replace what would be read live)
+//! and for a saved snapshot (`check --from`): [`apply`], [`apply_ovs_log`].
 
 use std::path::{Path, PathBuf};
 
@@ -70,4 +71,50 @@ pub fn apply(inputs: &FileInputs, snapshot: &mut Snapshot) {
         );
     }
     snapshot.gaps.extend(gaps.into_vec());
+}
+
+/// Reads ovs-vswitchd's log into a snapshot already made (`check --from --ovs-log`): it
+/// replaces the log of the snapshot's OVS state, or, without one, is the state alone
+/// ([`OvsState::log_only`](nodedoc_model::OvsState::log_only)). The `ovs-log` source says how
+/// it went.
+pub fn apply_ovs_log(path: &Path, snapshot: &mut Snapshot) {
+    let options = nodedoc_ovs::log::LogReadOptions::tail(nodedoc_ovs::log::DEFAULT_TAIL_BYTES);
+    snapshot.sources.retain(|s| s.source != "ovs-log");
+    match nodedoc_ovs::log::read_log(path, &options, "--ovs-log") {
+        Ok(log) => {
+            snapshot.sources.push(SourceStatus {
+                source: "ovs-log".into(),
+                state: SourceState::Collected,
+                detail: format!(
+                    "{} (--ovs-log, over the snapshot): {} lines read from byte {} of {}",
+                    log.path, log.lines_read, log.read_from, log.size
+                ),
+            });
+            match &mut snapshot.ovs {
+                Some(ovs) => ovs.log = Some(log),
+                None => {
+                    snapshot.ovs = Some(nodedoc_model::OvsState {
+                        log: Some(log),
+                        log_only: true,
+                        ..Default::default()
+                    })
+                }
+            }
+        }
+        Err(e) => {
+            let mut gaps = Gaps::new();
+            gaps.record(
+                "ovs-log",
+                "ovs-vswitchd.log",
+                e.to_string(),
+                path.display().to_string(),
+            );
+            snapshot.gaps.extend(gaps.into_vec());
+            snapshot.sources.push(SourceStatus {
+                source: "ovs-log".into(),
+                state: SourceState::Failed,
+                detail: e.to_string(),
+            });
+        }
+    }
 }
