@@ -5,17 +5,20 @@
 #        one OVSDB transaction for the four tables, the devices of every network namespace,
 #        the join) and a whole `nodedoc check` with OVS, against `ovs-vsctl list Interface`
 #        on the same server;
-#   - B: monitor update -> finding latency (examples/ovs_monitor_latency.rs): a monitor_cond
-#        replica, an Interface given ovs-vswitchd's "No such device" error, the clock stopped
-#        when ovs-orphan-port reports it.
+#   - B: OVSDB update -> finding latency (examples/ovs_monitor_latency.rs): an Interface given
+#        ovs-vswitchd's "No such device" error with a transact, the clock stopped when
+#        ovs-orphan-port reports it; side by side, the one-shot rebuild (replica -> dump ->
+#        state -> every detector) and the agent (`nodedoc watch`'s collector: the update
+#        patched into the last round's snapshot, the OVSDB detectors run again).
 # Run as root on an otherwise idle machine: `bash bench/ovs.sh`. Needs hyperfine and
 # openvswitch-switch (Debian packages). Results go to bench/results/ovs-*.md|txt;
 # docs/benchmarks.md records them. The server is this script's child and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin nodedoc --example ovs_monitor_latency
-ND="$PWD/target/release/nodedoc"
-LATENCY="$PWD/target/release/examples/ovs_monitor_latency"
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+ND="$TARGET/release/nodedoc"
+LATENCY="$TARGET/release/examples/ovs_monitor_latency"
 OUT="$PWD/bench/results"
 mkdir -p "$OUT"
 DIR=$(mktemp -d /tmp/nodedoc-bench-ovs.XXXXXX)

@@ -18,6 +18,7 @@ Examples:
   nodedoc collect -o node-1.json        save a snapshot to analyse elsewhere
   nodedoc check --from node-1.json      analyse a saved snapshot
   nodedoc check --kernel-log dmesg.txt  this host, with a kernel log saved elsewhere
+  nodedoc check --sos sosreport-node-1-2024-05-01-abcdef.tar.xz   analyse a sosreport
   nodedoc explain fd-exhaustion         what a finding means and how it is detected
   nodedoc ovs ports                     Open vSwitch interfaces, owners and devices
   nodedoc fix ovs-orphan-port           delete OVS ports whose device is gone (asks first)
@@ -295,8 +296,16 @@ impl OvsSourceArgs {
 pub struct CheckArgs {
     /// Analyse a snapshot written by `nodedoc collect` instead of this host. Files named with
     /// --kernel-log and --ovs-log replace what the snapshot holds of their kind.
-    #[arg(long, value_name = "FILE", conflicts_with = "ovsdb")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ovsdb", "sos"])]
     pub from: Option<PathBuf>,
+
+    /// Analyse a sosreport (the directory `sos report` wrote, or its .tar.xz/.tar.gz) instead
+    /// of this host. Every detector its content supports runs; what the report lacks (sos 4.0
+    /// saves no /proc/PID/limits, later sos stacks for 2,048 pids only, an lsof its timeout
+    /// killed) is listed per detector among the gaps. A tarball is read, never extracted.
+    /// Files named with --kernel-log and --ovs-log replace what the report holds of their kind.
+    #[arg(long, value_name = "PATH", conflicts_with = "ovsdb")]
+    pub sos: Option<PathBuf>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -418,6 +427,14 @@ pub enum OvsAction {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+
+        /// Then follow the Interface rows over an OVSDB monitor and print each change as it
+        /// happens, one line per event (JSON lines with --format json, after one `present`
+        /// line per interface): a tap's lifecycle — libvirt's add-port with its iface-id and
+        /// vm-uuid, the ofport ovs-vswitchd assigns, an error, del-port at shutdown. Runs
+        /// until interrupted.
+        #[arg(long)]
+        watch: bool,
 
         #[command(flatten)]
         source: OvsSourceArgs,

@@ -181,7 +181,16 @@ fn run(cli: Cli) -> Result<u8> {
             format,
         }) => probe::cni(&dirs, timeout, format),
         Command::Ovs(args) => match args.action {
-            cli::OvsAction::Ports { format, source } => ovs::ports(&source, format),
+            cli::OvsAction::Ports {
+                format,
+                watch: false,
+                source,
+            } => ovs::ports(&source, format),
+            cli::OvsAction::Ports {
+                format,
+                watch: true,
+                source,
+            } => ovs::watch_ports(&source, format),
         },
         Command::Fix(args) => fix::fix(args.action),
         Command::Lab(args) => lab::lab(args.action),
@@ -200,22 +209,36 @@ fn run(cli: Cli) -> Result<u8> {
 fn check(args: &CheckArgs) -> Result<u8> {
     let settings = args.thresholds.settings()?;
     let files = &args.collection.files;
-    let (snapshot, origin, unusable) = match &args.from {
-        Some(path) => {
-            let mut snapshot = nodedoc_model::read_snapshot(path)?;
-            nodedoc_collect::files::apply(&files.inputs(), &mut snapshot);
-            let ovs = &args.collection.sources.ovs;
-            if let Some(ovs_log) = &ovs.ovs_log {
-                nodedoc_collect::files::apply_ovs_log(ovs_log, &mut snapshot);
-            }
-            let mut unusable = unusable_named_inputs(ovs, &snapshot);
-            unusable.extend(unusable_named_files(files, &snapshot));
-            (snapshot, format!("file:{}", path.display()), unusable)
+    let ovs = &args.collection.sources.ovs;
+    // A saved snapshot or a bundle, with the files named beside it in place of what it
+    // holds of their kind.
+    let offline = |mut snapshot: Snapshot, origin: String| {
+        nodedoc_collect::files::apply(&files.inputs(), &mut snapshot);
+        if let Some(ovs_log) = &ovs.ovs_log {
+            nodedoc_collect::files::apply_ovs_log(ovs_log, &mut snapshot);
         }
-        None => {
+        let mut unusable = unusable_named_inputs(ovs, &snapshot);
+        unusable.extend(unusable_named_files(files, &snapshot));
+        (snapshot, origin, unusable)
+    };
+    let (snapshot, origin, unusable) = match (&args.from, &args.sos) {
+        (Some(path), _) => offline(
+            nodedoc_model::read_snapshot(path)?,
+            format!("file:{}", path.display()),
+        ),
+        (None, Some(path)) => {
+            let progress = Progress::new();
+            progress.step("reading the sosreport");
+            let snapshot = nodedoc_sos::read_sosreport(path, nodedoc_sos::Limits::default());
+            progress.done();
+            offline(snapshot?, format!("sos:{}", path.display()))
+        }
+        (None, None) => {
             let progress = Progress::new();
             let mut options = args.collection.options();
             options.log_rules = settings.log_rules.clone();
+            // The collector samples the processes cpu-hog would report.
+            options.cpu_hog.threshold = settings.detectors.cpu_hog_share;
             let snapshot = Collector::new(options).snapshot(&progress)?;
             progress.done();
             let mut unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);

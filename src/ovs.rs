@@ -5,8 +5,12 @@
 use std::io::Write;
 
 use anyhow::{bail, Result};
-use nodedoc_model::text::{terminal, write_json_pretty, Escaped};
-use nodedoc_model::{NetworkNamespaces, OvsState, Snapshot, SourceState};
+use nodedoc_model::text::{terminal, write_json, write_json_pretty, Escaped};
+use nodedoc_model::{
+    NetworkNamespaces, OvsDbEvent, OvsDbEventKind, OvsState, Snapshot, SourceState,
+};
+use nodedoc_ovs::live::OvsTables;
+use nodedoc_ovs::monitor::{Inbox, MonitorMessage, MonitorThread};
 use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
@@ -168,6 +172,208 @@ pub fn ports(source: &OvsSourceArgs, format: Format) -> Result<u8> {
     Ok(crate::exit::OK)
 }
 
+/// How long `ovs ports --watch` waits for the monitor's first copy of the database.
+const FIRST_COPY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// An interface as it was when `ovs ports --watch` started (`--format json`).
+#[derive(Debug, Serialize)]
+struct Present<'a> {
+    at: String,
+    event: &'static str,
+    interface: &'a str,
+    uuid: &'a str,
+    bridge: &'a str,
+    #[serde(rename = "type")]
+    interface_type: &'a str,
+    ofport: Option<i64>,
+    external_ids: &'a std::collections::BTreeMap<String, String>,
+}
+
+/// One event of `ovs ports --watch --format json`.
+#[derive(Debug, Serialize)]
+struct WatchLine<'a> {
+    at: String,
+    #[serde(flatten)]
+    event: &'a OvsDbEvent,
+}
+
+fn rfc3339(unix_ms: u64) -> String {
+    humantime::format_rfc3339_millis(
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms),
+    )
+    .to_string()
+}
+
+/// One line of `ovs ports --watch`: when, what, which interface on which bridge, the facts;
+/// escaped for a terminal (names and external_ids are anyone's text).
+pub fn event_line(event: &OvsDbEvent) -> String {
+    let ofport = |p: Option<i64>| p.map_or("unassigned".to_string(), |p| p.to_string());
+    let ids = |map: &std::collections::BTreeMap<String, String>| {
+        map.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let detail = match &event.kind {
+        OvsDbEventKind::Inserted {
+            interface_type,
+            ofport: port,
+            external_ids,
+        } => {
+            let mut detail = format!(
+                ": type {}",
+                if interface_type.is_empty() {
+                    "system"
+                } else {
+                    interface_type
+                }
+            );
+            if port.is_some() {
+                detail.push_str(&format!(", ofport {}", ofport(*port)));
+            }
+            if !external_ids.is_empty() {
+                detail.push_str(&format!(", {}", ids(external_ids)));
+            }
+            detail
+        }
+        OvsDbEventKind::Ofport { from, to } => {
+            format!(": ofport {} -> {}", ofport(*from), ofport(*to))
+        }
+        OvsDbEventKind::ExternalIds { external_ids } => format!(": {}", ids(external_ids)),
+        OvsDbEventKind::Error { error } => match error {
+            Some(error) => format!(": {error}"),
+            None => ": cleared".to_string(),
+        },
+        OvsDbEventKind::LinkState { link_state } => {
+            format!(": {}", link_state.as_deref().unwrap_or("unknown"))
+        }
+        OvsDbEventKind::Deleted { ofport: port } => format!(" (ofport {})", ofport(*port)),
+    };
+    let line = format!(
+        "{}  {:<12} {} on {}{detail}",
+        rfc3339(event.at_unix_ms),
+        event.kind.name(),
+        event.interface,
+        event.bridge.as_deref().unwrap_or("no bridge"),
+    );
+    terminal(&line).into_owned()
+}
+
+/// `nodedoc ovs ports --watch`: the interfaces now, then every change of their rows as it
+/// happens (see the flag's help).
+pub fn watch_ports(source: &OvsSourceArgs, format: Format) -> Result<u8> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let explicit = source.ovsdb.is_some();
+    let text = source
+        .ovsdb
+        .as_deref()
+        .unwrap_or(nodedoc_ovs::DEFAULT_ENDPOINT);
+    let endpoint: nodedoc_ovsdb::Endpoint = text.parse()?;
+    if let Err(missing) = nodedoc_ovs::socket_check(&endpoint, explicit) {
+        if missing.state == SourceState::Absent && format == Format::Text {
+            println!("no Open vSwitch here ({})", Escaped(&missing.detail));
+            return Ok(crate::exit::OK);
+        }
+        bail!("cannot read Open vSwitch: {}", missing.detail);
+    }
+    let inbox = Inbox::new();
+    let _monitor = MonitorThread::spawn(endpoint.clone(), Default::default(), &inbox)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let (stop, waker) = (stop.clone(), inbox.waker());
+        ctrlc::set_handler(move || {
+            stop.store(true, Ordering::SeqCst);
+            waker.wake();
+        })?;
+    }
+    let deadline = std::time::Instant::now() + FIRST_COPY;
+    let (mut tables, at) = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match inbox.recv_timeout(left) {
+            Some(MonitorMessage::Resync {
+                rows, at_unix_ms, ..
+            }) => break (OvsTables::from_rows(rows), at_unix_ms),
+            Some(MonitorMessage::Disconnected { error, .. }) => {
+                bail!("cannot read Open vSwitch at {endpoint}: {error}")
+            }
+            _ if stop.load(Ordering::SeqCst) => return Ok(crate::exit::OK),
+            Some(_) => {}
+            None => bail!("no answer from {endpoint} within {}s", FIRST_COPY.as_secs()),
+        }
+    };
+    let state = tables.to_state(&endpoint.to_string());
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Text => {
+            let network = nodedoc_ovs::netns::collect(
+                &nodedoc_ovs::netns::process_namespaces(),
+                std::path::Path::new(nodedoc_ovs::netns::NETNS_RUN_DIR),
+            );
+            write_table(&mut out, &rows(&state, Some(&network)), state.bridges.len())?;
+            eprintln!("nodedoc: following {endpoint} (interrupt to stop)");
+        }
+        Format::Json => {
+            for (bridge, _, interface) in state.interfaces() {
+                let line = Present {
+                    at: rfc3339(at),
+                    event: "present",
+                    interface: &interface.name,
+                    uuid: &interface.uuid,
+                    bridge: &bridge.name,
+                    interface_type: &interface.interface_type,
+                    ofport: interface.ofport,
+                    external_ids: &interface.external_ids,
+                };
+                write_json(&mut out, &line)?;
+                writeln!(out)?;
+            }
+        }
+    }
+    out.flush()?;
+    while !stop.load(Ordering::SeqCst) {
+        let Some(message) = inbox.recv_timeout(std::time::Duration::from_secs(1)) else {
+            continue;
+        };
+        let events = match message {
+            MonitorMessage::Update { rows, at_unix_ms } => tables.apply(rows, at_unix_ms).events,
+            MonitorMessage::Resync {
+                rows, at_unix_ms, ..
+            } => {
+                eprintln!("nodedoc: reconnected to {endpoint}; changes meanwhile follow");
+                tables.replace(rows, at_unix_ms)
+            }
+            MonitorMessage::Disconnected { error, retry_in } => {
+                eprintln!(
+                    "nodedoc: lost {endpoint}: {}; retrying in {:.1}s",
+                    Escaped(&error),
+                    retry_in.as_secs_f64()
+                );
+                continue;
+            }
+            MonitorMessage::Wake => continue,
+        };
+        for event in &events {
+            match format {
+                Format::Text => writeln!(out, "{}", event_line(event))?,
+                Format::Json => {
+                    write_json(
+                        &mut out,
+                        &WatchLine {
+                            at: rfc3339(event.at_unix_ms),
+                            event,
+                        },
+                    )?;
+                    writeln!(out)?;
+                }
+            }
+        }
+        out.flush()?;
+    }
+    Ok(crate::exit::OK)
+}
+
 /// The `ovs ports` table. Every cell is escaped first (names, namespace names and
 /// external_ids are anyone's text), and columns are as wide as the escaped cells look on a
 /// terminal (a CJK character takes two columns).
@@ -284,6 +490,48 @@ mod tests {
             device: vec![],
             device_missing: true,
         }
+    }
+
+    #[test]
+    fn watch_lines_name_the_event_and_escape_host_text() {
+        let event = OvsDbEvent {
+            at_unix_ms: 1_780_000_000_123,
+            interface: "tap\u{1b}[2Jx".into(),
+            uuid: "u".into(),
+            bridge: Some("br-int".into()),
+            kind: OvsDbEventKind::Inserted {
+                interface_type: String::new(),
+                ofport: None,
+                external_ids: [
+                    ("vm-uuid".to_string(), "8f6b\nFAKE".to_string()),
+                    ("iface-id".to_string(), "5bd1".to_string()),
+                ]
+                .into(),
+            },
+        };
+        let line = event_line(&event);
+        assert_eq!(
+            line,
+            "2026-05-28T20:26:40.123Z  inserted     tap\\e[2Jx on br-int: type system, iface-id=5bd1 vm-uuid=8f6b\\nFAKE"
+        );
+        let ofport = OvsDbEvent {
+            kind: OvsDbEventKind::Ofport {
+                from: None,
+                to: Some(5),
+            },
+            interface: "tap0".into(),
+            ..event.clone()
+        };
+        assert!(
+            event_line(&ofport).ends_with("ofport       tap0 on br-int: ofport unassigned -> 5")
+        );
+        let deleted = OvsDbEvent {
+            kind: OvsDbEventKind::Deleted { ofport: Some(5) },
+            interface: "tap0".into(),
+            bridge: None,
+            ..event
+        };
+        assert!(event_line(&deleted).ends_with("deleted      tap0 on no bridge (ofport 5)"));
     }
 
     #[test]

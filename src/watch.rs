@@ -20,17 +20,6 @@ use crate::cli::{Format, WatchArgs};
 /// Runs the agent until SIGINT/SIGTERM (or `--rounds`).
 pub fn watch(args: &WatchArgs) -> Result<u8> {
     limit_allocator_arenas();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (wake, sleeper) = std::sync::mpsc::channel::<()>();
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            stop.store(true, Ordering::SeqCst);
-            let _ = wake.send(());
-        })
-        .context("cannot install the signal handler that stops the agent cleanly")?;
-    }
-
     let settings = args.thresholds.settings()?;
     let agent = &settings.agent;
     // Flags win over the file, the file over the defaults.
@@ -55,7 +44,20 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
     // tells a task stuck in D from one passing through, within one round.
     options.interval = args.sample;
     options.log_rules = settings.log_rules.clone();
+    options.cpu_hog.threshold = settings.detectors.cpu_hog_share;
     let mut collector = Collector::new(options);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // Between rounds the agent waits on its streams; the waker ends that wait.
+        let waker = collector.stream_waker();
+        ctrlc::set_handler(move || {
+            stop.store(true, Ordering::SeqCst);
+            waker.wake();
+        })
+        .context("cannot install the signal handler that stops the agent cleanly")?;
+    }
 
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let out: Box<dyn Write + Send> = match &output {
@@ -127,28 +129,55 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
     if args.rounds.is_some() {
         wait = Duration::ZERO;
     }
+    // The detectors an OVSDB update can change the answer of, run again over the last
+    // round's snapshot (patched with the update) as soon as it arrives.
+    let mut ovs_detectors = nodedoc_detectors::detectors_reading("ovsdb");
+    ovs_detectors.retain(|id| settings.enabled(id));
+    let mut last: Option<Snapshot> = None;
     loop {
-        if !wait.is_zero() && sleeper.recv_timeout(wait).is_ok() {
-            // Woken by the signal handler.
+        let due = Instant::now() + wait;
+        while !stop.load(Ordering::SeqCst) {
+            let left = due.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let news = collector.follow_streams(last.as_mut(), left);
+            if let (true, Some(snapshot)) = (news.changed, &last) {
+                let earlier: Vec<nodedoc_model::Finding> = tracker
+                    .open_findings()
+                    .into_iter()
+                    .map(|o| o.finding.clone())
+                    .collect();
+                let findings = nodedoc_detectors::run_only(
+                    snapshot,
+                    &settings.detectors,
+                    &ovs_detectors,
+                    &earlier,
+                );
+                // Opens and updates only: a burst of updates is not a number of rounds, so
+                // only rounds resolve (a port between del-port and its re-add is not gone).
+                let events = tracker.observe(
+                    &Scope::Detectors(Default::default()),
+                    findings,
+                    SystemTime::now(),
+                );
+                emit(&mut sinks, &tracker, &events)?;
+            }
         }
         if stop.load(Ordering::SeqCst) {
             break;
         }
         let round_started = Instant::now();
+        if let Some(last) = last.take() {
+            collector.recycle(last);
+        }
         let snapshot = collector
             .round(&nodedoc_collect::Silent)
             .context("collection failed")?;
         let findings =
             nodedoc_detectors::run_with(&snapshot, &settings.detectors, &|id| settings.enabled(id));
         let events = tracker.observe(&Scope::All, findings, SystemTime::now());
-        let open = tracker.open_findings();
-        let open: Vec<&nodedoc_model::Finding> = open.iter().map(|o| &o.finding).collect();
-        for sink in &mut sinks {
-            for event in &events {
-                sink.event(event).context("cannot write an event")?;
-            }
-            sink.round_end(&open).context("cannot write an event")?;
-        }
+        emit(&mut sinks, &tracker, &events)?;
         rounds += 1;
         let own = own_usage();
         let round_seconds = round_started.elapsed().as_secs_f64();
@@ -169,7 +198,9 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
             }
             nodedoc_agent::state::save(path, &state)?;
         }
-        collector.recycle(snapshot);
+        // Kept for the streams between rounds; handed back to the collector when the next
+        // round starts.
+        last = Some(snapshot);
         return_freed_memory();
         if args.rounds.is_some_and(|n| rounds >= n) {
             break;
@@ -180,6 +211,23 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
             .saturating_sub(round_started.elapsed());
     }
     Ok(crate::exit::OK)
+}
+
+/// Sends `events` to every sink, then the findings open now.
+fn emit(
+    sinks: &mut [Box<dyn Sink>],
+    tracker: &Tracker,
+    events: &[nodedoc_agent::Event],
+) -> Result<()> {
+    let open = tracker.open_findings();
+    let open: Vec<&nodedoc_model::Finding> = open.iter().map(|o| &o.finding).collect();
+    for sink in sinks {
+        for event in events {
+            sink.event(event).context("cannot write an event")?;
+        }
+        sink.round_end(&open).context("cannot write an event")?;
+    }
+    Ok(())
 }
 
 /// Processes whose descriptors are shown in the metrics, besides the ones followed.
@@ -200,6 +248,26 @@ fn observe(m: &mut MetricsState, snapshot: &Snapshot, collector: &Collector) {
         m.kernel_log_signatures
             .entry(signature.id.clone())
             .or_default();
+    }
+    let ovs = collector.ovs_stream();
+    let (updates, _, fell_behind, queued) = ovs.monitor_stats();
+    m.streams.insert(
+        "ovsdb".into(),
+        StreamStats {
+            records: updates,
+            lost: fell_behind,
+            lag: queued as u64,
+        },
+    );
+    if let Some(log) = ovs.log_follower() {
+        m.streams.insert(
+            "ovs-log".into(),
+            StreamStats {
+                records: log.lines_read(),
+                lost: 0,
+                lag: 0,
+            },
+        );
     }
     if let Some(stats) = collector.kernel_log_stream().stats() {
         m.streams.insert(

@@ -46,11 +46,7 @@ fn ports_of(db: &str, bridge: &str) -> Vec<String> {
 /// Starts the ovs-netns-leak lab, one at a time in this file. Bind as `let (_one, lab)`: the
 /// lab is dropped (torn down) before the lock is released.
 fn start_ovs_lab() -> (std::sync::MutexGuard<'static, ()>, nodedoc_lab::LabGuard) {
-    let one = ONE_OVS_LAB_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let lab = nodedoc_lab::start("ovs-netns-leak", &lab_context()).expect("start lab");
-    (one, lab)
+    start_ovs_lab_named("ovs-netns-leak")
 }
 
 /// A snapshot of this host and the OVSDB at `db`, as `nodedoc collect` writes it.
@@ -638,4 +634,232 @@ fn fix_refuses_cleartext_tcp_to_another_host_before_connecting() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("refusing"), "{stderr}");
     assert!(stderr.contains(&endpoint), "{stderr}");
+}
+
+/// Starts an OVS lab, waiting (bounded) while another Open vSwitch on this host holds the
+/// userspace datapath's `ovs-netdev`: only one userspace datapath can exist per host, and a
+/// second lab's internal ports are then never created (other test binaries, other users of
+/// this machine). Bind as `let (_one, lab)`.
+fn start_ovs_lab_named(
+    scenario: &str,
+) -> (std::sync::MutexGuard<'static, ()>, nodedoc_lab::LabGuard) {
+    let one = ONE_OVS_LAB_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        match nodedoc_lab::start(scenario, &lab_context()) {
+            Ok(lab) => return (one, lab),
+            Err(e)
+                if std::time::Instant::now() < deadline
+                    && held_by_an_ovs_vswitchd("ovs-netdev") =>
+            {
+                eprintln!("another Open vSwitch holds the userspace datapath ({e}); waiting");
+                std::thread::sleep(std::time::Duration::from_secs(5));
+            }
+            Err(e) => panic!("start {scenario}: {e}"),
+        }
+    }
+}
+
+/// `nodedoc watch --format json ARGS`, killed when dropped; its events arrive on a channel.
+struct Watch {
+    child: std::process::Child,
+    events: std::sync::mpsc::Receiver<nodedoc_agent::Event>,
+}
+
+impl Watch {
+    fn start(args: &[&str]) -> Watch {
+        use std::io::BufRead;
+        let mut child = Command::new(common::NODEDOC)
+            .args(["watch", "--format", "json"])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("start watch");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let event: nodedoc_agent::Event = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not an event line ({e}): {line}"));
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch { child, events }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_agent_ties_a_leak_to_the_deletes_of_the_flapping_port() {
+    let (_one, lab) = start_ovs_lab_named("ovs-leak-per-event");
+    let fact = |key: &str| lab.instance().fact(key).unwrap().to_string();
+    let (db, orphan) = (fact("ovsdb"), fact("orphan"));
+    let leaker: i32 = fact("leaker_pid").parse().unwrap();
+
+    // No --ovs-log: the agent finds the log among ovs-vswitchd's open files and follows it.
+    let watch = Watch::start(&["--ovsdb", &db, "--interval", "1s", "--sample", "0s"]);
+    let leak = FindingId(format!("fd-leak:pid/{leaker}"));
+    let per_event = FindingId(format!("leak-per-event:pid/{leaker}"));
+    let flapping = FindingId(format!("ovs-port-flapping:ovs-interface/{orphan}"));
+    // The latest open or updated version of every finding.
+    let mut latest: std::collections::HashMap<FindingId, nodedoc_model::Finding> =
+        Default::default();
+    let chained = |latest: &std::collections::HashMap<FindingId, nodedoc_model::Finding>| {
+        latest
+            .get(&per_event)
+            .is_some_and(|f| f.causes.contains(&leak) && f.caused_by.contains(&flapping))
+            && latest.contains_key(&leak)
+            && latest.contains_key(&flapping)
+    };
+    // A bound on a hang, not a timing assertion: fd-leak needs six readings and 20 sockets.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    while !chained(&latest) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let event = watch
+            .events
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no chain within 240 s; open: {:#?}", latest.keys()));
+        match event.event {
+            nodedoc_agent::EventKind::Resolve => {
+                latest.remove(&event.finding.id);
+            }
+            _ => {
+                latest.insert(event.finding.id.clone(), event.finding);
+            }
+        }
+    }
+    let tied = &latest[&per_event];
+    assert_eq!(tied.pid, Some(leaker));
+    assert!(
+        tied.summary
+            .contains(&format!("interface {orphan}` in ovs-vswitchd.log leaves")),
+        "{}",
+        tied.summary
+    );
+    // One socket per delete.
+    let per: f64 = tied
+        .summary
+        .split(" leaves ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {}", tied.summary));
+    assert!((0.7..=1.3).contains(&per), "{}", tied.summary);
+    assert!(
+        has_evidence(tied, &format!("`deleted interface {orphan}` lines"))
+            || has_evidence(tied, &format!("`added interface {orphan}` lines"))
+    );
+    let leaking = &latest[&leak];
+    assert!(
+        leaking.summary.contains("NETLINK_GENERIC"),
+        "{}",
+        leaking.summary
+    );
+    assert!(leaking.caused_by.contains(&per_event));
+    let flap = &latest[&flapping];
+    assert!(flap.causes.contains(&per_event), "{:?}", flap.causes);
+    drop(watch);
+    stop_and_check_links(lab);
+}
+
+#[test]
+fn ovs_ports_watch_prints_a_taps_lifecycle_as_it_happens() {
+    use std::io::BufRead;
+    let server = nodedoc_ovsdb::testing::TestServer::start().expect("ovsdb-server");
+    server.vsctl(&["add-br", "br-int"]).unwrap();
+    server.vsctl(&["add-port", "br-int", "tap-old"]).unwrap();
+    let endpoint = server.endpoint();
+    let mut child = Command::new(common::NODEDOC)
+        .args([
+            "ovs", "ports", "--watch", "--format", "json", "--ovsdb", &endpoint,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("start ovs ports --watch");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _child = Kill(child);
+    let (tx, lines) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            if tx.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        lines
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a line from ovs ports --watch")
+    };
+    // What is there when it starts: one `present` line per interface (the bridge's own too).
+    let mut present = vec![next()["interface"].as_str().unwrap().to_string()];
+    present.push(next()["interface"].as_str().unwrap().to_string());
+    present.sort();
+    assert_eq!(present, ["br-int", "tap-old"]);
+
+    // Seed 002: libvirt plugs the VM's tap with its ids, ovs-vswitchd assigns the OpenFlow
+    // port (no ovs-vswitchd here: set as it would), libvirt unplugs it at shutdown.
+    server
+        .vsctl(&[
+            "--",
+            "add-port",
+            "br-int",
+            "tap5bd1f9a8-2c",
+            "--",
+            "set",
+            "Interface",
+            "tap5bd1f9a8-2c",
+            "external_ids:iface-id=5bd1f9a8-2c1b-4f0e-9c1f-3c8e0b4a7d21",
+            "external_ids:iface-status=active",
+            "external_ids:attached-mac=fa:16:3e:11:22:33",
+            "external_ids:vm-uuid=8f6b0c3e-5d2a-4e71-b9a4-0c6e2f1d3b57",
+        ])
+        .unwrap();
+    let inserted = next();
+    assert_eq!(inserted["event"], "inserted");
+    assert_eq!(inserted["interface"], "tap5bd1f9a8-2c");
+    assert_eq!(inserted["bridge"], "br-int");
+    assert_eq!(
+        inserted["external_ids"]["vm-uuid"],
+        "8f6b0c3e-5d2a-4e71-b9a4-0c6e2f1d3b57"
+    );
+    assert!(inserted["at"].as_str().unwrap().ends_with('Z'));
+    server
+        .vsctl(&["set", "Interface", "tap5bd1f9a8-2c", "ofport=7"])
+        .unwrap();
+    let ofport = next();
+    assert_eq!(ofport["event"], "ofport");
+    assert_eq!(ofport["from"], serde_json::Value::Null);
+    assert_eq!(ofport["to"], 7);
+    server
+        .vsctl(&["del-port", "br-int", "tap5bd1f9a8-2c"])
+        .unwrap();
+    let deleted = next();
+    assert_eq!(deleted["event"], "deleted");
+    assert_eq!(deleted["interface"], "tap5bd1f9a8-2c");
+    assert_eq!(deleted["ofport"], 7);
 }

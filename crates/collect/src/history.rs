@@ -151,6 +151,7 @@ impl FdHistory {
         Some(History {
             fd_series,
             untracked_movers: self.untracked_movers,
+            cpu_series: Vec::new(),
         })
     }
 }

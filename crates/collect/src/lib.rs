@@ -8,10 +8,12 @@
 //! [`SourceStatus`] and gaps in the snapshot, never a failed collection.
 #![deny(missing_docs)]
 
+mod cpu;
 pub mod files;
 pub mod history;
 pub mod kernel_log;
 pub mod log_rules;
+pub mod ovs_stream;
 mod round;
 pub mod tail;
 
@@ -22,6 +24,9 @@ use nodedoc_model::{
     Gaps, KernelLog, Process, Resample, Snapshot, SourceState, SourceStatus, TaskState,
 };
 use nodedoc_procfs::{ProcRoot, ResolutionMode, ScanOptions};
+
+pub use cpu::CpuHogOptions;
+pub use nodedoc_perf::ProfileOptions;
 
 /// What a live collection reads.
 #[derive(Clone, Debug)]
@@ -46,6 +51,8 @@ pub struct CollectOptions {
     pub log_rules: Vec<nodedoc_config::LogRules>,
     /// Inputs read from files: a saved kernel log that replaces this host's.
     pub files: files::FileInputs,
+    /// Which processes count as CPU hogs, and how their kernel call paths are sampled.
+    pub cpu_hog: CpuHogOptions,
 }
 
 /// How much of the end of each configured log a `check` matches the rules against.
@@ -73,6 +80,7 @@ impl Default for CollectOptions {
             ovs: OvsSource::default(),
             log_rules: Vec::new(),
             files: files::FileInputs::default(),
+            cpu_hog: CpuHogOptions::default(),
         }
     }
 }
@@ -120,6 +128,8 @@ pub struct Collector {
     cache: round::ProcessCache,
     kernel_log: kernel_log::KernelLogWindow,
     rules: Option<log_rules::LogRulesStream>,
+    cpu: cpu::CpuWatch,
+    ovs: ovs_stream::OvsStream,
 }
 
 impl Collector {
@@ -127,12 +137,24 @@ impl Collector {
     pub fn new(mut options: CollectOptions) -> Collector {
         options.threads = options.threads.clamp(1, MAX_THREADS);
         Collector {
+            ovs: ovs_stream::OvsStream::new(options.ovs.clone()),
             options,
             fd_history: history::FdHistory::default(),
             cache: round::ProcessCache::default(),
             kernel_log: kernel_log::KernelLogWindow::default(),
             rules: None,
+            cpu: cpu::CpuWatch::default(),
         }
+    }
+
+    /// Adds this reading's descriptor counts to the history and the history to the snapshot.
+    fn note_fd_history(&mut self, snapshot: &mut Snapshot) -> u64 {
+        let at_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.fd_history.record(&snapshot.processes, at_unix_ms);
+        snapshot.history = self.fd_history.to_model();
+        at_unix_ms
     }
 
     /// Takes back a round's snapshot once it has been analysed, so the next round starts from
@@ -168,6 +190,11 @@ impl Collector {
     /// `nodedoc check` analyses.
     pub fn snapshot(&mut self, progress: &dyn Progress) -> Result<Snapshot, CollectError> {
         let mut snapshot = collect_live(&self.options, progress)?;
+        // The hook for `cpu-hog`: the processes above the threshold between the two readings
+        // have their kernel call paths sampled now.
+        progress.step("sampling busy processes");
+        self.cpu
+            .after_second_reading(&self.options.cpu_hog, &mut snapshot);
         if !self.options.log_rules.is_empty() {
             progress.step("matching log rules");
             let stream = self.rules.get_or_insert_with(|| {
@@ -185,11 +212,7 @@ impl Collector {
             snapshot.rule_matches = stream.read(records, &mut gaps);
             snapshot.gaps.extend(gaps.into_vec());
         }
-        let at_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.fd_history.record(&snapshot.processes, at_unix_ms);
-        snapshot.history = self.fd_history.to_model();
+        self.note_fd_history(&mut snapshot);
         Ok(snapshot)
     }
 
@@ -208,6 +231,7 @@ impl Collector {
             &mut self.cache,
             &watched,
             kernel_log,
+            &mut |snapshot, gaps| self.ovs.round(snapshot, gaps),
             progress,
         )?;
         if !self.options.log_rules.is_empty() {
@@ -222,12 +246,56 @@ impl Collector {
             snapshot.rule_matches = stream.read(self.kernel_log.arrived(), &mut gaps);
             snapshot.gaps.extend(gaps.into_vec());
         }
-        let at_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.fd_history.record(&snapshot.processes, at_unix_ms);
-        snapshot.history = self.fd_history.to_model();
+        let at_unix_ms = self.note_fd_history(&mut snapshot);
+        // The hook for `cpu-hog`: shares since the previous round, and the kernel call paths
+        // of the processes above the threshold.
+        let cpu_series = self
+            .cpu
+            .after_round(&self.options.cpu_hog, &mut snapshot, at_unix_ms);
+        if !cpu_series.is_empty() {
+            snapshot
+                .history
+                .get_or_insert_with(nodedoc_model::History::default)
+                .cpu_series = cpu_series;
+        }
         Ok(snapshot)
+    }
+}
+
+impl Collector {
+    /// Open vSwitch as the agent follows it (the monitor, the log, the namespaces).
+    pub fn ovs_stream(&self) -> &ovs_stream::OvsStream {
+        &self.ovs
+    }
+
+    /// A handle that wakes [`follow_streams`](Self::follow_streams) from another thread (a
+    /// signal handler stopping the agent).
+    pub fn stream_waker(&self) -> nodedoc_ovs::monitor::Waker {
+        self.ovs.waker()
+    }
+
+    /// Between rounds: waits up to `timeout` for news on the streams that are followed
+    /// live (OVSDB monitor updates) and applies it to `last`, the last round's snapshot.
+    /// When [`OvsNews::changed`](ovs_stream::OvsNews::changed) says so, the OVS detectors
+    /// should run again over `last`.
+    pub fn follow_streams(
+        &mut self,
+        last: Option<&mut Snapshot>,
+        timeout: Duration,
+    ) -> ovs_stream::OvsNews {
+        self.ovs.follow(last, timeout)
+    }
+}
+
+/// How processes are read in full, by `check`'s scan and by an agent round alike.
+pub(crate) fn scan_options(args: &CollectOptions) -> ScanOptions<'static> {
+    ScanOptions {
+        fd_census: args.fd_census,
+        resolution: args.socket_resolution,
+        threads: args.threads.clamp(1, MAX_THREADS),
+        wants_kernel_detail: &wants_kernel_detail,
+        environment_prefixes: ENVIRONMENT_PREFIXES,
+        memory_map_deadline: args.memory_map_deadline,
     }
 }
 
@@ -313,14 +381,7 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
 
     progress.step("reading processes");
     let root = ProcRoot::live().map_err(CollectError::Procfs)?;
-    let options = ScanOptions {
-        fd_census: args.fd_census,
-        resolution: args.socket_resolution,
-        threads: args.threads.clamp(1, MAX_THREADS),
-        wants_kernel_detail: &wants_kernel_detail,
-        environment_prefixes: ENVIRONMENT_PREFIXES,
-        memory_map_deadline: args.memory_map_deadline,
-    };
+    let options = scan_options(args);
     let scan = nodedoc_procfs::scan(&root, &options).map_err(CollectError::Procfs)?;
     let process_count = scan.processes.len();
     let resolutions = scan.resolution_counts();
@@ -336,6 +397,7 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
         gaps,
         procfs_detail,
         KernelLogInput::Reading(kernel_log),
+        &mut |snapshot, gaps| collect_ovs(&args.ovs, snapshot, gaps),
         started,
         progress,
         &|_| true,
@@ -385,6 +447,7 @@ pub(crate) fn complete(
     mut gaps: Gaps,
     procfs_detail: String,
     kernel_log: KernelLogInput,
+    ovs: &mut dyn FnMut(&mut Snapshot, &mut Gaps),
     started: Instant,
     progress: &dyn Progress,
     second_reading_of: &dyn Fn(&Process) -> bool,
@@ -419,7 +482,7 @@ pub(crate) fn complete(
     });
 
     progress.step("reading Open vSwitch");
-    collect_ovs(&args.ovs, &mut snapshot, &mut gaps);
+    ovs(&mut snapshot, &mut gaps);
 
     progress.step("reading the kernel log");
     let kernel_log = match kernel_log {

@@ -5,11 +5,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use nodedoc_model::{Gaps, Process, ProcessKey, Snapshot, TaskState};
-use nodedoc_procfs::{FdCountMethod, ProcRoot, ScanOptions};
+use nodedoc_procfs::{FdCountMethod, ProcRoot};
 
 use crate::{
     complete, procfs_detail, wants_kernel_detail, CollectError, CollectOptions, Progress,
-    ENVIRONMENT_PREFIXES, FULL_EVERY, MAX_THREADS,
+    FULL_EVERY,
 };
 
 /// What a round remembers of the previous ones.
@@ -37,6 +37,7 @@ pub(crate) fn round(
     cache: &mut ProcessCache,
     watched: &HashSet<ProcessKey>,
     kernel_log: Result<nodedoc_model::KernelLog, nodedoc_kmsg::Error>,
+    ovs: &mut dyn FnMut(&mut Snapshot, &mut Gaps),
     progress: &dyn Progress,
 ) -> Result<Snapshot, CollectError> {
     let started = Instant::now();
@@ -49,14 +50,7 @@ pub(crate) fn round(
         .method
         .get_or_insert_with(|| nodedoc_procfs::fd_count_method(&root));
     let light = nodedoc_procfs::light_scan(&root, method).map_err(CollectError::Procfs)?;
-    let options = ScanOptions {
-        fd_census: args.fd_census,
-        resolution: args.socket_resolution,
-        threads: args.threads.clamp(1, MAX_THREADS),
-        wants_kernel_detail: &wants_kernel_detail,
-        environment_prefixes: ENVIRONMENT_PREFIXES,
-        memory_map_deadline: args.memory_map_deadline,
-    };
+    let options = crate::scan_options(args);
     let everyone = cache.rounds % FULL_EVERY == 0;
     let mut vanished = light.vanished;
     let mut read_in_full = 0usize;
@@ -127,6 +121,7 @@ pub(crate) fn round(
         gaps,
         detail,
         crate::KernelLogInput::Read(Box::new(kernel_log)),
+        ovs,
         started,
         progress,
         &|p| suspect(p.state),

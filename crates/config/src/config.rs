@@ -179,6 +179,10 @@ thresholds! {
     cni_plugin_timeout_secs: u64, at_least_one;
     /// `ovs-vswitchd-busy` reports ovs-vswitchd above this share of one core.
     ovs_busy_cpu_share: f64, positive_share;
+    /// `cpu-hog` reports (and samples) processes above this share of one core.
+    cpu_hog_share: f64, positive_share;
+    /// `cpu-hog` in `watch` needs this many consecutive rounds above the share.
+    cpu_hog_min_rounds: u64, at_least_one;
     /// `ovs-port-flapping` needs at least this many add/delete cycles of one interface.
     ovs_flap_min_cycles: u64, at_least_one;
     /// `ovs-netlink-socket-excess` needs at least this many surplus generic netlink sockets.
@@ -698,6 +702,8 @@ mod tests {
             netdev_still_waiting_secs: Some(8),
             cni_plugin_timeout_secs: Some(9),
             ovs_busy_cpu_share: Some(0.25),
+            cpu_hog_share: Some(0.75),
+            cpu_hog_min_rounds: Some(19),
             ovs_flap_min_cycles: Some(10),
             ovs_netlink_excess_min: Some(11),
             fd_leak_min_readings: Some(12),
@@ -734,5 +740,6 @@ mod tests {
             (8, 9, 10, 11)
         );
         assert_eq!(c.ovs_busy_cpu_share, 0.25);
+        assert_eq!((c.cpu_hog_share, c.cpu_hog_min_rounds), (0.75, 19));
     }
 }

@@ -38,6 +38,53 @@ pub struct Catalog {
     /// Kernel log lines worth counting (the agent's `nodedoc_kernel_log_records` metric).
     #[serde(default)]
     pub kernel_log_signature: Vec<KernelLogSignature>,
+    /// Kernel call paths of busy processes (`cpu-hog`), most specific first.
+    #[serde(default)]
+    pub cpu_signature: Vec<CpuSignature>,
+}
+
+/// A known way of burning CPU in the kernel, told by the functions on the sampled paths.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuSignature {
+    /// A short id (`netlink-address-dumps`, …).
+    pub id: String,
+    /// The class, as the report names it.
+    pub title: String,
+    /// Functions that identify it: a sample whose path holds one of them belongs to it.
+    pub frames: Vec<String>,
+    /// Functions shown with them when they are on the same paths (the way in: `netlink_dump`
+    /// for every netlink dump), which alone do not identify it.
+    #[serde(default)]
+    pub path_frames: Vec<String>,
+    /// The share of all the process's samples (user mode included) that must be on its
+    /// paths for the process to be classified.
+    #[serde(default = "default_cpu_min_share")]
+    pub min_share: f64,
+    /// What it means (a template: `{pid}`, `{comm}`, `{share}`, `{path}`).
+    pub explanation: String,
+    /// What to do (a template).
+    pub fix: String,
+    /// Where to read more.
+    pub references: Vec<Reference>,
+}
+
+fn default_cpu_min_share() -> f64 {
+    0.25
+}
+
+impl CpuSignature {
+    /// True when a frame as profiles write it (`name` or `name [module]`) is one of `frames`.
+    pub fn identifies(&self, frame: &str) -> bool {
+        let function = base_function(frame.split(' ').next().unwrap_or(frame));
+        self.frames.iter().any(|f| f == function)
+    }
+
+    /// True when a frame is one of `frames` or `path_frames`.
+    pub fn shows(&self, frame: &str) -> bool {
+        let function = base_function(frame.split(' ').next().unwrap_or(frame));
+        self.identifies(frame) || self.path_frames.iter().any(|f| f == function)
+    }
 }
 
 /// A kind of kernel log line, told by a fixed piece of its text.
@@ -197,7 +244,24 @@ pub struct DetectorEntry {
     /// by): it runs after them. This is the only thing that orders detectors.
     #[serde(default)]
     pub links: Vec<String>,
+    /// The sources it reads ([`SOURCES`]): when one changes between rounds, the agent runs
+    /// again only the detectors that read it.
+    pub reads: Vec<String>,
 }
+
+/// The sources a detector can read (`reads` in `data/detectors.toml`): the names of the
+/// snapshot's source statuses, `history` (the agent's earlier rounds) and `log-rules` (the
+/// user's log files and rules).
+pub const SOURCES: &[&str] = &[
+    "procfs",
+    "kernel-log",
+    "ovsdb",
+    "ovs-log",
+    "netns",
+    "history",
+    "log-rules",
+    "cpu-profile",
+];
 
 /// What it usually means when one kind of descriptor dominates a process's table.
 #[derive(Debug, Deserialize)]
@@ -465,6 +529,18 @@ mod tests {
                 "stack signature {id} missing"
             );
         }
+        for signature in &catalog.cpu_signature {
+            assert!(
+                !signature.frames.is_empty() && !signature.references.is_empty(),
+                "{}",
+                signature.id
+            );
+            assert!(signature.min_share > 0.0 && signature.min_share <= 1.0);
+        }
+        assert!(catalog
+            .cpu_signature
+            .iter()
+            .any(|s| s.id == "netlink-address-dumps"));
         for holder in &catalog.netdev_ref_holder {
             assert!(
                 !holder.frames.is_empty() && !holder.references.is_empty(),
@@ -540,6 +616,10 @@ mod tests {
             templates.push((&d.id, &d.fix));
         }
         for s in &catalog.stack_signature {
+            templates.push((&s.id, &s.explanation));
+            templates.push((&s.id, &s.fix));
+        }
+        for s in &catalog.cpu_signature {
             templates.push((&s.id, &s.explanation));
             templates.push((&s.id, &s.fix));
         }

@@ -12,9 +12,17 @@
 //! → 102,409 against a limit of 102,400). The dominant kind picks a hint from the catalog
 //! (`fd_kind_hint`), e.g. generic netlink sockets point at Open vSwitch's per-port upcall
 //! sockets. Other detectors that find *why* descriptors leak link themselves as causes.
+//!
+//! **Limit unknown.** A bundle can hold the census without the limit (sos 4.0 saves `lsof`
+//! but no `/proc/PID/limits`). Then a process is reported, as a warning that says the limit is
+//! unknown, only when one kind of socket makes up most of its table by the thousands
+//! ([`UNKNOWN_LIMIT_MIN_SOCKETS`]): seed 000's 102,380 generic netlink sockets are a finding
+//! whatever the limit was.
 
 use nodedoc_model::text::{ShellCommand, Unquotable};
-use nodedoc_model::{shell_command, Evidence, FdKind, Finding, Limit, Severity, Subject};
+use nodedoc_model::{
+    shell_command, Evidence, FdCensus, FdKind, Finding, Limit, Process, Severity, Subject,
+};
 
 use crate::{catalog, thousands, Context, Detector, Signature};
 
@@ -24,6 +32,14 @@ pub struct FdExhaustion;
 /// How many kinds the evidence lists before summing up the rest.
 const KINDS_SHOWN: usize = 5;
 
+/// With the limit unknown: the fewest descriptors of the dominant socket kind that make a
+/// finding. Daemons hold tens or hundreds of sockets of a kind; thousands of one kind is the
+/// leak shape of seed 000, and more than the 1,024 soft limit most processes start with.
+const UNKNOWN_LIMIT_MIN_SOCKETS: u64 = 1_000;
+
+/// With the limit unknown: the share of the table the dominant socket kind must hold.
+const UNKNOWN_LIMIT_MIN_SHARE: f64 = 0.5;
+
 impl Detector for FdExhaustion {
     fn id(&self) -> &'static str {
         "fd-exhaustion"
@@ -32,7 +48,11 @@ impl Detector for FdExhaustion {
     fn detect(&self, cx: &mut Context<'_>) {
         let snapshot = cx.snapshot;
         for process in &snapshot.processes {
-            let (Some(fds), Some(limit)) = (&process.fds, process.nofile) else {
+            let Some(fds) = &process.fds else {
+                continue;
+            };
+            let Some(limit) = process.nofile else {
+                self.limit_unknown(cx, process, fds);
                 continue;
             };
             let Limit::Finite(soft) = limit.soft else {
@@ -76,21 +96,7 @@ impl Detector for FdExhaustion {
                 format!("Max open files: soft {} / hard {}", limit.soft, limit.hard),
                 shell_command!("grep 'Max open files' /proc/{}/limits", pid),
             ));
-            for row in fds.kinds.iter().take(KINDS_SHOWN) {
-                finding.evidence.push(Evidence::new(
-                    format!(
-                        "{} {} ({:.1}%)",
-                        thousands(row.count),
-                        if row.count == 1 {
-                            singular(&row.kind)
-                        } else {
-                            plural(&row.kind)
-                        },
-                        row.count as f64 * 100.0 / fds.total.max(1) as f64
-                    ),
-                    command_for(&row.kind, pid),
-                ));
-            }
+            finding.evidence.extend(kind_rows(fds, pid));
             let rest: u64 = fds.kinds.iter().skip(KINDS_SHOWN).map(|k| k.count).sum();
             if rest > 0 {
                 finding.evidence.push(Evidence::fact(format!(
@@ -140,6 +146,94 @@ impl Detector for FdExhaustion {
             );
         }
     }
+}
+
+impl FdExhaustion {
+    /// A process whose limit the snapshot lacks, reported when one socket kind dominates its
+    /// table by the thousands (see the module documentation).
+    fn limit_unknown(&self, cx: &mut Context<'_>, process: &Process, fds: &FdCensus) {
+        let Some(dominant) = fds.kinds.first() else {
+            return;
+        };
+        let share = dominant.count as f64 / fds.total.max(1) as f64;
+        if !dominant.kind.is_socket()
+            || dominant.count < UNKNOWN_LIMIT_MIN_SOCKETS
+            || share < UNKNOWN_LIMIT_MIN_SHARE
+        {
+            return;
+        }
+        let pid = process.pid;
+        let kinds = plural(&dominant.kind);
+        let mut finding = Finding::new(
+            self.id(),
+            Severity::Warning,
+            Subject::process(process),
+            format!(
+                "{} holds {} open fds, {} of them {}; its open-file limit is unknown",
+                process.label(),
+                thousands(fds.total),
+                thousands(dominant.count),
+                kinds
+            ),
+        );
+        finding.evidence.push(Evidence::new(
+            format!("{} open file descriptors", thousands(fds.total)),
+            shell_command!("ls /proc/{}/fd | wc -l", pid),
+        ));
+        finding.evidence.push(Evidence::new(
+            "Max open files: unknown (the snapshot has no /proc/PID/limits for this process; see its gaps)",
+            shell_command!("grep 'Max open files' /proc/{}/limits", pid),
+        ));
+        finding.evidence.extend(kind_rows(fds, pid));
+        finding.evidence.push(Evidence::fact(format!(
+            "sockets resolved by {}",
+            fds.socket_resolution
+        )));
+        let hint = catalog().fd_kind_hint(&kind_key(&dominant.kind));
+        if let Some(hint) = hint {
+            finding.references.extend(hint.references.iter().cloned());
+        }
+        finding.explanation = format!(
+            "{} (pid {pid}) holds {} descriptors, {} of them {}. Its open-file limit was not collected, so how close it is to EMFILE (\"Too many open files\") cannot be told; but thousands of sockets of one kind in one process is rarely by design and usually something opened per event and never closed. {}",
+            process.comm,
+            thousands(fds.total),
+            thousands(dominant.count),
+            kinds,
+            hint.map_or("", |h| h.hint.as_str())
+        )
+        .trim_end()
+        .to_string();
+        finding.fix = format!(
+            "Read the limit where it runs (`grep 'Max open files' /proc/{pid}/limits`) or in its service definition (LimitNOFILE=), and find out why {} keeps opening {}: see the linked findings, if any.",
+            process.comm, kinds
+        );
+        let signature = Signature::new(
+            format!("limit-unknown/{}", kind_key(&dominant.kind)),
+            format!("{{count}} processes hold thousands of {kinds}, their open-file limit unknown"),
+            fds.total,
+            "most descriptors first",
+        );
+        cx.emit_as(signature, finding, &[]);
+    }
+}
+
+/// The biggest kinds of a census, one evidence line each, with the command that counts them.
+fn kind_rows(fds: &FdCensus, pid: i32) -> impl Iterator<Item = Evidence> + '_ {
+    fds.kinds.iter().take(KINDS_SHOWN).map(move |row| {
+        Evidence::new(
+            format!(
+                "{} {} ({:.1}%)",
+                thousands(row.count),
+                if row.count == 1 {
+                    singular(&row.kind)
+                } else {
+                    plural(&row.kind)
+                },
+                row.count as f64 * 100.0 / fds.total.max(1) as f64
+            ),
+            command_for(&row.kind, pid),
+        )
+    })
 }
 
 /// The catalog key of a kind: `netlink-socket/NETLINK_GENERIC`, `anon-inode/eventfd`, `pipe`.
@@ -303,6 +397,50 @@ mod tests {
         assert!(f.explanation.contains("Open vSwitch"), "{}", f.explanation);
         assert!(f.fix.contains("prlimit --pid 812"), "{}", f.fix);
         assert!(!f.fix.contains('{'), "unfilled placeholder: {}", f.fix);
+    }
+
+    #[test]
+    fn a_bundle_without_limits_still_reports_thousands_of_one_socket_kind() {
+        let generic = FdKind::NetlinkSocket {
+            protocol: NetlinkProtocol::GENERIC,
+        };
+        let mut hog = process(4242, "fd-hog");
+        hog.nofile = None;
+        hog.fds = Some(census(&[(generic.clone(), 3_950), (FdKind::File, 3)]));
+        // Below the threshold, or not sockets: nothing without a limit to compare against.
+        let mut few = process(4243, "daemon");
+        few.fds = Some(census(&[(generic, 999)]));
+        let mut files = process(4244, "db");
+        files.fds = Some(census(&[(FdKind::File, 50_000)]));
+        let findings = crate::run(&snapshot(vec![hog, few, files]), &Default::default());
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        let f = &findings[0];
+        assert_eq!(f.detector, "fd-exhaustion");
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.pid, Some(4242));
+        assert_eq!(
+            f.summary,
+            "fd-hog (pid 4242) holds 3,953 open fds, 3,950 of them NETLINK_GENERIC netlink sockets; its open-file limit is unknown"
+        );
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.fact.starts_with("Max open files: unknown")));
+        let row = f
+            .evidence
+            .iter()
+            .find(|e| e.fact.starts_with("3,950 NETLINK_GENERIC"))
+            .expect("breakdown row");
+        assert_eq!(
+            row.command.as_deref(),
+            Some("lsof -p 4242 | grep -c GENERIC")
+        );
+        assert!(
+            f.explanation.contains("limit was not collected"),
+            "{}",
+            f.explanation
+        );
+        assert!(f.fix.contains("/proc/4242/limits"), "{}", f.fix);
     }
 
     #[test]

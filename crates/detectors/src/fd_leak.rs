@@ -15,7 +15,9 @@
 //! Critical when the limit is less than [`Config::fd_leak_critical_eta_secs`](crate::Config)
 //! away. Linked as the cause of `fd-exhaustion` for the same process when both hold.
 
-use nodedoc_model::{shell_command, Evidence, FdKind, FdPoint, Finding, Limit, Severity, Subject};
+use nodedoc_model::{
+    shell_command, Evidence, FdKind, FdPoint, FdSeries, Finding, Limit, Severity, Subject,
+};
 
 use crate::fd_exhaustion::plural;
 use crate::trend::growth;
@@ -24,8 +26,45 @@ use crate::{duration, thousands, utc, Context, Detector};
 /// See the module documentation.
 pub struct FdLeak;
 
+/// The process a series is about, when it is still there, and the finding's subject.
+pub(crate) fn series_subject<'s>(
+    snapshot: &'s nodedoc_model::Snapshot,
+    series: &FdSeries,
+) -> (Option<&'s nodedoc_model::Process>, Subject) {
+    let process = snapshot
+        .process(series.pid)
+        .filter(|p| p.start_time_ticks == series.start_time_ticks);
+    let subject = match process {
+        Some(p) => Subject::process(p),
+        None => Subject::Process {
+            pid: series.pid,
+            comm: series.comm.clone(),
+        },
+    };
+    (process, subject)
+}
+
+/// The kind of descriptor that grew the most over a series (between its first and last
+/// breakdown by kind), with its growth per minute.
+pub(crate) fn series_growing_kind(series: &FdSeries) -> Option<(FdKind, f64)> {
+    let with_kinds: Vec<&FdPoint> = series
+        .points
+        .iter()
+        .filter(|p| !p.kinds.is_empty())
+        .collect();
+    match (with_kinds.first(), with_kinds.last()) {
+        (Some(a), Some(b)) if b.at_unix_ms > a.at_unix_ms => {
+            growing_kind(a, b).map(|(kind, grew)| {
+                let minutes = (b.at_unix_ms - a.at_unix_ms) as f64 / 60_000.0;
+                (kind, grew as f64 / minutes)
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The kind that grew the most between two breakdowns, and by how much.
-pub(crate) fn growing_kind(first: &FdPoint, last: &FdPoint) -> Option<(FdKind, i64)> {
+fn growing_kind(first: &FdPoint, last: &FdPoint) -> Option<(FdKind, i64)> {
     last.kinds
         .iter()
         .map(|k| {
@@ -72,16 +111,7 @@ impl Detector for FdLeak {
                 continue;
             }
             let last = series.points.last().expect("a series has points");
-            let process = snapshot
-                .process(series.pid)
-                .filter(|p| p.start_time_ticks == series.start_time_ticks);
-            let subject = match process {
-                Some(p) => Subject::process(p),
-                None => Subject::Process {
-                    pid: series.pid,
-                    comm: series.comm.clone(),
-                },
-            };
+            let (process, subject) = series_subject(snapshot, series);
             let label = format!("{} (pid {})", series.comm, series.pid);
             let per_minute = growth.fit.slope * 60.0;
             let soft = process.and_then(|p| p.nofile).and_then(|l| match l.soft {
@@ -98,20 +128,7 @@ impl Detector for FdLeak {
                 }
                 _ => Severity::Warning,
             };
-            let with_kinds: Vec<&FdPoint> = series
-                .points
-                .iter()
-                .filter(|p| !p.kinds.is_empty())
-                .collect();
-            let kind = match (with_kinds.first(), with_kinds.last()) {
-                (Some(a), Some(b)) if b.at_unix_ms > a.at_unix_ms => {
-                    growing_kind(a, b).map(|(kind, grew)| {
-                        let minutes = (b.at_unix_ms - a.at_unix_ms) as f64 / 60_000.0;
-                        (kind, grew as f64 / minutes)
-                    })
-                }
-                _ => None,
-            };
+            let kind = series_growing_kind(series);
             let kind_text = kind.as_ref().map_or_else(String::new, |(kind, rate)| {
                 format!(", mostly {} (+{rate:.1}/min)", plural(kind))
             });
@@ -232,6 +249,7 @@ mod tests {
                 points,
             }],
             untracked_movers: 0,
+            ..Default::default()
         });
         crate::run(&snap, &Config::default())
     }

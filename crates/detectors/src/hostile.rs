@@ -233,6 +233,7 @@ fn hostile_snapshot(backquotes: bool) -> Snapshot {
             ..NetNamespace::default()
         }],
         unreadable: vec![],
+        unverified: vec![],
     });
     snap
 }

@@ -20,6 +20,7 @@
 
 pub mod catalog;
 mod cni_plugin_hang;
+mod cpu_hog;
 mod fd_exhaustion;
 mod fd_leak;
 mod group;
@@ -72,6 +73,11 @@ pub struct Config {
     /// `ovs-vswitchd-busy` reports ovs-vswitchd above this share of one core between the
     /// two readings.
     pub ovs_busy_cpu_share: f64,
+    /// `cpu-hog` reports processes above this share of one core (0.5 is half a core), and
+    /// the collector samples the kernel call paths of those above it.
+    pub cpu_hog_share: f64,
+    /// `cpu-hog` in `watch` needs the process above the share in this many consecutive rounds.
+    pub cpu_hog_min_rounds: u64,
     /// `ovs-port-flapping` needs at least this many add/delete cycles of one interface.
     pub ovs_flap_min_cycles: u64,
     /// `ovs-netlink-socket-excess` needs at least this many generic netlink sockets beyond
@@ -108,6 +114,8 @@ impl Default for Config {
             netdev_still_waiting_secs: 30,
             cni_plugin_timeout_secs: 10,
             ovs_busy_cpu_share: 0.5,
+            cpu_hog_share: 0.5,
+            cpu_hog_min_rounds: 3,
             ovs_flap_min_cycles: 3,
             ovs_netlink_excess_min: 512,
             fd_leak_min_readings: trend::LeakRule::default().min_points,
@@ -271,6 +279,7 @@ fn registered() -> &'static [&'static dyn Detector] {
         &ovs_vswitchd_busy::OvsVswitchdBusy,
         &leak_per_event::LeakPerEvent,
         &log_rules::LogRules,
+        &cpu_hog::CpuHog,
     ]
 }
 
@@ -354,6 +363,68 @@ pub fn run_with(
     }
     let findings = group::collapse_floods(cx.findings, cx.signatures, config);
     link_both_ways(findings)
+}
+
+/// The detectors that read `source` (their catalog entry's `reads`, see
+/// [`catalog::SOURCES`]): what an agent runs again when that source changes between rounds.
+pub fn detectors_reading(source: &str) -> std::collections::BTreeSet<String> {
+    detectors()
+        .iter()
+        .filter(|d| {
+            catalog()
+                .detector(d.id())
+                .is_some_and(|e| e.reads.iter().any(|r| r == source))
+        })
+        .map(|d| d.id().to_string())
+        .collect()
+}
+
+/// Runs only the detectors in `only` over `snapshot`, in their usual order, and returns their
+/// findings (floods grouped, links made symmetric) — what an agent does when one source
+/// changed between rounds. `earlier` holds the findings open before (the agent's open
+/// findings): those of the other detectors are seen by the detectors that run as they would
+/// have seen the findings of a full run, so links to them (`leak-per-event` → `fd-leak`) are
+/// the same as in a full run and the findings come out with the same chains. Those of `only`
+/// that this run does not find again keep their links too: an agent resolves a finding only
+/// after rounds without it, and a chain should not change back and forth in between (an
+/// orphaned port between its `del-port` and its re-add).
+pub fn run_only(
+    snapshot: &Snapshot,
+    config: &Config,
+    only: &std::collections::BTreeSet<String>,
+    earlier: &[Finding],
+) -> Vec<Finding> {
+    let mut cx = Context::new(snapshot, config);
+    for finding in earlier.iter().filter(|f| !only.contains(&f.detector)) {
+        cx.index
+            .entry(finding.id.clone())
+            .or_insert(cx.findings.len());
+        cx.findings.push(finding.clone());
+        cx.signatures.push(None);
+    }
+    let seeded = cx.findings.len();
+    for detector in detectors().iter().filter(|d| only.contains(d.id())) {
+        let links = catalog()
+            .detector(detector.id())
+            .map_or(&[][..], |e| &e.links[..]);
+        cx.running = Some((detector.id(), links));
+        detector.detect(&mut cx);
+    }
+    let mut findings = cx.findings;
+    let ran = findings.split_off(seeded);
+    let signatures = cx.signatures.split_off(seeded);
+    let ran = group::collapse_floods(ran, signatures, config);
+    let found_again: std::collections::HashSet<&FindingId> = ran.iter().map(|f| &f.id).collect();
+    findings.extend(
+        earlier
+            .iter()
+            .filter(|f| only.contains(&f.detector) && !found_again.contains(&f.id))
+            .cloned(),
+    );
+    let ran_count = ran.len();
+    findings.extend(ran);
+    let mut linked = link_both_ways(findings);
+    linked.split_off(linked.len() - ran_count)
 }
 
 /// Makes every `causes` link have its `caused_by` twin and the other way round; drops links
@@ -672,6 +743,31 @@ mod tests {
         assert_eq!(
             order(&list, links_of(&[("c", "zz")])).err().unwrap(),
             "c links to zz, which is not a detector"
+        );
+    }
+
+    #[test]
+    fn every_detector_says_what_it_reads() {
+        for detector in registered() {
+            let entry = catalog().detector(detector.id()).unwrap();
+            assert!(!entry.reads.is_empty(), "{} reads nothing", detector.id());
+            for source in &entry.reads {
+                assert!(
+                    catalog::SOURCES.contains(&source.as_str()),
+                    "{} reads {source}, which is not a source",
+                    detector.id()
+                );
+            }
+        }
+        let ovs: Vec<String> = detectors_reading("ovsdb").into_iter().collect();
+        assert_eq!(
+            ovs,
+            [
+                "ovs-netlink-socket-excess",
+                "ovs-orphan-port",
+                "ovs-port-flapping",
+                "ovs-vswitchd-busy"
+            ]
         );
     }
 

@@ -231,6 +231,7 @@ pub(crate) mod tests {
                 ..NetNamespace::default()
             }],
             unreadable: vec![],
+            unverified: vec![],
         });
         s
     }

@@ -72,7 +72,10 @@ impl Detector for OvsOrphanPort {
                 .is_some_and(|e| e.contains("No such device"));
             let holds_ofport = iface.ofport.is_some_and(|p| p >= 0);
             let receive_errors = log.map_or(0, |l| l.interface_count(name, "receive-error"));
-            let absent_everywhere = network.is_some_and(|n| n.complete());
+            // A device named by an OVSDB update since the namespaces were read may exist in
+            // one of them: only a new reading can say it is gone everywhere.
+            let unverified = network.is_some_and(|n| n.is_unverified(name));
+            let absent_everywhere = network.is_some_and(|n| n.complete()) && !unverified;
             // Without a running ovs-vswitchd the rows are stale, not orphaned: nobody holds
             // their devices (a userspace datapath's taps vanish with it) or their ofports.
             let vswitchd_running = ovs_state.vswitchd.is_some();
@@ -144,7 +147,11 @@ impl Detector for OvsOrphanPort {
                             } else {
                                 format!("; {} could not be read", n.unreadable.len())
                             }
-                        ),
+                        ) + if unverified {
+                            "; read before OVSDB named this interface (since then only nodedoc's own namespace was searched)"
+                        } else {
+                            ""
+                        },
                         shell_command!(
                             "ip link show dev {}; ip -all netns exec ip link show dev {}",
                             name,
@@ -361,7 +368,7 @@ fn missing_device(kind: &OvsLogEventKind) -> bool {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use crate::testing::{ovs_with_log, snapshot};
+    use crate::testing::{ovs_with_log, process, snapshot};
     use nodedoc_model::{NetDevice, NetNamespace, NetworkNamespaces, OvsInterface, OvsPort};
 
     /// A port of one internal interface with seed 000's external_ids, as read.
@@ -419,7 +426,43 @@ pub(crate) mod tests {
         NetworkNamespaces {
             namespaces: vec![host, router],
             unreadable: vec![],
+            unverified: vec![],
         }
+    }
+
+    #[test]
+    fn a_device_named_since_the_namespaces_were_read_is_not_called_gone_unless_ovs_says_so() {
+        let mut s = snapshot(vec![process(812, "ovs-vswitchd")]);
+        let mut ovs_state = ovs_with_log("");
+        ovs_state.vswitchd = Some(nodedoc_model::VswitchdProcess {
+            pid: 812,
+            ..Default::default()
+        });
+        ovs_state.bridges[0].ports = vec![
+            // Just plugged, ofport assigned: its device may be in a namespace read before.
+            iface("tap-new", 9, 0, None),
+            iface(
+                "tap-gone",
+                -1,
+                0,
+                Some("could not open network device tap-gone (No such device)"),
+            ),
+        ];
+        s.ovs = Some(ovs_state);
+        let mut read = network(&[]);
+        read.unverified = vec!["tap-new".into(), "tap-gone".into()];
+        s.network = Some(read);
+        let findings = crate::run(&s, &Default::default());
+        let keys: Vec<String> = findings.iter().map(|f| f.id.to_string()).collect();
+        assert_eq!(keys, ["ovs-orphan-port:ovs-interface/tap-gone"]);
+        assert!(
+            findings[0]
+                .evidence
+                .iter()
+                .any(|e| e.fact.contains("read before OVSDB named this interface")),
+            "{:#?}",
+            findings[0].evidence
+        );
     }
 
     #[test]

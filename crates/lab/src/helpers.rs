@@ -67,9 +67,12 @@ pub fn run_helper(args: &[String]) -> Result<(), LabError> {
         "mem-reader" => memory_reader(rest),
         "pidns-init" => pidns_init(),
         "udp-wait" => udp_wait(),
+        "netlink-dumper" => netlink_dumper(rest),
         "cni-runtime" => cni_runtime(rest),
         "ipam-skel-0.6" => old_skel_plugin(),
         "ovs-daemons" => crate::ovs_daemons::ovs_daemons(rest),
+        "ovs-flapper" => crate::ovs_daemons::ovs_flapper(rest),
+        "netlink-per-delete" => netlink_per_delete(rest),
         other => Err(helper_error(other, "unknown helper")),
     }
 }
@@ -128,6 +131,30 @@ fn fd_leaker(args: &[String]) -> Result<(), LabError> {
     let per_second = number(NAME, args, "--per-second", 10)?.max(1);
     let soft = number(NAME, args, "--soft-limit", 20_000)?;
     let stop_at = number(NAME, args, "--stop-at", u64::MAX)?;
+    set_soft_nofile(NAME, soft)?;
+    ready();
+    let pause = Duration::from_secs_f64(1.0 / per_second as f64);
+    let mut held = Vec::new();
+    loop {
+        if (held.len() as u64) + 3 < stop_at {
+            held.push(generic_netlink_socket(NAME, held.len())?);
+        }
+        std::thread::sleep(pause);
+    }
+}
+
+/// A new (unbound) NETLINK_GENERIC socket, the `n`th a helper opens.
+fn generic_netlink_socket(helper: &str, n: usize) -> Result<rustix::fd::OwnedFd, LabError> {
+    rustix::net::socket(
+        rustix::net::AddressFamily::NETLINK,
+        rustix::net::SocketType::RAW,
+        Some(rustix::net::netlink::GENERIC),
+    )
+    .map_err(|e| helper_error(helper, format!("socket #{n}: {e}")))
+}
+
+/// Sets the soft `RLIMIT_NOFILE` to `soft` (at most the hard limit, which stays).
+fn set_soft_nofile(helper: &str, soft: u64) -> Result<(), LabError> {
     let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
     rustix::process::setrlimit(
         rustix::process::Resource::Nofile,
@@ -136,21 +163,62 @@ fn fd_leaker(args: &[String]) -> Result<(), LabError> {
             maximum: hard,
         },
     )
-    .map_err(|e| helper_error(NAME, format!("setrlimit: {e}")))?;
+    .map_err(|e| helper_error(helper, format!("setrlimit: {e}")))
+}
+
+/// Follows ovs-vswitchd.log at `--log` from its end and opens one NETLINK_GENERIC socket for
+/// every `deleted interface` line it sees (only those of `--interface`, when given), and
+/// holds them: what ovs-vswitchd does with the kernel datapath when a port's device vanished
+/// before `del-port` (seed 000: its per-handler upcall sockets are never closed). This
+/// machine has no kernel datapath, so ovs-vswitchd itself leaks nothing here; the helper
+/// stands in for the leak while the real ovs-vswitchd logs the real deletes. Its soft
+/// `RLIMIT_NOFILE` is `--soft-limit` (default 20,000), so a leak has a time to exhaustion.
+fn netlink_per_delete(args: &[String]) -> Result<(), LabError> {
+    use std::io::{Read, Seek, SeekFrom};
+    const NAME: &str = "netlink-per-delete";
+    let path = arg(args, "--log").ok_or_else(|| helper_error(NAME, "--log is required"))?;
+    let only = arg(args, "--interface").map(|i| format!("deleted interface {i} on port "));
+    let soft = number(NAME, args, "--soft-limit", 20_000)?;
+    set_soft_nofile(NAME, soft)?;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| helper_error(NAME, format!("open {path}: {e}")))?;
+    let mut offset = file
+        .seek(SeekFrom::End(0))
+        .map_err(|e| helper_error(NAME, format!("seek {path}: {e}")))?;
     ready();
-    let pause = Duration::from_secs_f64(1.0 / per_second as f64);
+    let mut pending: Vec<u8> = Vec::new();
     let mut held = Vec::new();
+    let mut buffer = vec![0u8; 64 << 10];
     loop {
-        if (held.len() as u64) + 3 < stop_at {
-            let fd = rustix::net::socket(
-                rustix::net::AddressFamily::NETLINK,
-                rustix::net::SocketType::RAW,
-                Some(rustix::net::netlink::GENERIC),
-            )
-            .map_err(|e| helper_error(NAME, format!("socket #{}: {e}", held.len())))?;
-            held.push(fd);
+        let size = file.metadata().map(|m| m.len()).unwrap_or(offset);
+        if size < offset {
+            // Truncated: start over.
+            offset = 0;
+            pending.clear();
         }
-        std::thread::sleep(pause);
+        let _ = file.seek(SeekFrom::Start(offset));
+        let n = file.read(&mut buffer).unwrap_or(0);
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        offset += n as u64;
+        pending.extend_from_slice(&buffer[..n]);
+        while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=newline).collect();
+            let line = String::from_utf8_lossy(&line);
+            let deleted = match &only {
+                Some(needle) => line.contains(needle.as_str()),
+                None => line.contains("|bridge|") && line.contains(": deleted interface "),
+            };
+            if deleted {
+                held.push(generic_netlink_socket(NAME, held.len())?);
+            }
+        }
+        // A line longer than any of ovs-vswitchd's is not one: forget it.
+        if pending.len() > 1 << 20 {
+            pending.clear();
+        }
     }
 }
 
@@ -380,6 +448,96 @@ fn udp_wait() -> Result<(), LabError> {
     let mut buf = [0u8; 512];
     loop {
         let _ = socket.recv_from(&mut buf);
+    }
+}
+
+/// Dumps every address of its network namespace over NETLINK_ROUTE in a loop, as kube-proxy's
+/// IPVS proxier did in `NodeIPs()` (seed 003; `net.InterfaceAddrs` and netlink.AddrList send
+/// the same request): `RTM_GETADDR` with `NLM_F_DUMP` and family `AF_UNSPEC`, then read the
+/// answer to `NLMSG_DONE`. Prints `ready` once a dump returned at least `--min-addresses`.
+fn netlink_dumper(args: &[String]) -> Result<(), LabError> {
+    const NAME: &str = "netlink-dumper";
+    let min = number(NAME, args, "--min-addresses", 1)?;
+    let threads = number(NAME, args, "--threads", 2)?.clamp(1, 16);
+    // The first dump checks the table is there; then every thread dumps for ever (kube-proxy
+    // is a Go program: its dumps ran on several threads at once, "2 cores" in seed 003).
+    let addresses = dump_addresses(NAME, &open_route_socket(NAME)?, 1)?;
+    if addresses < min {
+        return Err(helper_error(
+            NAME,
+            format!("the dump returned {addresses} addresses, fewer than {min}"),
+        ));
+    }
+    for _ in 1..threads {
+        let socket = open_route_socket(NAME)?;
+        std::thread::spawn(move || {
+            for seq in 1u32.. {
+                if dump_addresses(NAME, &socket, seq).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let socket = open_route_socket(NAME)?;
+    ready();
+    for seq in 2u32.. {
+        dump_addresses(NAME, &socket, seq)?;
+    }
+    Ok(())
+}
+
+fn open_route_socket(name: &str) -> Result<rustix::fd::OwnedFd, LabError> {
+    let socket = rustix::net::socket(
+        rustix::net::AddressFamily::NETLINK,
+        rustix::net::SocketType::RAW,
+        // NETLINK_ROUTE is protocol 0.
+        None,
+    )
+    .map_err(|e| helper_error(name, format!("socket: {e}")))?;
+    rustix::net::bind(&socket, &rustix::net::netlink::SocketAddrNetlink::new(0, 0))
+        .map_err(|e| helper_error(name, format!("bind: {e}")))?;
+    Ok(socket)
+}
+
+/// One `RTM_GETADDR` dump, read to `NLMSG_DONE`; returns the addresses it listed.
+fn dump_addresses(name: &str, socket: &rustix::fd::OwnedFd, seq: u32) -> Result<u64, LabError> {
+    // struct nlmsghdr (16 bytes) + struct ifaddrmsg (8 bytes, family AF_UNSPEC).
+    let mut request = [0u8; 24];
+    request[0..4].copy_from_slice(&24u32.to_ne_bytes());
+    request[4..6].copy_from_slice(&(libc::RTM_GETADDR).to_ne_bytes());
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    request[6..8].copy_from_slice(&flags.to_ne_bytes());
+    request[8..12].copy_from_slice(&seq.to_ne_bytes());
+    let kernel = rustix::net::netlink::SocketAddrNetlink::new(0, 0);
+    rustix::net::sendto(socket, &request, rustix::net::SendFlags::empty(), &kernel)
+        .map_err(|e| helper_error(name, format!("send: {e}")))?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut addresses = 0u64;
+    loop {
+        let n = rustix::net::recv(socket, &mut buf[..], rustix::net::RecvFlags::empty())
+            .map_err(|e| helper_error(name, format!("recv: {e}")))?
+            .0
+            .min(buf.len());
+        let mut at = 0usize;
+        while at + 16 <= n {
+            let header = &buf[at..at + 16];
+            let len = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let kind = u16::from_ne_bytes([header[4], header[5]]);
+            if len < 16 {
+                break;
+            }
+            if kind == libc::NLMSG_DONE as u16 {
+                return Ok(addresses);
+            }
+            if kind == libc::NLMSG_ERROR as u16 {
+                return Err(helper_error(
+                    name,
+                    "the kernel answered the dump with an error",
+                ));
+            }
+            addresses += u64::from(kind == libc::RTM_NEWADDR);
+            at += (len + 3) & !3;
+        }
     }
 }
 

@@ -189,3 +189,120 @@ fn stop(children: &mut Vec<std::process::Child>) {
     // SAFETY: reaping children of this process.
     while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
 }
+
+/// Set by SIGTERM in [`ovs_flapper`]: finish the command under way, then exit.
+static FLAPPER_STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn flapper_stop(_: libc::c_int) {
+    FLAPPER_STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Seed 000's reproduction script, replayed in a loop against the lab's Open vSwitch, as
+/// neutron-l3-agent's retry loop ran it: `--if-exists del-port` (the port the last round
+/// left behind), `ip netns add NS`, `add-port BRIDGE NAME` with the seed's external_ids, `ip
+/// link set netns NS NAME`, `ip netns del NS` — each round leaves the port orphaned, its
+/// device destroyed with the namespace. Rounds come in bursts (`--bursts 1,3,0,2`: so many
+/// rounds, then a pause of `--pause-ms`, then the next burst), so that the number of deletes
+/// varies from one agent round to the next. Runs until SIGTERM, which it takes between two
+/// commands.
+pub(crate) fn ovs_flapper(args: &[String]) -> Result<(), LabError> {
+    const NAME: &str = "ovs-flapper";
+    let value = |name: &str| {
+        args.windows(2)
+            .find(|pair| pair[0] == name)
+            .map(|pair| pair[1].clone())
+            .ok_or_else(|| LabError::Helper {
+                helper: NAME.into(),
+                detail: format!("{name} is required"),
+            })
+    };
+    let dir = PathBuf::from(value("--dir")?);
+    let bridge = value("--bridge")?;
+    let interface = value("--interface")?;
+    let namespace = value("--namespace")?;
+    let iface_id = value("--iface-id")?;
+    let mac = value("--attached-mac")?;
+    let bursts: Vec<u32> = value("--bursts")
+        .unwrap_or_else(|_| "1,3,0,2,4,1,0,3,2".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let pause = Duration::from_millis(
+        value("--pause-ms")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1500),
+    );
+    let db = format!("unix:{}", dir.join("db.sock").display());
+    // SAFETY: installs an async-signal-safe handler (an atomic store).
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            flapper_stop as *const () as libc::sighandler_t,
+        )
+    };
+    let stopping = || FLAPPER_STOP.load(std::sync::atomic::Ordering::SeqCst);
+    let vsctl = |args: &[&str]| {
+        let mut command = ovs_command("ovs-vsctl", &dir);
+        command
+            .arg(format!("--db={db}"))
+            .arg("--timeout=20")
+            .args(args);
+        run(command, &format!("ovs-vsctl {}", args.join(" ")))
+    };
+    let ip = |args: &[&str]| {
+        let mut command = Command::new("ip");
+        command.args(args).stdin(Stdio::null());
+        run(command, &format!("ip {}", args.join(" ")))
+    };
+    let iface_id_arg = format!("external_ids:iface-id={iface_id}");
+    let mac_arg = format!("external_ids:attached-mac={mac}");
+    let round = || -> Result<(), String> {
+        vsctl(&["--", "--if-exists", "del-port", &bridge, &interface])?;
+        ip(&["netns", "add", &namespace])?;
+        vsctl(&[
+            "--",
+            "add-port",
+            &bridge,
+            &interface,
+            "--",
+            "set",
+            "Interface",
+            &interface,
+            "type=internal",
+            &iface_id_arg,
+            "external_ids:iface-status=active",
+            &mac_arg,
+        ])?;
+        let moved = ip(&["link", "set", "netns", &namespace, &interface]);
+        ip(&["netns", "del", &namespace])?;
+        moved.map(drop)
+    };
+    crate::helpers::ready();
+    let mut failures = 0u32;
+    for burst in bursts.iter().cycle() {
+        for _ in 0..*burst {
+            if stopping() {
+                std::process::exit(0);
+            }
+            if round().is_err() {
+                // Another command of the lab's OVS may race it; a few failures in a row
+                // mean the lab is being torn down.
+                failures += 1;
+                if failures > 20 {
+                    std::process::exit(1);
+                }
+            } else {
+                failures = 0;
+            }
+        }
+        let until = Instant::now() + pause;
+        while Instant::now() < until {
+            if stopping() {
+                std::process::exit(0);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
+}

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{FdKindCount, ProcessKey};
+use crate::{CpuSeries, FdKindCount, ProcessKey};
 
 /// What the collector saw over earlier rounds, for detectors that need time (`fd-leak`,
 /// `leak-per-event`). Bounded: a fixed number of points per series and of series, kept by the
@@ -14,9 +14,17 @@ pub struct History {
     /// slot holds a process that is still moving.
     #[serde(default)]
     pub untracked_movers: u64,
+    /// CPU shares over time of the processes above the `cpu-hog` threshold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_series: Vec<CpuSeries>,
 }
 
 impl History {
+    /// The CPU series of the process with this identity.
+    pub fn cpu_series_of(&self, key: ProcessKey) -> Option<&CpuSeries> {
+        self.cpu_series.iter().find(|s| s.key() == key)
+    }
+
     /// The series of the process with this identity.
     pub fn fd_series_of(&self, key: ProcessKey) -> Option<&FdSeries> {
         self.fd_series

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod clock;
+mod cpu;
 mod file;
 mod finding;
 mod gaps;
@@ -25,6 +26,10 @@ mod snapshot;
 mod system;
 pub mod text;
 
+pub use cpu::{
+    CpuPoint, CpuProfile, CpuSeries, KernelStackCount, NetlinkDumpSocket, NetlinkDumps,
+    ProfileMethod, SamplingCost,
+};
 pub use file::{
     parse_snapshot, read_snapshot, read_snapshot_with, write_snapshot, SnapshotFileError,
     SnapshotLimits, DEFAULT_MAX_SNAPSHOT_BYTES,
@@ -41,8 +46,9 @@ pub use kernel_log::{
     RefTrackerStack, TaskStateLine, TraceFrame,
 };
 pub use ovs::{
-    NetDevice, NetNamespace, NetworkNamespaces, OvsBridge, OvsInterface, OvsLog, OvsLogEvent,
-    OvsLogEventKind, OvsPort, OvsState, VswitchdProcess,
+    NetDevice, NetNamespace, NetworkNamespaces, OvsBridge, OvsDbEvent, OvsDbEventKind,
+    OvsDbHistory, OvsDbInterfaceCounts, OvsInterface, OvsLog, OvsLogEvent, OvsLogEventKind,
+    OvsPort, OvsState, VswitchdProcess,
 };
 pub use process::{
     syscall_name, BlockedCheck, BlockedSyscall, CgroupMembership, FdCensus, FdKind, FdKindCount,

@@ -49,6 +49,10 @@ pub struct OvsState {
     /// what the log says can be judged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub log_only: bool,
+    /// Interface rows over time, as an OVSDB monitor saw them change (`nodedoc watch`; a
+    /// one-shot read has no history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_history: Option<OvsDbHistory>,
 }
 
 impl OvsState {
@@ -337,6 +341,140 @@ impl OvsLogEventKind {
     }
 }
 
+/// Interface rows inserted, deleted and changed over time, as the agent's OVSDB monitor saw
+/// them: what `ovsdb-client monitor Interface name,ofport,external_ids` prints (seed 002's
+/// neutron agent watches exactly that), kept bounded. An interface quiet for
+/// [`window_secs`](Self::window_secs) is forgotten with its events, so a loop that stopped
+/// stops being reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OvsDbHistory {
+    /// When the monitor first delivered the database (ms since the Unix epoch).
+    pub since_unix_ms: u64,
+    /// An interface with no event for this long is forgotten.
+    pub window_secs: u64,
+    /// Per interface name, what happened to its rows while followed.
+    #[serde(default)]
+    pub interfaces: BTreeMap<String, OvsDbInterfaceCounts>,
+    /// The most recent events, oldest first (bounded per interface and in all).
+    #[serde(default)]
+    pub events: Vec<OvsDbEvent>,
+    /// Events that the bounds pushed out (the counts still include them).
+    #[serde(default)]
+    pub events_dropped: u64,
+    /// Interfaces forgotten to make room for others (not for being quiet).
+    #[serde(default)]
+    pub interfaces_evicted: u64,
+    /// Times the monitor had to start over from a fresh copy of the database (the
+    /// connection was lost, or the agent fell behind the updates): changes in between are
+    /// known only as the difference of the two copies.
+    #[serde(default)]
+    pub resyncs: u64,
+}
+
+impl OvsDbHistory {
+    /// The events about one interface, oldest first.
+    pub fn events_of<'a>(
+        &'a self,
+        interface: &'a str,
+    ) -> impl DoubleEndedIterator<Item = &'a OvsDbEvent> {
+        self.events.iter().filter(move |e| e.interface == interface)
+    }
+}
+
+/// What happened to one interface's rows while the monitor followed it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OvsDbInterfaceCounts {
+    /// Rows of this name inserted (`add-port`).
+    pub inserted: u64,
+    /// Rows of this name deleted (`del-port`).
+    pub deleted: u64,
+    /// Changes of `ofport` (ovs-vswitchd assigning one, or giving up with -1).
+    #[serde(default)]
+    pub ofport_changes: u64,
+    /// The bridge it was last seen on.
+    #[serde(default)]
+    pub bridge: Option<String>,
+    /// The first event (ms since the Unix epoch).
+    pub first_unix_ms: u64,
+    /// The last event.
+    pub last_unix_ms: u64,
+}
+
+/// One change of an Interface row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OvsDbEvent {
+    /// When the update arrived (ms since the Unix epoch).
+    pub at_unix_ms: u64,
+    /// The interface name.
+    pub interface: String,
+    /// The row's UUID (a re-added interface is a new row).
+    pub uuid: String,
+    /// Its bridge, when its port was on one.
+    #[serde(default)]
+    pub bridge: Option<String>,
+    /// What changed.
+    #[serde(flatten)]
+    pub kind: OvsDbEventKind,
+}
+
+/// The changes of an Interface row the agent reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum OvsDbEventKind {
+    /// The row appeared (`ovs-vsctl add-port`), with the ids its creator set (libvirt:
+    /// `iface-id`, `attached-mac`, `vm-uuid`, `iface-status`).
+    Inserted {
+        /// `type`.
+        #[serde(rename = "type")]
+        interface_type: String,
+        /// `ofport` at insertion (normally unassigned).
+        ofport: Option<i64>,
+        /// `external_ids`.
+        external_ids: BTreeMap<String, String>,
+    },
+    /// `ofport` changed: ovs-vswitchd assigned one, or gave up (-1).
+    Ofport {
+        /// Before.
+        from: Option<i64>,
+        /// After.
+        to: Option<i64>,
+    },
+    /// `external_ids` changed.
+    ExternalIds {
+        /// The new map.
+        external_ids: BTreeMap<String, String>,
+    },
+    /// `error` changed (set by ovs-vswitchd when it cannot open the device).
+    Error {
+        /// The new error, `None` once cleared.
+        error: Option<String>,
+    },
+    /// `link_state` changed.
+    LinkState {
+        /// The new state.
+        link_state: Option<String>,
+    },
+    /// The row is gone (`ovs-vsctl del-port`).
+    Deleted {
+        /// Its last `ofport`.
+        ofport: Option<i64>,
+    },
+}
+
+impl OvsDbEventKind {
+    /// The kebab-case name (`inserted`, `ofport`, …), as serialized.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OvsDbEventKind::Inserted { .. } => "inserted",
+            OvsDbEventKind::Ofport { .. } => "ofport",
+            OvsDbEventKind::ExternalIds { .. } => "external-ids",
+            OvsDbEventKind::Error { .. } => "error",
+            OvsDbEventKind::LinkState { .. } => "link-state",
+            OvsDbEventKind::Deleted { .. } => "deleted",
+        }
+    }
+}
+
 /// The kernel's network devices in every network namespace that could be entered.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkNamespaces {
@@ -345,6 +483,11 @@ pub struct NetworkNamespaces {
     /// Namespaces that were known but could not be read (their inode and why).
     #[serde(default)]
     pub unreadable: Vec<String>,
+    /// Interfaces an OVSDB update named after the namespaces were read, whose device was not
+    /// in nodedoc's own namespace either: where (or whether) it exists is not known until the
+    /// next reading. Only the agent has these (between rounds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<String>,
 }
 
 impl NetworkNamespaces {
@@ -364,6 +507,12 @@ impl NetworkNamespaces {
     /// True when every known namespace was read.
     pub fn complete(&self) -> bool {
         self.unreadable.is_empty()
+    }
+
+    /// True when the device of interface `name` was not looked for everywhere since OVSDB
+    /// last named it (see [`unverified`](Self::unverified)).
+    pub fn is_unverified(&self, name: &str) -> bool {
+        self.unverified.iter().any(|u| u == name)
     }
 }
 
@@ -462,6 +611,7 @@ mod tests {
                 },
             ],
             unreadable: vec![],
+            unverified: vec![],
         };
         let found = nets.find("qr-1");
         assert_eq!(found.len(), 1);

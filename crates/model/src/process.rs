@@ -521,6 +521,11 @@ pub enum SocketResolution {
     ProcNetTables,
     /// Protocols could not be resolved: sockets are counted as `unresolved-socket`.
     Unresolved,
+    /// Read from `lsof` output saved in a bundle (a sosreport): lsof's `TYPE` and `NAME`
+    /// columns, netlink protocols as lsof matched them in `/proc/net/netlink`, and the sockets
+    /// it left as `sock … protocol: NETLINK` looked up in the bundle's copy of that table.
+    /// Exact when lsof's table read was; sockets neither could place are `unresolved-socket`.
+    Lsof,
 }
 
 impl fmt::Display for SocketResolution {
@@ -530,6 +535,9 @@ impl fmt::Display for SocketResolution {
             SocketResolution::PidfdGetfd => "pidfd_getfd + SO_PROTOCOL (exact)",
             SocketResolution::ProcNetTables => "/proc/PID/net tables (approximate)",
             SocketResolution::Unresolved => "unresolved",
+            SocketResolution::Lsof => {
+                "lsof in the bundle (netlink protocols from /proc/net/netlink)"
+            }
         })
     }
 }

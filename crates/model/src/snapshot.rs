@@ -1,8 +1,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    FreezerCgroup, Gap, History, KernelLog, MountEntry, NetworkNamespaces, OvsState, Process,
-    RuleMatch, ServiceLog, TaskSample,
+    CpuProfile, FreezerCgroup, Gap, History, KernelLog, MountEntry, NetworkNamespaces, OvsState,
+    Process, RuleMatch, ServiceLog, TaskSample,
 };
 
 /// The value of [`Snapshot::format`]: tells a nodedoc snapshot from any other JSON.
@@ -57,6 +57,10 @@ pub struct Snapshot {
     /// this reading, and conditions since the agent started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rule_matches: Vec<RuleMatch>,
+    /// Kernel call paths of the processes that used more CPU than the `cpu-hog` threshold
+    /// (sampled after the reading that showed them busy), by pid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_profiles: Vec<CpuProfile>,
 }
 
 impl Snapshot {
@@ -78,6 +82,7 @@ impl Snapshot {
             history: None,
             service_logs: Vec::new(),
             rule_matches: Vec::new(),
+            cpu_profiles: Vec::new(),
         }
     }
 
@@ -137,6 +142,11 @@ impl Snapshot {
         }
         found.sort_by_key(|p| p.pid);
         found
+    }
+
+    /// The kernel profile of the process with this identity, if it was sampled.
+    pub fn cpu_profile(&self, key: crate::ProcessKey) -> Option<&CpuProfile> {
+        self.cpu_profiles.iter().find(|p| p.key() == key)
     }
 
     /// The status of one source, by name.

@@ -15,7 +15,10 @@
 
 mod error;
 pub mod fix;
+pub mod live;
 pub mod log;
+pub mod log_follow;
+pub mod monitor;
 pub mod netns;
 pub mod vswitchd;
 
@@ -24,7 +27,7 @@ use std::time::Duration;
 
 use nodedoc_model::{
     Gaps, NetworkNamespaces, OvsBridge, OvsInterface, OvsPort, OvsState, Process, SourceState,
-    SourceStatus,
+    SourceStatus, VswitchdProcess,
 };
 use nodedoc_ovsdb::{Endpoint, OvsDump};
 
@@ -132,30 +135,10 @@ pub fn collect(options: &OvsOptions, processes: &[Process]) -> OvsCollection {
             return out;
         }
     };
-    let socket = match &endpoint {
-        Endpoint::Unix(path) => Some(path.clone()),
-        Endpoint::Tcp { .. } => None,
-    };
-    if let Some(path) = &socket {
-        if !path.exists() {
-            let (state, detail) = if explicit {
-                (
-                    SourceState::Failed,
-                    format!("no OVSDB socket at {}", path.display()),
-                )
-            } else {
-                (
-                    SourceState::Absent,
-                    format!(
-                        "no OVSDB socket at {} (Open vSwitch not running here)",
-                        path.display()
-                    ),
-                )
-            };
-            out.sources.push(status("ovsdb", state, detail));
-            log_alone(options, &mut out);
-            return out;
-        }
+    if let Err(missing) = socket_check(&endpoint, explicit) {
+        out.sources.push(missing);
+        log_alone(options, &mut out);
+        return out;
     }
     let dump = match read_dump(&endpoint, options.timeout) {
         Ok(dump) => dump,
@@ -168,107 +151,42 @@ pub fn collect(options: &OvsOptions, processes: &[Process]) -> OvsCollection {
         }
     };
     let mut ovs = state_from_dump(&dump, &endpoint.to_string());
-    let interfaces = ovs.interfaces().count();
     out.sources.push(status(
         "ovsdb",
         SourceState::Collected,
-        format!(
-            "{endpoint}: Open vSwitch {}, {} bridges, {interfaces} interfaces",
-            ovs.ovs_version.as_deref().unwrap_or("(version not set)"),
-            ovs.bridges.len()
-        ),
+        ovsdb_detail(&endpoint.to_string(), &ovs),
     ));
 
-    let default_endpoint = !explicit;
-    // Who may run the daemon and own its files: root, and the owner of a rundir only that
-    // owner can write (see `vswitchd`'s documentation).
-    let owners = vswitchd::TrustedOwners::for_rundir(socket.as_deref().and_then(Path::parent));
-    let search = vswitchd::find(
-        socket.as_deref(),
-        default_endpoint,
-        processes,
-        &owners,
-        options.file_deadline,
-    );
-    for ignored in &search.ignored {
-        out.gaps.record(
-            "ovs-vswitchd",
-            "ovs-vswitchd candidate",
-            ignored.reason.clone(),
-            ignored.subject.clone(),
-        );
-    }
-    let ignored_note = ignored_note(&search.ignored);
-    let vswitchd_process = search.found.as_ref().and_then(|found| {
-        processes
-            .binary_search_by_key(&found.pid, |p| p.pid)
-            .ok()
-            .map(|i| &processes[i])
-    });
-    ovs.vswitchd = search
-        .found
-        .as_ref()
-        .and_then(|found| vswitchd::describe(found.pid, found.how.clone()));
-
-    // The log: --ovs-log, else among the trusted ovs-vswitchd's open files, read only if it
-    // is a regular file of root or of the daemon's owner.
-    let mut log_options = log::LogReadOptions {
+    let daemon = Daemon::find(&endpoint, explicit, processes, options.file_deadline);
+    daemon.record_ignored(&mut out.gaps);
+    ovs.vswitchd = daemon.process.clone();
+    let base = log::LogReadOptions {
         tail_bytes: options.log_tail_bytes,
         stall_deadline: options.file_deadline,
         owners: None,
     };
-    let log_path = match &options.log {
-        Some(path) => Some((path.clone(), "--ovs-log".to_string())),
-        None => match (&ovs.vswitchd, &search.found) {
-            (Some(v), Some(found)) => {
-                log_options.owners = Some(
-                    vswitchd::TrustedOwners::root().and(found.uid, "the user ovs-vswitchd runs as"),
-                );
-                vswitchd::find_log(v.pid, vswitchd_process.map_or(&[][..], |p| &p.cmdline))
-            }
-            _ => None,
-        },
-    };
-    match log_path {
-        Some((path, how)) => match log::read_log(&path, &log_options, &how) {
+    match daemon.log_location(options.log.as_deref(), processes, &base) {
+        Some((path, how, log_options)) => match log::read_log(&path, &log_options, &how) {
             Ok(log) => {
                 out.sources.push(status(
                     "ovs-log",
                     SourceState::Collected,
                     format!(
-                        "{} ({how}): {} lines read from byte {} of {}{ignored_note}",
-                        log.path, log.lines_read, log.read_from, log.size
+                        "{} ({how}): {} lines read from byte {} of {}{}",
+                        log.path,
+                        log.lines_read,
+                        log.read_from,
+                        log.size,
+                        daemon.note()
                     ),
                 ));
                 ovs.log = Some(log);
             }
-            Err(e) => {
-                out.gaps.record(
-                    "ovs-log",
-                    "ovs-vswitchd.log",
-                    e.to_string(),
-                    path.display().to_string(),
-                );
-                out.sources.push(status(
-                    "ovs-log",
-                    SourceState::Failed,
-                    format!("{e}{ignored_note}"),
-                ));
-            }
+            Err(e) => out
+                .sources
+                .push(daemon.log_failed(&path, &e, &mut out.gaps)),
         },
-        None => out.sources.push(status(
-            "ovs-log",
-            SourceState::Absent,
-            match &ovs.vswitchd {
-                Some(v) => format!(
-                    "ovs-vswitchd (pid {}) has no log file open; pass --ovs-log{ignored_note}",
-                    v.pid
-                ),
-                None => {
-                    format!("no ovs-vswitchd found for this database; pass --ovs-log{ignored_note}")
-                }
-            },
-        )),
+        None => out.sources.push(daemon.no_log()),
     }
 
     let pairs: Vec<(i32, u64)> = processes
@@ -276,9 +194,56 @@ pub fn collect(options: &OvsOptions, processes: &[Process]) -> OvsCollection {
         .filter_map(|p| Some((p.pid, p.namespaces.net?)))
         .collect();
     let network = netns::collect(&pairs, &options.run_netns);
+    out.sources
+        .push(network_status(&network, &mut out.gaps, ""));
+    out.network = Some(network);
+    out.ovs = Some(ovs);
+    out
+}
+
+/// Checks that a `unix:` endpoint's socket exists. Without one there is no Open vSwitch:
+/// `absent` for the packaged default, `failed` for an endpoint the operator named.
+pub fn socket_check(endpoint: &Endpoint, explicit: bool) -> Result<(), SourceStatus> {
+    let Some(path) = socket_path(endpoint) else {
+        return Ok(());
+    };
+    if path.exists() {
+        return Ok(());
+    }
+    Err(if explicit {
+        status(
+            "ovsdb",
+            SourceState::Failed,
+            format!("no OVSDB socket at {}", path.display()),
+        )
+    } else {
+        status(
+            "ovsdb",
+            SourceState::Absent,
+            format!(
+                "no OVSDB socket at {} (Open vSwitch not running here)",
+                path.display()
+            ),
+        )
+    })
+}
+
+/// The `ovsdb` source's detail for a state read from `endpoint`.
+pub fn ovsdb_detail(endpoint: &str, ovs: &OvsState) -> String {
+    format!(
+        "{endpoint}: Open vSwitch {}, {} bridges, {} interfaces",
+        ovs.ovs_version.as_deref().unwrap_or("(version not set)"),
+        ovs.bridges.len(),
+        ovs.interfaces().count()
+    )
+}
+
+/// The `netns` source for a reading of every namespace (`how` is appended to its detail);
+/// the namespaces that could not be read go to `gaps`.
+pub fn network_status(network: &NetworkNamespaces, gaps: &mut Gaps, how: &str) -> SourceStatus {
     let devices: usize = network.namespaces.iter().map(|n| n.devices.len()).sum();
     let detail = format!(
-        "{devices} devices in {} network namespaces{}",
+        "{devices} devices in {} network namespaces{}{how}",
         network.namespaces.len(),
         if network.unreadable.is_empty() {
             String::new()
@@ -287,10 +252,9 @@ pub fn collect(options: &OvsOptions, processes: &[Process]) -> OvsCollection {
         }
     );
     for reason in &network.unreadable {
-        out.gaps
-            .record("netns", "network namespace", reason.clone(), "");
+        gaps.record("netns", "network namespace", reason.clone(), "");
     }
-    out.sources.push(status(
+    status(
         "netns",
         if network.complete() {
             SourceState::Collected
@@ -298,10 +262,7 @@ pub fn collect(options: &OvsOptions, processes: &[Process]) -> OvsCollection {
             SourceState::Partial
         },
         detail,
-    ));
-    out.network = Some(network);
-    out.ovs = Some(ovs);
-    out
+    )
 }
 
 /// Without an OVSDB, the log the operator named (`--ovs-log`) is still read: an SRE holding
@@ -346,21 +307,129 @@ fn log_alone(options: &OvsOptions, out: &mut OvsCollection) {
     }
 }
 
-/// `; ovs-vswitchd candidate pid N ignored: WHY` for the first few candidates not trusted,
-/// so the `ovs-log` source says why no daemon (or not that one) was used.
-fn ignored_note(ignored: &[vswitchd::Ignored]) -> String {
-    const SHOWN: usize = 3;
-    let mut note = String::new();
-    for ignored in ignored.iter().take(SHOWN) {
-        note.push_str(&format!("; {ignored}"));
+/// The ovs-vswitchd serving a database, as far as it can be trusted (see [`vswitchd`]).
+#[derive(Clone, Debug, Default)]
+pub struct Daemon {
+    /// The daemon, when one was found and trusted.
+    pub process: Option<VswitchdProcess>,
+    /// How it was found.
+    pub found: Option<vswitchd::Found>,
+    /// Candidates that were not trusted, and why.
+    pub ignored: Vec<vswitchd::Ignored>,
+}
+
+impl Daemon {
+    /// Looks for the ovs-vswitchd serving `endpoint` among `processes` and the pidfiles.
+    pub fn find(
+        endpoint: &Endpoint,
+        explicit: bool,
+        processes: &[Process],
+        file_deadline: Duration,
+    ) -> Daemon {
+        let socket = socket_path(endpoint);
+        // Who may run the daemon and own its files: root, and the owner of a rundir only that
+        // owner can write (see `vswitchd`'s documentation).
+        let owners = vswitchd::TrustedOwners::for_rundir(socket.and_then(Path::parent));
+        let search = vswitchd::find(socket, !explicit, processes, &owners, file_deadline);
+        let process = search
+            .found
+            .as_ref()
+            .and_then(|found| vswitchd::describe(found.pid, found.how.clone()));
+        Daemon {
+            process,
+            found: search.found,
+            ignored: search.ignored,
+        }
     }
-    if ignored.len() > SHOWN {
-        note.push_str(&format!(
-            "; {} more candidates ignored (see gaps)",
-            ignored.len() - SHOWN
-        ));
+
+    /// Records the candidates not trusted in `gaps`.
+    pub fn record_ignored(&self, gaps: &mut Gaps) {
+        for ignored in &self.ignored {
+            gaps.record(
+                "ovs-vswitchd",
+                "ovs-vswitchd candidate",
+                ignored.reason.clone(),
+                ignored.subject.clone(),
+            );
+        }
     }
-    note
+
+    /// `; ovs-vswitchd candidate pid N ignored: WHY` for the first few candidates not
+    /// trusted, so the `ovs-log` source says why no daemon (or not that one) was used.
+    pub fn note(&self) -> String {
+        const SHOWN: usize = 3;
+        let mut note = String::new();
+        for ignored in self.ignored.iter().take(SHOWN) {
+            note.push_str(&format!("; {ignored}"));
+        }
+        if self.ignored.len() > SHOWN {
+            note.push_str(&format!(
+                "; {} more candidates ignored (see gaps)",
+                self.ignored.len() - SHOWN
+            ));
+        }
+        note
+    }
+
+    /// Where the log is: `explicit` (`--ovs-log`), else among the trusted daemon's open
+    /// files, to be read only if it is a regular file of root or of the daemon's owner.
+    /// Returns the path, how it was found, and `base` with the owners to require.
+    pub fn log_location(
+        &self,
+        explicit: Option<&Path>,
+        processes: &[Process],
+        base: &log::LogReadOptions,
+    ) -> Option<(PathBuf, String, log::LogReadOptions)> {
+        if let Some(path) = explicit {
+            return Some((path.to_path_buf(), "--ovs-log".to_string(), base.clone()));
+        }
+        let (v, found) = (self.process.as_ref()?, self.found.as_ref()?);
+        let cmdline = processes
+            .binary_search_by_key(&found.pid, |p| p.pid)
+            .ok()
+            .map_or(&[][..], |i| &processes[i].cmdline[..]);
+        let (path, how) = vswitchd::find_log(v.pid, cmdline)?;
+        let options = log::LogReadOptions {
+            owners: Some(
+                vswitchd::TrustedOwners::root().and(found.uid, "the user ovs-vswitchd runs as"),
+            ),
+            ..base.clone()
+        };
+        Some((path, how, options))
+    }
+
+    /// The `ovs-log` source when the log at `path` could not be read.
+    pub fn log_failed(&self, path: &Path, error: &OvsError, gaps: &mut Gaps) -> SourceStatus {
+        gaps.record(
+            "ovs-log",
+            "ovs-vswitchd.log",
+            error.to_string(),
+            path.display().to_string(),
+        );
+        status(
+            "ovs-log",
+            SourceState::Failed,
+            format!("{error}{}", self.note()),
+        )
+    }
+
+    /// The `ovs-log` source when no log was found.
+    pub fn no_log(&self) -> SourceStatus {
+        let note = self.note();
+        status(
+            "ovs-log",
+            SourceState::Absent,
+            match &self.process {
+                Some(v) => format!(
+                    "ovs-vswitchd (pid {}) has no log file open; pass --ovs-log{note}",
+                    v.pid
+                ),
+                None => {
+                    format!("no ovs-vswitchd found for this database; pass --ovs-log{note}")
+                }
+            },
+        )
+    }
 }
 
 /// Converts the OVSDB dump into the snapshot's OVS part.
@@ -391,22 +460,7 @@ pub fn state_from_dump(dump: &OvsDump, endpoint: &str) -> OvsState {
                     .map(|p| OvsPort {
                         uuid: p.port.uuid.to_string(),
                         name: p.port.name.clone(),
-                        interfaces: p
-                            .interfaces
-                            .iter()
-                            .map(|i| OvsInterface {
-                                uuid: i.uuid.to_string(),
-                                name: i.name.clone(),
-                                interface_type: i.interface_type.clone(),
-                                ofport: i.ofport,
-                                error: i.error.clone(),
-                                link_state: i.link_state.clone(),
-                                admin_state: i.admin_state.clone(),
-                                ifindex: i.ifindex,
-                                mac_in_use: i.mac_in_use.clone(),
-                                external_ids: i.external_ids.clone(),
-                            })
-                            .collect(),
+                        interfaces: p.interfaces.iter().map(interface_model).collect(),
                     })
                     .collect(),
             })
@@ -414,6 +468,23 @@ pub fn state_from_dump(dump: &OvsDump, endpoint: &str) -> OvsState {
         vswitchd: None,
         log: None,
         log_only: false,
+        db_history: None,
+    }
+}
+
+/// An Interface row as the snapshot holds it.
+pub fn interface_model(i: &nodedoc_ovsdb::Interface) -> OvsInterface {
+    OvsInterface {
+        uuid: i.uuid.to_string(),
+        name: i.name.clone(),
+        interface_type: i.interface_type.clone(),
+        ofport: i.ofport,
+        error: i.error.clone(),
+        link_state: i.link_state.clone(),
+        admin_state: i.admin_state.clone(),
+        ifindex: i.ifindex,
+        mac_in_use: i.mac_in_use.clone(),
+        external_ids: i.external_ids.clone(),
     }
 }
 

@@ -7,7 +7,7 @@
 //! limiter starts saying `Dropped N log messages`), so only the end of the file is read and
 //! repetitive lines are kept as counts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -161,89 +161,255 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
 /// Reduces log text to an [`OvsLog`]. `first_line` is the line number of the text's first
 /// line, when known.
 pub fn reduce(text: &str, first_line: Option<u64>) -> OvsLog {
-    let base = first_line.unwrap_or(1);
-    let mut log = OvsLog {
-        first_line,
-        ..OvsLog::default()
+    let mut builder = LogBuilder::new(first_line, LogBounds::ONE_SHOT);
+    for line in text.lines() {
+        builder.push(line, 0);
+    }
+    builder.to_log()
+}
+
+/// How much a [`LogBuilder`] keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogBounds {
+    /// Add/delete events kept per interface (the most recent; counts keep the rest).
+    pub add_delete_per_interface: usize,
+    /// Add/delete events kept in all: past it, the interface holding the most loses its
+    /// oldest.
+    pub add_delete_total: usize,
+    /// Interfaces followed: past it, the one quiet the longest is forgotten with its counts.
+    pub interfaces: usize,
+}
+
+impl LogBounds {
+    /// One read of a bounded tail (`check`): the tail bounds the rest.
+    pub const ONE_SHOT: LogBounds = LogBounds {
+        add_delete_per_interface: ADD_DELETE_KEPT_PER_INTERFACE,
+        add_delete_total: usize::MAX,
+        interfaces: usize::MAX,
     };
-    let mut events: Vec<OvsLogEvent> = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        log.lines_read += 1;
+
+    /// A log followed for as long as the agent runs: bounded whatever the log says.
+    pub const AGENT: LogBounds = LogBounds {
+        add_delete_per_interface: ADD_DELETE_KEPT_PER_INTERFACE,
+        add_delete_total: 10_000,
+        interfaces: 4_096,
+    };
+}
+
+/// What the log said about one interface (or, for the builder's `global`, about none).
+#[derive(Debug, Default)]
+struct InterfaceLog {
+    /// Lines of each kind.
+    counts: BTreeMap<&'static str, u64>,
+    /// The most recent add/delete events, with their order in the log.
+    add_delete: VecDeque<(u64, OvsLogEvent)>,
+    /// The first line of each repetitive kind.
+    first: BTreeMap<&'static str, (u64, OvsLogEvent)>,
+    /// The last line of each repetitive kind, once there was more than one.
+    last: BTreeMap<&'static str, (u64, OvsLogEvent)>,
+    /// The order of its last event (who is quiet the longest).
+    last_order: u64,
+    /// When its last line arrived (the caller's clock, ms).
+    last_arrival_ms: u64,
+}
+
+/// Builds an [`OvsLog`] line by line: `check` feeds it a tail once, the agent keeps feeding it
+/// the lines a [`LogFollower`](crate::log_follow::LogFollower) reads. Every line counts; of the
+/// events only what the detectors read is kept — the most recent add/delete lines of each
+/// interface and the first and last line of each repetitive kind — within [`LogBounds`].
+#[derive(Debug)]
+pub struct LogBuilder {
+    bounds: LogBounds,
+    first_line: Option<u64>,
+    next_line: u64,
+    lines_read: u64,
+    first_timestamp: Option<String>,
+    last_timestamp: Option<String>,
+    interfaces: HashMap<String, InterfaceLog>,
+    global: InterfaceLog,
+    order: u64,
+    add_delete_kept: usize,
+    forgotten: u64,
+}
+
+impl LogBuilder {
+    /// An empty builder; `first_line` is the line number of the first line it will be given,
+    /// when known (events then count from 1).
+    pub fn new(first_line: Option<u64>, bounds: LogBounds) -> LogBuilder {
+        LogBuilder {
+            bounds,
+            first_line,
+            next_line: first_line.unwrap_or(1),
+            lines_read: 0,
+            first_timestamp: None,
+            last_timestamp: None,
+            interfaces: HashMap::new(),
+            global: InterfaceLog::default(),
+            order: 0,
+            add_delete_kept: 0,
+            forgotten: 0,
+        }
+    }
+
+    /// Lines given so far.
+    pub fn lines_read(&self) -> u64 {
+        self.lines_read
+    }
+
+    /// Interfaces forgotten to stay within the bounds (or for being quiet).
+    pub fn forgotten(&self) -> u64 {
+        self.forgotten
+    }
+
+    /// Line numbers start again at 1 (the log was rotated or truncated).
+    pub fn restart_numbering(&mut self) {
+        self.next_line = 1;
+    }
+
+    /// Takes one line (without its newline); `now_ms` is when it arrived, for
+    /// [`forget_quiet`](Self::forget_quiet). Returns true when it was an event.
+    pub fn push(&mut self, line: &str, now_ms: u64) -> bool {
+        let number = self.next_line;
+        self.next_line += 1;
+        self.lines_read += 1;
         let timestamp = line.split('|').next().unwrap_or_default();
         if parse_timestamp(timestamp).is_some() {
-            if log.first_timestamp.is_none() {
-                log.first_timestamp = Some(timestamp.to_string());
+            if self.first_timestamp.is_none() {
+                self.first_timestamp = Some(timestamp.to_string());
             }
-            log.last_timestamp = Some(timestamp.to_string());
+            self.last_timestamp = Some(timestamp.to_string());
         }
         let Some((timestamp, kind)) = parse_line(line) else {
-            continue;
+            return false;
         };
-        *log.counts.entry(kind.name().to_string()).or_default() += 1;
-        if let Some(interface) = kind.interface() {
-            *log.interface_counts
-                .entry(interface.to_string())
-                .or_default()
-                .entry(kind.name().to_string())
-                .or_default() += 1;
-        }
-        events.push(OvsLogEvent {
-            line: base + index as u64,
+        let name = kind.name();
+        let event = OvsLogEvent {
+            line: number,
             unix_ms: parse_timestamp(&timestamp),
             timestamp,
             kind,
-        });
-    }
-    log.events = thin(events);
-    log
-}
-
-/// Keeps every add/delete (the most recent per interface) and only the first and last line
-/// of each repetitive kind per interface.
-fn thin(events: Vec<OvsLogEvent>) -> Vec<OvsLogEvent> {
-    let mut add_delete_seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut last_of: BTreeMap<(String, &'static str), usize> = BTreeMap::new();
-    let mut first_of: BTreeMap<(String, &'static str), usize> = BTreeMap::new();
-    for (i, event) in events.iter().enumerate() {
-        let interface = event.kind.interface().unwrap_or_default().to_string();
-        match event.kind {
-            OvsLogEventKind::InterfaceAdded { .. } | OvsLogEventKind::InterfaceDeleted { .. } => {
-                *add_delete_seen.entry(interface).or_default() += 1;
-            }
-            _ => {
-                let key = (interface, event.kind.name());
-                first_of.entry(key.clone()).or_insert(i);
-                last_of.insert(key, i);
-            }
-        }
-    }
-    let mut add_delete_skip: BTreeMap<String, usize> = add_delete_seen
-        .into_iter()
-        .map(|(k, n)| (k, n.saturating_sub(ADD_DELETE_KEPT_PER_INTERFACE)))
-        .collect();
-    let mut kept = Vec::new();
-    for (i, event) in events.into_iter().enumerate() {
-        let interface = event.kind.interface().unwrap_or_default().to_string();
-        let keep = match event.kind {
-            OvsLogEventKind::InterfaceAdded { .. } | OvsLogEventKind::InterfaceDeleted { .. } => {
-                let skip = add_delete_skip.entry(interface).or_default();
-                if *skip > 0 {
-                    *skip -= 1;
-                    false
-                } else {
-                    true
+        };
+        self.order += 1;
+        let order = self.order;
+        let add_delete = matches!(
+            event.kind,
+            OvsLogEventKind::InterfaceAdded { .. } | OvsLogEventKind::InterfaceDeleted { .. }
+        );
+        let entry = match event.kind.interface() {
+            None => &mut self.global,
+            Some(interface) => {
+                if !self.interfaces.contains_key(interface)
+                    && self.interfaces.len() >= self.bounds.interfaces
+                {
+                    self.forget_quietest();
                 }
-            }
-            _ => {
-                let key = (interface, event.kind.name());
-                first_of.get(&key) == Some(&i) || last_of.get(&key) == Some(&i)
+                self.interfaces.entry(interface.to_string()).or_default()
             }
         };
-        if keep {
-            kept.push(event);
+        *entry.counts.entry(name).or_default() += 1;
+        entry.last_order = order;
+        entry.last_arrival_ms = now_ms;
+        if add_delete {
+            entry.add_delete.push_back((order, event));
+            self.add_delete_kept += 1;
+            if entry.add_delete.len() > self.bounds.add_delete_per_interface {
+                entry.add_delete.pop_front();
+                self.add_delete_kept -= 1;
+            }
+            if self.add_delete_kept > self.bounds.add_delete_total {
+                self.trim_largest();
+            }
+        } else if let std::collections::btree_map::Entry::Vacant(first) = entry.first.entry(name) {
+            first.insert((order, event));
+        } else {
+            entry.last.insert(name, (order, event));
+        }
+        true
+    }
+
+    /// Forgets the interface whose last event is the oldest.
+    fn forget_quietest(&mut self) {
+        let quietest = self
+            .interfaces
+            .iter()
+            .min_by_key(|(_, log)| log.last_order)
+            .map(|(name, _)| name.clone());
+        if let Some(name) = quietest {
+            if let Some(log) = self.interfaces.remove(&name) {
+                self.add_delete_kept -= log.add_delete.len();
+                self.forgotten += 1;
+            }
         }
     }
-    kept
+
+    /// Drops the oldest add/delete event of the interface that keeps the most.
+    fn trim_largest(&mut self) {
+        if let Some(log) = self
+            .interfaces
+            .values_mut()
+            .max_by_key(|log| log.add_delete.len())
+        {
+            if log.add_delete.pop_front().is_some() {
+                self.add_delete_kept -= 1;
+            }
+        }
+    }
+
+    /// Forgets every interface with no line since `quiet_ms` before `now_ms`: a loop that
+    /// stopped that long ago is no longer news. Returns how many were forgotten.
+    pub fn forget_quiet(&mut self, now_ms: u64, quiet_ms: u64) -> usize {
+        let horizon = now_ms.saturating_sub(quiet_ms);
+        let before = self.interfaces.len();
+        let mut dropped = 0;
+        self.interfaces.retain(|_, log| {
+            let keep = log.last_arrival_ms >= horizon;
+            if !keep {
+                dropped += log.add_delete.len();
+            }
+            keep
+        });
+        self.add_delete_kept -= dropped;
+        let forgotten = before - self.interfaces.len();
+        self.forgotten += forgotten as u64;
+        forgotten
+    }
+
+    /// The log as detectors read it (path, size and offsets left for the caller to fill).
+    pub fn to_log(&self) -> OvsLog {
+        let mut log = OvsLog {
+            first_line: self.first_line,
+            lines_read: self.lines_read,
+            first_timestamp: self.first_timestamp.clone(),
+            last_timestamp: self.last_timestamp.clone(),
+            ..OvsLog::default()
+        };
+        let mut events: Vec<&(u64, OvsLogEvent)> = Vec::new();
+        let gather = |entry: &InterfaceLog, counts: &mut BTreeMap<String, u64>| {
+            for (kind, n) in &entry.counts {
+                *counts.entry((*kind).to_string()).or_default() += n;
+            }
+        };
+        gather(&self.global, &mut log.counts);
+        for (name, entry) in &self.interfaces {
+            gather(entry, &mut log.counts);
+            log.interface_counts.insert(
+                name.clone(),
+                entry
+                    .counts
+                    .iter()
+                    .map(|(kind, n)| ((*kind).to_string(), *n))
+                    .collect(),
+            );
+        }
+        for entry in std::iter::once(&self.global).chain(self.interfaces.values()) {
+            events.extend(entry.add_delete.iter());
+            events.extend(entry.first.values());
+            events.extend(entry.last.values());
+        }
+        events.sort_unstable_by_key(|(order, _)| *order);
+        log.events = events.into_iter().map(|(_, e)| e.clone()).collect();
+        log
+    }
 }
 
 /// How to read the log: how much of its end, how long to wait on a stalled read, and whose
@@ -276,37 +442,53 @@ impl LogReadOptions {
 pub fn read_log(path: &Path, options: &LogReadOptions, found_by: &str) -> Result<OvsLog, OvsError> {
     let owned = path.to_path_buf();
     let options_owned = options.clone();
-    let (bytes, size, read_pos, lines_before) =
-        hostfile::guarded(path, options.stall_deadline, move |progress| {
-            read_tail(&owned, &options_owned, progress)
-        })
-        .map_err(OvsError::Log)?;
-    let start = size.saturating_sub(options.tail_bytes);
-    let (text_start, first_line) = if start == 0 {
-        (0, Some(1))
-    } else {
-        match bytes.iter().position(|&b| b == b'\n') {
-            // The skipped bytes hold exactly one newline, at `newline`.
-            Some(newline) => (newline + 1, lines_before.map(|n| n + 2)),
-            None => (bytes.len(), None),
-        }
-    };
-    let text = String::from_utf8_lossy(&bytes[text_start..]);
+    let tail = hostfile::guarded(path, options.stall_deadline, move |progress| {
+        read_tail(&owned, &options_owned, progress)
+    })
+    .map_err(OvsError::Log)?;
+    let (text_start, first_line) = tail.whole_lines();
+    let text = String::from_utf8_lossy(&tail.bytes[text_start..]);
     let mut log = reduce(&text, first_line);
     log.path = path.display().to_string();
     log.found_by = found_by.to_string();
-    log.size = size;
-    log.read_from = read_pos + text_start as u64;
+    log.size = tail.size;
+    log.read_from = tail.read_pos + text_start as u64;
     Ok(log)
 }
 
-/// Opens the log and reads its tail, on [`hostfile::guarded`]'s thread: the bytes from one
-/// before the tail, the file's size, where the bytes start, and the lines before them.
-fn read_tail(
+/// The tail of a log as read: the open file, the bytes from one before the tail, the file's
+/// size, where the bytes start, and the lines before them (when counted).
+pub(crate) struct Tail {
+    pub file: File,
+    pub metadata: std::fs::Metadata,
+    pub bytes: Vec<u8>,
+    pub size: u64,
+    pub tail_start: u64,
+    pub read_pos: u64,
+    pub lines_before: Option<u64>,
+}
+
+impl Tail {
+    /// Where in `bytes` the first whole line starts, and its line number when known.
+    pub fn whole_lines(&self) -> (usize, Option<u64>) {
+        if self.tail_start == 0 {
+            (0, Some(1))
+        } else {
+            match self.bytes.iter().position(|&b| b == b'\n') {
+                // The skipped bytes hold exactly one newline, at `newline`.
+                Some(newline) => (newline + 1, self.lines_before.map(|n| n + 2)),
+                None => (self.bytes.len(), None),
+            }
+        }
+    }
+}
+
+/// Opens the log and reads its tail, on [`hostfile::guarded`]'s thread.
+pub(crate) fn read_tail(
     path: &Path,
     options: &LogReadOptions,
     progress: &Progress,
-) -> Result<(Vec<u8>, u64, u64, Option<u64>), HostFileError> {
+) -> Result<Tail, HostFileError> {
     let io = |source| HostFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -336,7 +518,15 @@ fn read_tail(
         .take(size - read_pos + (1 << 20))
         .read_to_end(&mut bytes)
         .map_err(io)?;
-    Ok((bytes, size, read_pos, lines_before))
+    Ok(Tail {
+        file,
+        metadata: meta,
+        bytes,
+        size,
+        tail_start: start,
+        read_pos,
+        lines_before,
+    })
 }
 
 /// Newlines in the first `limit` bytes of `file`.
@@ -472,6 +662,45 @@ mod tests {
             log.first_timestamp.as_deref(),
             Some("2026-11-25T12:07:19.988Z")
         );
+    }
+
+    #[test]
+    fn add_delete_events_keep_the_latest_per_interface_and_stay_within_the_bounds() {
+        let line = |i: u64, name: &str| {
+            format!("2021-04-15T12:36:29.723Z|{i:05}|bridge|INFO|bridge br-int: added interface {name} on port {i}")
+        };
+        // One shot: the latest 512 of one interface, every one counted.
+        let mut text = String::new();
+        for i in 1..=600 {
+            text.push_str(&line(i, "ha-1"));
+            text.push('\n');
+        }
+        let log = reduce(&text, Some(1));
+        assert_eq!(log.interface_count("ha-1", "interface-added"), 600);
+        assert_eq!(log.events.len(), 512);
+        assert_eq!(log.events[0].line, 89);
+        // The agent's bounds: at most 4,096 interfaces and 10,000 add/delete events in all.
+        let mut builder = LogBuilder::new(Some(1), LogBounds::AGENT);
+        for i in 0..5_000u64 {
+            builder.push(&line(i, &format!("tap{i}")), i);
+        }
+        for i in 0..20_000u64 {
+            builder.push(&line(i, &format!("tap{}", 4_990 + i % 10)), 5_000 + i);
+        }
+        let log = builder.to_log();
+        assert_eq!(log.interface_counts.len(), LogBounds::AGENT.interfaces);
+        assert_eq!(builder.forgotten(), 5_000 - 4_096);
+        assert!(
+            log.events.len() <= LogBounds::AGENT.add_delete_total,
+            "{}",
+            log.events.len()
+        );
+        assert_eq!(log.interface_count("tap4999", "interface-added"), 2_001);
+        // The busy ones keep their latest lines; the quiet ones keep theirs.
+        assert_eq!(log.events_of("tap4999").count(), 512);
+        assert_eq!(log.events_of("tap4000").count(), 1);
+        // Log order survives the bounds.
+        assert!(log.events.windows(2).all(|w| w[0].unix_ms <= w[1].unix_ms));
     }
 
     #[test]

@@ -136,6 +136,50 @@ pub fn process_namespaces() -> Vec<(i32, u64)> {
     pairs
 }
 
+/// The network namespace nodedoc runs in (its inode).
+pub fn own_namespace() -> Option<u64> {
+    inode_of(Path::new("/proc/self/ns/net"))
+}
+
+/// The device called `name` in nodedoc's own network namespace, looked up by name
+/// (`if_nametoindex`, one ioctl): the cheap check an agent makes for an interface an OVSDB
+/// update just named, instead of reading every namespace again. Its kind and state are not
+/// read (`kind` is `None`, `up` false).
+pub fn device_here(name: &str) -> Option<NetDevice> {
+    if name.is_empty() || name.len() >= 16 || name.contains(['/', '\0']) {
+        return None;
+    }
+    let c_name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a valid NUL-terminated string; if_nametoindex only reads it.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    (index != 0).then(|| NetDevice {
+        name: name.to_string(),
+        ifindex: index,
+        kind: None,
+        up: false,
+    })
+}
+
+/// What decides which namespaces [`collect`] reads: the namespaces of `processes` and the
+/// names (with inodes) under `run_netns`. When it has not changed since the last reading, no
+/// namespace came or went.
+pub fn namespace_key(processes: &[(i32, u64)], run_netns: &Path) -> Vec<(u64, String)> {
+    let mut key: Vec<(u64, String)> = processes
+        .iter()
+        .map(|(_, inode)| (*inode, String::new()))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(run_netns) {
+        for entry in entries.flatten() {
+            if let Some(inode) = inode_of(&entry.path()) {
+                key.push((inode, entry.file_name().to_string_lossy().into_owned()));
+            }
+        }
+    }
+    key.sort_unstable();
+    key.dedup();
+    key
+}
+
 /// The inode of a namespace file (`stat` follows the magic link to the nsfs inode).
 fn inode_of(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.ino())
@@ -363,6 +407,17 @@ pub fn parse_link_messages(bytes: &[u8], devices: &mut Vec<NetDevice>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_here_are_found_by_name() {
+        let lo = device_here("lo").expect("every namespace has lo");
+        assert_eq!(lo.ifindex, 1);
+        assert!(device_here("nodedoc-none0").is_none());
+        for hostile in ["", "a/b", "x\0y", "0123456789abcdefg"] {
+            assert!(device_here(hostile).is_none(), "{hostile:?}");
+        }
+        assert!(own_namespace().is_some());
+    }
 
     fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

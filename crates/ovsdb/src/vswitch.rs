@@ -376,13 +376,10 @@ impl OvsDump {
         OvsDump::fetch_columns(client, Interface::LEAN_COLUMNS).await
     }
 
-    /// Like [`fetch_lean`](Self::fetch_lean), read as the initial state of a `monitor_cond`
-    /// that is cancelled at once, instead of a `transact` of selects. Equally consistent
-    /// (the initial state is one database state), and much cheaper for ovsdb-server, which
-    /// serves monitors from its own replica while a select goes through a transaction:
-    /// at 5,000 interfaces it answers in well under half the time.
-    pub async fn fetch_monitored(client: &Client) -> Result<OvsDump, Error> {
-        let schema = client.get_schema(OPEN_VSWITCH_DB).await?;
+    /// The monitor requests of the four tables for [`from_replica`](Self::from_replica):
+    /// the columns the typed views read (Interface: [`Interface::LEAN_COLUMNS`]) that this
+    /// server's schema has — asking for a column the schema lacks is an error.
+    pub fn monitor_requests(schema: &crate::schema::DatabaseSchema) -> Vec<MonitorRequest> {
         let request = |table: &str, columns: &[&str]| {
             MonitorRequest::new(table).columns(
                 columns
@@ -391,12 +388,22 @@ impl OvsDump {
                     .filter(|c| !c.starts_with('_') && schema.column_type(table, c).is_some()),
             )
         };
-        let requests = [
+        vec![
             request(OpenVSwitch::TABLE, OpenVSwitch::COLUMNS),
             request(Bridge::TABLE, Bridge::COLUMNS),
             request(Port::TABLE, Port::COLUMNS),
             request(Interface::TABLE, Interface::LEAN_COLUMNS),
-        ];
+        ]
+    }
+
+    /// Like [`fetch_lean`](Self::fetch_lean), read as the initial state of a `monitor_cond`
+    /// that is cancelled at once, instead of a `transact` of selects. Equally consistent
+    /// (the initial state is one database state), and much cheaper for ovsdb-server, which
+    /// serves monitors from its own replica while a select goes through a transaction:
+    /// at 5,000 interfaces it answers in well under half the time.
+    pub async fn fetch_monitored(client: &Client) -> Result<OvsDump, Error> {
+        let schema = client.get_schema(OPEN_VSWITCH_DB).await?;
+        let requests = OvsDump::monitor_requests(&schema);
         let monitor = client.monitor_cond(OPEN_VSWITCH_DB, &requests).await?;
         let mut replica = TableReplica::new(schema);
         let endpoint = client.endpoint().to_owned();

@@ -34,7 +34,7 @@ pub use scan::{
     read_kernel_detail, read_process, read_stack, scan, ProcessScan, ScanOptions,
     DEFAULT_MEMORY_MAP_DEADLINE,
 };
-pub use system::{read_freezers, read_mounts};
+pub use system::{interesting as mount_of_interest, read_freezers, read_mounts};
 
 /// A `/proc` to read: the live one, or a fake root for tests.
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use crate::{read_at, ProcRoot, ReadError};
 /// network, or the network namespace, goes away), and the `/sys` that `ip netns exec NAME`
 /// mounts for the namespace it enters, with NAME as its source (it tells which named
 /// namespace a task was started in, after the name is deleted).
-fn interesting(mount: &MountEntry) -> bool {
+pub fn interesting(mount: &MountEntry) -> bool {
     let fs_type = mount.fs_type.as_str();
     mount.ip_netns_exec_name().is_some()
         || fs_type == "nsfs"

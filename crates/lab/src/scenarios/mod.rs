@@ -6,7 +6,9 @@ mod fd_exhaustion;
 mod fuse_hang;
 mod memory_map_lock;
 mod netdev_unregister;
+mod netlink_dump_hog;
 mod netns_gone;
+mod ovs_leak_per_event;
 mod ovs_netns_leak;
 mod pidns_exit_hang;
 mod zombies;
@@ -41,6 +43,8 @@ pub fn scenarios() -> &'static [Scenario] {
         netns_gone::SCENARIO,
         cni_stdin_hang::SCENARIO,
         ovs_netns_leak::SCENARIO,
+        netlink_dump_hog::SCENARIO,
+        ovs_leak_per_event::SCENARIO,
     ]
 }
 

@@ -52,8 +52,81 @@ const DATAPATH_DEVICE: &str = "ovs-netdev";
 const ROUNDS: usize = 4;
 
 fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
-    require_root(SCENARIO.name)?;
-    let scenario = SCENARIO.name;
+    let lab = setup(guard, cx, SCENARIO.name)?;
+    lab.record_facts(guard);
+    let (orphan, vswitchd_pid) = (&lab.orphan, &lab.vswitchd_pid);
+    let instance = guard.instance_mut();
+    instance.expect.push(Expectation {
+        detector: "ovs-orphan-port".into(),
+        subject: format!("ovs-interface/{orphan}"),
+        evidence: vec![
+            format!("iface-id) {SEED_IFACE_ID}"),
+            format!("no device {orphan} in any"),
+        ],
+    });
+    instance.expect.push(Expectation {
+        detector: "ovs-port-flapping".into(),
+        subject: format!("ovs-interface/{orphan}"),
+        evidence: vec![format!("{ROUNDS} × `added interface {orphan}`")],
+    });
+    instance.expect.push(Expectation {
+        detector: "ovs-vswitchd-busy".into(),
+        subject: format!("pid/{vswitchd_pid}"),
+        evidence: vec!["of a core".into()],
+    });
+    Ok(())
+}
+
+/// What [`setup`] made.
+pub(super) struct OvsLab {
+    pub dir: std::path::PathBuf,
+    pub db: String,
+    pub log: std::path::PathBuf,
+    pub suffix: String,
+    pub bridge: String,
+    pub orphan: String,
+    pub healthy: String,
+    pub router_port: String,
+    pub router_ns: String,
+    pub vswitchd_pid: String,
+    pub ovsdb_server_pid: String,
+    pub links: Vec<String>,
+}
+
+impl OvsLab {
+    /// The facts every OVS lab records (dir, ovsdb, ovs_log, names, pids, links).
+    pub fn record_facts(&self, guard: &mut LabGuard) {
+        let instance = guard.instance_mut();
+        for (key, value) in [
+            ("dir", self.dir.display().to_string()),
+            ("ovsdb", self.db.clone()),
+            ("ovs_log", self.log.display().to_string()),
+            ("bridge", self.bridge.clone()),
+            ("orphan", self.orphan.clone()),
+            ("healthy", self.healthy.clone()),
+            ("router_port", self.router_port.clone()),
+            ("router_netns", self.router_ns.clone()),
+            ("vswitchd_pid", self.vswitchd_pid.clone()),
+            ("ovsdb_server_pid", self.ovsdb_server_pid.clone()),
+            ("rounds", ROUNDS.to_string()),
+            ("links", self.links.join(",")),
+        ] {
+            instance.facts.insert(key.into(), value);
+        }
+    }
+}
+
+/// Seed 000's external_ids for the HA port: `iface-id` and `attached-mac`.
+pub(super) const SEED_IDS: (&str, &str) = (SEED_IFACE_ID, SEED_MAC);
+
+/// The private Open vSwitch with its healthy tap, its router port, and seed 000's script run
+/// [`ROUNDS`] times (see the module documentation).
+pub(super) fn setup(
+    guard: &mut LabGuard,
+    cx: &LabContext,
+    scenario: &str,
+) -> Result<OvsLab, LabError> {
+    require_root(scenario)?;
     if !Path::new(VSWITCH_SCHEMA).exists() {
         return Err(LabError::Unsupported {
             scenario: scenario.into(),
@@ -229,48 +302,18 @@ fn start(guard: &mut LabGuard, cx: &LabContext) -> Result<(), LabError> {
             .map(|t| t.trim().to_string())
             .unwrap_or_default()
     };
-    let vswitchd_pid = pid_of("ovs-vswitchd.pid");
-    let instance = guard.instance_mut();
-    for (key, value) in [
-        ("dir", dir_text.clone()),
-        ("ovsdb", db.clone()),
-        ("ovs_log", log.display().to_string()),
-        ("bridge", bridge.clone()),
-        ("orphan", orphan.clone()),
-        ("healthy", healthy.clone()),
-        ("router_port", router_port.clone()),
-        ("router_netns", router_ns.clone()),
-        ("vswitchd_pid", vswitchd_pid.clone()),
-        ("ovsdb_server_pid", pid_of("ovsdb-server.pid")),
-        ("rounds", ROUNDS.to_string()),
-        (
-            "links",
-            links
-                .iter()
-                .map(|(name, _)| name.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    ] {
-        instance.facts.insert(key.into(), value);
-    }
-    instance.expect.push(Expectation {
-        detector: "ovs-orphan-port".into(),
-        subject: format!("ovs-interface/{orphan}"),
-        evidence: vec![
-            format!("iface-id) {SEED_IFACE_ID}"),
-            format!("no device {orphan} in any"),
-        ],
-    });
-    instance.expect.push(Expectation {
-        detector: "ovs-port-flapping".into(),
-        subject: format!("ovs-interface/{orphan}"),
-        evidence: vec![format!("{ROUNDS} × `added interface {orphan}`")],
-    });
-    instance.expect.push(Expectation {
-        detector: "ovs-vswitchd-busy".into(),
-        subject: format!("pid/{vswitchd_pid}"),
-        evidence: vec!["of a core".into()],
-    });
-    Ok(())
+    Ok(OvsLab {
+        vswitchd_pid: pid_of("ovs-vswitchd.pid"),
+        ovsdb_server_pid: pid_of("ovsdb-server.pid"),
+        dir,
+        db,
+        log,
+        suffix,
+        bridge,
+        orphan,
+        healthy,
+        router_port,
+        router_ns,
+        links: links.into_iter().map(|(name, _)| name).collect(),
+    })
 }
