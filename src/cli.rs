@@ -148,6 +148,14 @@ pub struct FileInputArgs {
     /// (exit 3), after the report.
     #[arg(long, value_name = "FILE")]
     pub kernel_log: Option<PathBuf>,
+
+    /// A service's log (repeatable): kubelet (klog), containerd or dockerd (logfmt), or
+    /// `journalctl -u UNIT` output; the format is recognised from the lines, the service
+    /// from a syslog/journal prefix or the file name. ovs-vswitchd's log is read as with
+    /// --ovs-log. Only the last 64 MiB and the last 100,000 entries of each are kept. A file
+    /// that cannot be read is an error (exit 3), after the report.
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
 }
 
 impl FileInputArgs {
@@ -155,6 +163,7 @@ impl FileInputArgs {
     pub fn inputs(&self) -> nodedoc_collect::files::FileInputs {
         nodedoc_collect::files::FileInputs {
             kernel_log: self.kernel_log.clone(),
+            logs: self.logs.clone(),
         }
     }
 }

@@ -127,6 +127,26 @@ pub fn unusable_named_files(files: &cli::FileInputArgs, snapshot: &Snapshot) -> 
             ));
         }
     }
+    for path in &files.logs {
+        let start = format!("{} (", path.display());
+        let mine = |s: &&nodedoc_model::SourceStatus| {
+            matches!(s.source.as_str(), "service-log" | "ovs-log") && s.detail.starts_with(&start)
+        };
+        let statuses: Vec<_> = snapshot.sources.iter().filter(mine).collect();
+        if !statuses
+            .iter()
+            .any(|s| matches!(s.state, SourceState::Collected | SourceState::Partial))
+        {
+            let why = statuses.first().map_or("not read", |s| {
+                s.detail
+                    .strip_prefix(&start)
+                    .map_or(s.detail.as_str(), |d| {
+                        d.split_once("): ").map_or(d, |(_, why)| why)
+                    })
+            });
+            problems.push(format!("--log {} could not be read: {why}", path.display()));
+        }
+    }
     problems
 }
 
@@ -215,7 +235,7 @@ fn check(args: &CheckArgs) -> Result<u8> {
     let offline = |mut snapshot: Snapshot, origin: String| {
         nodedoc_collect::files::apply(&files.inputs(), &mut snapshot);
         if let Some(ovs_log) = &ovs.ovs_log {
-            nodedoc_collect::files::apply_ovs_log(ovs_log, &mut snapshot);
+            nodedoc_collect::files::apply_ovs_log(ovs_log, "--ovs-log", &mut snapshot);
         }
         let mut unusable = unusable_named_inputs(ovs, &snapshot);
         unusable.extend(unusable_named_files(files, &snapshot));

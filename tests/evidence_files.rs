@@ -311,3 +311,148 @@ fn a_hostile_interface_name_in_an_ovs_log_is_escaped() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("OVS interface tap\\e[2Jx"), "{stdout}");
 }
+
+/// containerd's CRI error (logfmt) and kubelet's PLEG line (klog), as those daemons write
+/// them (seed 003 and kubernetes#45419 wording).
+const CONTAINERD_LOG: &str = "time=\"2026-12-01T07:02:28.566406368Z\" level=error msg=\"StopContainer for \\\"b32a2fd9b0a141bdc9be897b80762009665ce408cde67b93e64dc2b1c1aa2c78\\\" failed\" error=\"rpc error: code = DeadlineExceeded desc = context deadline exceeded\"\n";
+const KUBELET_LOG: &str = "E1201 07:05:30.123456     812 kubelet.go:2394] \"Skipping pod synchronization\" err=\"PLEG is not healthy: pleg was last seen active 3m0.5s ago; threshold is 3m0s\"\n";
+
+/// `--log FILE` (repeatable): each file's format and service recognised from its lines and
+/// name, its entries in the snapshot's `service_logs` (live, through `collect`, and over a
+/// saved snapshot); ovs-vswitchd's own log goes where the OVS detectors read it.
+#[test]
+fn service_logs_are_read_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let containerd = dir.path().join("copied.txt");
+    // As `journalctl -u containerd` prints it: the prefix names the service.
+    std::fs::write(
+        &containerd,
+        format!("Dec 01 07:02:28 node-1 containerd[641]: {CONTAINERD_LOG}"),
+    )
+    .unwrap();
+    let kubelet = dir.path().join("kubelet.log");
+    std::fs::write(&kubelet, KUBELET_LOG).unwrap();
+    let (containerd, kubelet) = (
+        containerd.display().to_string(),
+        kubelet.display().to_string(),
+    );
+
+    let output = nodedoc(&[
+        "collect",
+        "-o",
+        "-",
+        "--interval",
+        "0",
+        "--no-fds",
+        "--log",
+        &containerd,
+        "--log",
+        &kubelet,
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let snapshot: Snapshot = serde_json::from_slice(&output.stdout).unwrap();
+    let logs: Vec<(&str, Option<&str>, nodedoc_model::LogFormat)> = snapshot
+        .service_logs
+        .iter()
+        .map(|l| (l.source.as_str(), l.service.as_deref(), l.format))
+        .collect();
+    assert_eq!(
+        logs,
+        vec![
+            (
+                containerd.as_str(),
+                Some("containerd"),
+                nodedoc_model::LogFormat::Logfmt
+            ),
+            (
+                kubelet.as_str(),
+                Some("kubelet"),
+                nodedoc_model::LogFormat::Klog
+            ),
+        ]
+    );
+    let entry = &snapshot.service_logs[0].entries[0];
+    assert_eq!(
+        entry.message,
+        "StopContainer for \"b32a2fd9b0a141bdc9be897b80762009665ce408cde67b93e64dc2b1c1aa2c78\" failed"
+    );
+    assert_eq!(entry.level.as_deref(), Some("error"));
+    assert_eq!(
+        entry.fields["error"],
+        "rpc error: code = DeadlineExceeded desc = context deadline exceeded"
+    );
+    let entry = &snapshot.service_logs[1].entries[0];
+    assert_eq!(entry.level.as_deref(), Some("E"));
+    assert_eq!(entry.fields["source"], "kubelet.go:2394");
+
+    // Over a saved snapshot: the sources say what each file was read as; the OVS log gives
+    // the OVS findings.
+    let from = empty_snapshot(dir.path());
+    let ovs_log = seed_000_ovs_log(dir.path());
+    let (report, code) = check_json(&["--from", &from, "--log", &kubelet, "--log", &ovs_log]);
+    assert_eq!(code, 1);
+    let service = report
+        .sources
+        .iter()
+        .find(|s| s.source == "service-log")
+        .unwrap();
+    assert_eq!(service.state, SourceState::Collected);
+    assert_eq!(
+        service.detail,
+        format!("{kubelet} (--log: kubelet, klog format): 1 entries")
+    );
+    let ovs = report
+        .sources
+        .iter()
+        .find(|s| s.source == "ovs-log")
+        .unwrap();
+    assert!(
+        ovs.detail
+            .starts_with(&format!("{ovs_log} (--log, without the OVSDB")),
+        "{}",
+        ovs.detail
+    );
+    finding(&report, "ovs-orphan-port", "ovs-interface/ha-d489f511-9f");
+}
+
+/// A `--log` file that cannot be read is an error after the report, naming the file; the
+/// others are still read.
+#[test]
+fn a_named_service_log_that_cannot_be_read_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = empty_snapshot(dir.path());
+    let kubelet = dir.path().join("kubelet.log");
+    std::fs::write(&kubelet, KUBELET_LOG).unwrap();
+    let missing = dir.path().join("containerd.log");
+    let output = nodedoc(&[
+        "check",
+        "--format",
+        "json",
+        "--from",
+        &from,
+        "--log",
+        missing.to_str().unwrap(),
+        "--log",
+        kubelet.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(3));
+    let report: nodedoc_model::Report = serde_json::from_slice(&output.stdout).unwrap();
+    let states: Vec<SourceState> = report
+        .sources
+        .iter()
+        .filter(|s| s.source == "service-log")
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(states, vec![SourceState::Failed, SourceState::Collected]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("--log {} could not be read: ", missing.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("kubelet.log"), "{stderr}");
+}

@@ -13,12 +13,15 @@ pub struct FileInputs {
     /// A saved kernel log (dmesg, `dmesg -T`, `journalctl -k`, syslog, saved `/dev/kmsg`
     /// records): it replaces this host's kernel log.
     pub kernel_log: Option<PathBuf>,
+    /// Services' logs (`--log`, repeatable): kubelet, containerd, dockerd text into
+    /// [`Snapshot::service_logs`]; one in ovs-vswitchd's format into the OVS state.
+    pub logs: Vec<PathBuf>,
 }
 
 impl FileInputs {
     /// True when no file is named.
     pub fn is_empty(&self) -> bool {
-        self.kernel_log.is_none()
+        self.kernel_log.is_none() && self.logs.is_empty()
     }
 }
 
@@ -70,24 +73,94 @@ pub fn apply(inputs: &FileInputs, snapshot: &mut Snapshot) {
             &path.display().to_string(),
         );
     }
+    read_service_logs(inputs, snapshot, &mut gaps);
     snapshot.gaps.extend(gaps.into_vec());
+}
+
+/// Reads the services' logs named with `--log` into `snapshot`, after what was collected or
+/// loaded: each file's `service-log` source (or `ovs-log`, for ovs-vswitchd's own format)
+/// starts with its path and says how it went; a failure is a gap too. A log read again
+/// (the same path) replaces the one the snapshot had.
+pub fn read_service_logs(inputs: &FileInputs, snapshot: &mut Snapshot, gaps: &mut Gaps) {
+    for path in &inputs.logs {
+        let shown = path.display().to_string();
+        snapshot.sources.retain(|s| {
+            !(s.source == "service-log" && s.detail.starts_with(&format!("{shown} (")))
+        });
+        let (text, skipped) = match crate::service_log::read_text(path) {
+            Ok(read) => read,
+            Err(e) => {
+                gaps.record("service-log", "--log", e.to_string(), shown.clone());
+                snapshot.sources.push(SourceStatus {
+                    source: "service-log".into(),
+                    state: SourceState::Failed,
+                    detail: format!("{shown} (--log): {e}"),
+                });
+                continue;
+            }
+        };
+        if crate::service_log::is_ovs_log(&text) {
+            // ovs-vswitchd's own log: where the OVS detectors read it, as with --ovs-log.
+            apply_ovs_log(path, "--log", snapshot);
+            continue;
+        }
+        let log = crate::service_log::parse(&text, &shown);
+        let detail = format!(
+            "{shown} (--log: {}, {} format): {} entries{}{}",
+            log.service
+                .as_deref()
+                .unwrap_or("service not named by its lines"),
+            match log.format {
+                nodedoc_model::LogFormat::Logfmt => "logfmt",
+                nodedoc_model::LogFormat::Klog => "klog",
+                nodedoc_model::LogFormat::Journal => "journal",
+                nodedoc_model::LogFormat::Plain => "plain",
+            },
+            log.entries_read,
+            if log.entries_dropped > 0 {
+                format!(", the oldest {} not kept", log.entries_dropped)
+            } else {
+                String::new()
+            },
+            if skipped > 0 {
+                format!(", after the first {skipped} bytes (only the end is read)")
+            } else {
+                String::new()
+            }
+        );
+        snapshot.service_logs.retain(|l| l.source != log.source);
+        snapshot.service_logs.push(log);
+        snapshot.sources.push(SourceStatus {
+            source: "service-log".into(),
+            state: SourceState::Collected,
+            detail,
+        });
+    }
 }
 
 /// Reads ovs-vswitchd's log into a snapshot already made (`check --from --ovs-log`): it
 /// replaces the log of the snapshot's OVS state, or, without one, is the state alone
 /// ([`OvsState::log_only`](nodedoc_model::OvsState::log_only)). The `ovs-log` source says how
 /// it went.
-pub fn apply_ovs_log(path: &Path, snapshot: &mut Snapshot) {
+pub fn apply_ovs_log(path: &Path, flag: &str, snapshot: &mut Snapshot) {
     let options = nodedoc_ovs::log::LogReadOptions::tail(nodedoc_ovs::log::DEFAULT_TAIL_BYTES);
     snapshot.sources.retain(|s| s.source != "ovs-log");
-    match nodedoc_ovs::log::read_log(path, &options, "--ovs-log") {
+    match nodedoc_ovs::log::read_log(path, &options, flag) {
         Ok(log) => {
             snapshot.sources.push(SourceStatus {
                 source: "ovs-log".into(),
                 state: SourceState::Collected,
                 detail: format!(
-                    "{} (--ovs-log, over the snapshot): {} lines read from byte {} of {}",
-                    log.path, log.lines_read, log.read_from, log.size
+                    "{} ({flag}{}): {} lines read from byte {} of {}",
+                    log.path,
+                    if snapshot.ovs.as_ref().is_some_and(|o| !o.log_only) {
+                        ", in place of the OVS state's log"
+                    } else {
+                        ", without the OVSDB: the log alone"
+                    },
+                    log.lines_read,
+                    log.read_from,
+                    log.size
                 ),
             });
             match &mut snapshot.ovs {

@@ -15,6 +15,7 @@ pub mod kernel_log;
 pub mod log_rules;
 pub mod ovs_stream;
 mod round;
+pub mod service_log;
 pub mod tail;
 
 use std::path::PathBuf;
@@ -498,6 +499,10 @@ pub(crate) fn complete(
             files::set_kernel_log(&mut snapshot, &mut gaps, result, &what);
         }
         Err(_) => return Err(CollectError::Panicked("kernel log")),
+    }
+    if !args.files.logs.is_empty() {
+        progress.step("reading the services' logs");
+        files::read_service_logs(&args.files, &mut snapshot, &mut gaps);
     }
 
     if !args.interval.is_zero() {
