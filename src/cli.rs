@@ -156,6 +156,15 @@ pub struct FileInputArgs {
     /// that cannot be read is an error (exit 3), after the report.
     #[arg(long = "log", value_name = "FILE")]
     pub logs: Vec<PathBuf>,
+
+    /// systemd journal files: a directory (/var/log/journal, or a copy of it) or one
+    /// .journal file (repeatable), read with journalctl. kubelet, containerd, dockerd and
+    /// ovs-vswitchd entries (by _SYSTEMD_UNIT or SYSLOG_IDENTIFIER) are read as with --log;
+    /// the kernel's entries of the last boot replace this host's kernel log, unless
+    /// --kernel-log names one. At most the last 200,000 entries. A path that cannot be read
+    /// is an error (exit 3), after the report.
+    #[arg(long, value_name = "DIR|FILE")]
+    pub journal: Vec<PathBuf>,
 }
 
 impl FileInputArgs {
@@ -164,6 +173,7 @@ impl FileInputArgs {
         nodedoc_collect::files::FileInputs {
             kernel_log: self.kernel_log.clone(),
             logs: self.logs.clone(),
+            journal: self.journal.clone(),
         }
     }
 }

@@ -147,6 +147,25 @@ pub fn unusable_named_files(files: &cli::FileInputArgs, snapshot: &Snapshot) -> 
             problems.push(format!("--log {} could not be read: {why}", path.display()));
         }
     }
+    for path in &files.journal {
+        let start = format!("{} (--journal", path.display());
+        let status = snapshot
+            .sources
+            .iter()
+            .find(|s| s.source == "journal" && s.detail.starts_with(&start));
+        if !status.is_some_and(|s| matches!(s.state, SourceState::Collected | SourceState::Partial))
+        {
+            let why = status.map_or("not read", |s| {
+                s.detail
+                    .split_once("): ")
+                    .map_or(s.detail.as_str(), |(_, why)| why)
+            });
+            problems.push(format!(
+                "--journal {} could not be read: {why}",
+                path.display()
+            ));
+        }
+    }
     problems
 }
 

@@ -16,12 +16,14 @@ pub struct FileInputs {
     /// Services' logs (`--log`, repeatable): kubelet, containerd, dockerd text into
     /// [`Snapshot::service_logs`]; one in ovs-vswitchd's format into the OVS state.
     pub logs: Vec<PathBuf>,
+    /// systemd journal files or directories (`--journal`, repeatable).
+    pub journal: Vec<PathBuf>,
 }
 
 impl FileInputs {
     /// True when no file is named.
     pub fn is_empty(&self) -> bool {
-        self.kernel_log.is_none() && self.logs.is_empty()
+        self.kernel_log.is_none() && self.logs.is_empty() && self.journal.is_empty()
     }
 }
 
@@ -74,6 +76,7 @@ pub fn apply(inputs: &FileInputs, snapshot: &mut Snapshot) {
         );
     }
     read_service_logs(inputs, snapshot, &mut gaps);
+    read_journals(inputs, snapshot, &mut gaps);
     snapshot.gaps.extend(gaps.into_vec());
 }
 
@@ -163,16 +166,7 @@ pub fn apply_ovs_log(path: &Path, flag: &str, snapshot: &mut Snapshot) {
                     log.size
                 ),
             });
-            match &mut snapshot.ovs {
-                Some(ovs) => ovs.log = Some(log),
-                None => {
-                    snapshot.ovs = Some(nodedoc_model::OvsState {
-                        log: Some(log),
-                        log_only: true,
-                        ..Default::default()
-                    })
-                }
-            }
+            set_ovs_log(snapshot, log);
         }
         Err(e) => {
             let mut gaps = Gaps::new();
@@ -189,5 +183,111 @@ pub fn apply_ovs_log(path: &Path, flag: &str, snapshot: &mut Snapshot) {
                 detail: e.to_string(),
             });
         }
+    }
+}
+
+/// Puts ovs-vswitchd's log into the snapshot's OVS state, or, without one, makes it the
+/// state alone ([`OvsState::log_only`](nodedoc_model::OvsState::log_only)).
+fn set_ovs_log(snapshot: &mut Snapshot, log: nodedoc_model::OvsLog) {
+    match &mut snapshot.ovs {
+        Some(ovs) => ovs.log = Some(log),
+        None => {
+            snapshot.ovs = Some(nodedoc_model::OvsState {
+                log: Some(log),
+                log_only: true,
+                ..Default::default()
+            })
+        }
+    }
+}
+
+/// Reads the journal files named with `--journal` into `snapshot`: the services' entries as
+/// service logs, ovs-vswitchd's as its log, the kernel's as the kernel log (unless
+/// `--kernel-log` names one). Each path's `journal` source starts with the path and says
+/// what it held; one that cannot be read is a gap too.
+pub fn read_journals(inputs: &FileInputs, snapshot: &mut Snapshot, gaps: &mut Gaps) {
+    for path in &inputs.journal {
+        let shown = path.display().to_string();
+        let read = match crate::journal::read(path) {
+            Ok(read) => read,
+            Err(e) => {
+                gaps.record("journal", "--journal", e.to_string(), shown.clone());
+                snapshot.sources.push(SourceStatus {
+                    source: "journal".into(),
+                    state: SourceState::Failed,
+                    detail: format!("{shown} (--journal): {e}"),
+                });
+                continue;
+            }
+        };
+        let mut held: Vec<String> = read
+            .services
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {}",
+                    l.service.as_deref().unwrap_or_default(),
+                    l.entries_read
+                )
+            })
+            .collect();
+        for log in read.services {
+            snapshot.service_logs.retain(|l| l.source != log.source);
+            snapshot.service_logs.push(log);
+        }
+        if let Some(log) = read.ovs {
+            held.push(format!("ovs-vswitchd {}", log.lines_read));
+            snapshot.sources.retain(|s| s.source != "ovs-log");
+            snapshot.sources.push(SourceStatus {
+                source: "ovs-log".into(),
+                state: SourceState::Collected,
+                detail: format!(
+                    "{} (--journal{}): {} entries of ovs-vswitchd",
+                    log.path,
+                    if snapshot.ovs.as_ref().is_some_and(|o| !o.log_only) {
+                        ", in place of the OVS state's log"
+                    } else {
+                        ", without the OVSDB: the log alone"
+                    },
+                    log.lines_read
+                ),
+            });
+            set_ovs_log(snapshot, log);
+        }
+        if let Some(kernel) = read.kernel {
+            let records = kernel.records.len();
+            let earlier = if read.kernel_earlier_boots > 0 {
+                format!(", {} of earlier boots left out", read.kernel_earlier_boots)
+            } else {
+                String::new()
+            };
+            if inputs.kernel_log.is_some() {
+                held.push(format!(
+                    "kernel {records} (not used: --kernel-log names the kernel log){earlier}"
+                ));
+            } else {
+                held.push(format!("kernel {records} of the last boot{earlier}"));
+                set_kernel_log(snapshot, gaps, Ok(kernel), &shown);
+            }
+        }
+        let detail = format!(
+            "{shown} (--journal, read by journalctl): {} entries of the services and the kernel{}{}",
+            read.entries,
+            if held.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", held.join(", "))
+            },
+            if read.malformed > 0 {
+                format!("; {} lines of journalctl output not understood", read.malformed)
+            } else {
+                String::new()
+            }
+        );
+        snapshot.sources.push(SourceStatus {
+            source: "journal".into(),
+            state: SourceState::Collected,
+            detail,
+        });
     }
 }

@@ -11,6 +11,7 @@
 mod cpu;
 pub mod files;
 pub mod history;
+pub mod journal;
 pub mod kernel_log;
 pub mod log_rules;
 pub mod ovs_stream;
@@ -503,6 +504,10 @@ pub(crate) fn complete(
     if !args.files.logs.is_empty() {
         progress.step("reading the services' logs");
         files::read_service_logs(&args.files, &mut snapshot, &mut gaps);
+    }
+    if !args.files.journal.is_empty() {
+        progress.step("reading the journal files");
+        files::read_journals(&args.files, &mut snapshot, &mut gaps);
     }
 
     if !args.interval.is_zero() {
