@@ -1,8 +1,9 @@
 //! systemd journal files (`check --journal DIR|FILE`): the entries of the services nodedoc
 //! reads (kubelet, containerd, dockerd, ovs-vswitchd) and the kernel's.
 //!
-//! **Reader.** systemd's own `journalctl --file/--directory … -o json`, asked only for the
-//! entries and fields used here. It reads every journal format systemd writes (compact,
+//! **Reader.** systemd's own `journalctl --file/--directory … -o export`, asked only for the
+//! entries and fields used here (export format: binary-safe, and cheaper for journalctl to
+//! print and for us to read than `-o json`). It reads every journal format systemd writes (compact,
 //! keyed hash, compressed with xz, lz4 or zstd, sealed, being written, corrupt tails) and is
 //! present wherever journal files are made. Why not a pure-Rust reader: docs/benchmarks.md.
 //!
@@ -105,7 +106,7 @@ pub fn read(path: &Path) -> Result<JournalRead, JournalError> {
     let mut command = Command::new("journalctl");
     command.args([
         location.as_str(),
-        "--output=json",
+        "--output=export",
         "--no-pager",
         "--all",
         "--quiet",
@@ -151,13 +152,8 @@ pub fn read(path: &Path) -> Result<JournalRead, JournalError> {
     });
     let mut builder = Builder::default();
     let mut reader = BufReader::new(stdout);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => builder.push(&line),
-        }
+    while let Some(entry) = next_export_entry(&mut reader, &mut builder.malformed) {
+        builder.push(&entry);
     }
     let status = child.wait();
     let _ = done.send(());
@@ -175,31 +171,90 @@ pub fn read(path: &Path) -> Result<JournalRead, JournalError> {
     Err(JournalError::Journalctl { path: shown, why })
 }
 
-/// One entry as journalctl prints it: string fields, or arrays of bytes for binary ones.
-type Fields = serde_json::Map<String, serde_json::Value>;
+/// One entry: its fields as text (a binary value is read as UTF-8, lossily; a field repeated
+/// in the entry keeps its first value).
+#[derive(Default)]
+struct Fields(Vec<(String, String)>);
 
-fn text(fields: &Fields, name: &str) -> Option<String> {
-    match fields.get(name)? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        // Binary (control characters, invalid UTF-8): an array of byte values. A field
-        // repeated in one entry is an array of values: the first is taken.
-        serde_json::Value::Array(items) => match items.first()? {
-            serde_json::Value::Number(_) => {
-                let bytes: Vec<u8> = items
-                    .iter()
-                    .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-                    .collect();
-                Some(String::from_utf8_lossy(&bytes).into_owned())
-            }
-            serde_json::Value::String(s) => Some(s.clone()),
-            _ => None,
-        },
-        _ => None,
+impl Fields {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
+fn text(fields: &Fields, name: &str) -> Option<String> {
+    fields.get(name).map(str::to_string)
+}
+
 fn number(fields: &Fields, name: &str) -> Option<u64> {
-    text(fields, name)?.parse().ok()
+    fields.get(name)?.parse().ok()
+}
+
+/// Longest field value kept, in bytes (journald's own default cap on a line is 48 KiB).
+const MAX_VALUE_BYTES: u64 = 64 << 10;
+
+/// The next entry of journal export format (systemd's `-o export`: `NAME=value` lines, or
+/// `NAME`, a little-endian 64-bit length, the bytes and a newline for a value that is not
+/// plain text; a blank line ends an entry). `None` at the end of the stream. A value longer
+/// than [`MAX_VALUE_BYTES`] is cut; a stream that breaks off mid-value counts as malformed.
+fn next_export_entry(reader: &mut impl BufRead, malformed: &mut u64) -> Option<Fields> {
+    let mut fields = Fields::default();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return (!fields.0.is_empty()).then_some(fields),
+            Ok(_) => {}
+        }
+        if line == b"\n" {
+            if fields.0.is_empty() {
+                continue;
+            }
+            return Some(fields);
+        }
+        let line = line.strip_suffix(b"\n").unwrap_or(&line);
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            let name = String::from_utf8_lossy(&line[..eq]).into_owned();
+            if fields.get(&name).is_none() {
+                let value = &line[eq + 1..];
+                let value = &value[..value.len().min(MAX_VALUE_BYTES as usize)];
+                fields
+                    .0
+                    .push((name, String::from_utf8_lossy(value).into_owned()));
+            }
+            continue;
+        }
+        // A binary value: its length, the bytes, a newline.
+        let name = String::from_utf8_lossy(line).into_owned();
+        let mut size = [0u8; 8];
+        if reader.read_exact(&mut size).is_err() {
+            *malformed += 1;
+            return None;
+        }
+        let size = u64::from_le_bytes(size);
+        let mut value = Vec::new();
+        let kept = reader
+            .by_ref()
+            .take(size.min(MAX_VALUE_BYTES))
+            .read_to_end(&mut value);
+        let skipped = std::io::copy(
+            &mut reader.by_ref().take(size.saturating_sub(MAX_VALUE_BYTES)),
+            &mut std::io::sink(),
+        );
+        let mut newline = [0u8; 1];
+        if kept.is_err() || skipped.is_err() || reader.read_exact(&mut newline).is_err() {
+            *malformed += 1;
+            return None;
+        }
+        if fields.get(&name).is_none() {
+            fields
+                .0
+                .push((name, String::from_utf8_lossy(&value).into_owned()));
+        }
+    }
 }
 
 /// A kernel entry: boot id, time since boot (µs), wall clock (µs), priority, message.
@@ -216,27 +271,23 @@ struct Builder {
 }
 
 impl Builder {
-    fn push(&mut self, line: &[u8]) {
-        let Ok(fields) = serde_json::from_slice::<Fields>(line) else {
-            self.malformed += 1;
-            return;
-        };
+    fn push(&mut self, fields: &Fields) {
         self.entries += 1;
         let index = self.entries;
-        let message = text(&fields, "MESSAGE").unwrap_or_default();
-        let realtime = number(&fields, "__REALTIME_TIMESTAMP");
-        if text(&fields, "_TRANSPORT").as_deref() == Some("kernel") {
-            let monotonic = number(&fields, "_SOURCE_MONOTONIC_TIMESTAMP")
-                .or_else(|| number(&fields, "__MONOTONIC_TIMESTAMP"))
+        let message = text(fields, "MESSAGE").unwrap_or_default();
+        let realtime = number(fields, "__REALTIME_TIMESTAMP");
+        if text(fields, "_TRANSPORT").as_deref() == Some("kernel") {
+            let monotonic = number(fields, "_SOURCE_MONOTONIC_TIMESTAMP")
+                .or_else(|| number(fields, "__MONOTONIC_TIMESTAMP"))
                 .unwrap_or(0);
-            let priority = number(&fields, "PRIORITY").map_or(6, |p| p.min(7) as u8);
-            let boot = text(&fields, "_BOOT_ID").unwrap_or_default();
+            let priority = number(fields, "PRIORITY").map_or(6, |p| p.min(7) as u8);
+            let boot = text(fields, "_BOOT_ID").unwrap_or_default();
             self.kernel
                 .push((boot, monotonic, realtime, priority, message));
             return;
         }
-        let unit = text(&fields, "_SYSTEMD_UNIT");
-        let ident = text(&fields, "SYSLOG_IDENTIFIER");
+        let unit = text(fields, "_SYSTEMD_UNIT");
+        let ident = text(fields, "SYSLOG_IDENTIFIER");
         let Some(service) = SERVICES
             .iter()
             .find(|(_, u, _)| unit.as_deref() == Some(*u))
@@ -255,14 +306,14 @@ impl Builder {
         }
         let mut entry_fields = std::collections::BTreeMap::new();
         for name in ["_PID", "_SYSTEMD_UNIT", "SYSLOG_IDENTIFIER"] {
-            if let Some(value) = text(&fields, name) {
+            if let Some(value) = text(fields, name) {
                 entry_fields.insert(name.to_string(), value);
             }
         }
         let entry = LogEntry {
             line: index,
             at_unix_ms: realtime.map(|us| (us / 1000) as i64),
-            level: number(&fields, "PRIORITY").map(|p| priority_name(p).to_string()),
+            level: number(fields, "PRIORITY").map(|p| priority_name(p).to_string()),
             message,
             fields: entry_fields,
         };
@@ -414,13 +465,24 @@ mod tests {
         assert_eq!(iso_ms(1_796_108_548_566), "2026-12-01T07:02:28.566Z");
     }
 
+    /// What `journalctl -o export` prints: text fields, a binary one (a control character
+    /// in MESSAGE), an entry of another unit, and a stream cut off in a binary value.
     #[test]
     fn entries_go_to_their_service_and_binary_fields_are_read() {
+        let mut stream = Vec::new();
+        stream.extend_from_slice(b"__REALTIME_TIMESTAMP=1796108548566000\n_TRANSPORT=stdout\n_SYSTEMD_UNIT=kubelet.service\nPRIORITY=3\nMESSAGE=PLEG is not healthy: a=b\n\n");
+        stream.extend_from_slice(b"SYSLOG_IDENTIFIER=dockerd\nPRIORITY=6\nMESSAGE\n");
+        stream.extend_from_slice(&3u64.to_le_bytes());
+        stream.extend_from_slice(b"hi\x1b\n\n");
+        stream.extend_from_slice(b"SYSLOG_IDENTIFIER=sshd\nMESSAGE=not ours\n\n");
+        stream.extend_from_slice(b"SYSLOG_IDENTIFIER=kubelet\nMESSAGE\n");
+        stream.extend_from_slice(&100u64.to_le_bytes());
+        stream.extend_from_slice(b"cut off");
         let mut b = Builder::default();
-        b.push(br#"{"_TRANSPORT":"stdout","_SYSTEMD_UNIT":"kubelet.service","MESSAGE":"PLEG is not healthy","PRIORITY":"3","__REALTIME_TIMESTAMP":"1796108548566000"}"#);
-        b.push(br#"{"SYSLOG_IDENTIFIER":"dockerd","MESSAGE":[104,105,27],"PRIORITY":"6"}"#);
-        b.push(br#"{"SYSLOG_IDENTIFIER":"sshd","MESSAGE":"not ours"}"#);
-        b.push(b"not json");
+        let mut reader = std::io::Cursor::new(stream);
+        while let Some(entry) = next_export_entry(&mut reader, &mut b.malformed) {
+            b.push(&entry);
+        }
         let read = b.finish("/j");
         assert_eq!((read.entries, read.malformed), (3, 1));
         let services: Vec<(&str, &str, Option<&str>)> = read
@@ -437,7 +499,11 @@ mod tests {
         assert_eq!(
             services,
             vec![
-                ("journal:/j:kubelet", "PLEG is not healthy", Some("err")),
+                (
+                    "journal:/j:kubelet",
+                    "PLEG is not healthy: a=b",
+                    Some("err")
+                ),
                 ("journal:/j:dockerd", "hi\u{1b}", Some("info")),
             ]
         );
