@@ -128,38 +128,13 @@ pub fn unusable_named_files(files: &cli::FileInputArgs, snapshot: &Snapshot) -> 
         }
     }
     for path in &files.logs {
-        let start = format!("{} (", path.display());
-        let mine = |s: &&nodedoc_model::SourceStatus| {
-            matches!(s.source.as_str(), "service-log" | "ovs-log") && s.detail.starts_with(&start)
-        };
-        let statuses: Vec<_> = snapshot.sources.iter().filter(mine).collect();
-        if !statuses
-            .iter()
-            .any(|s| matches!(s.state, SourceState::Collected | SourceState::Partial))
-        {
-            let why = statuses.first().map_or("not read", |s| {
-                s.detail
-                    .strip_prefix(&start)
-                    .map_or(s.detail.as_str(), |d| {
-                        d.split_once("): ").map_or(d, |(_, why)| why)
-                    })
-            });
+        // A service log, or one in ovs-vswitchd's format read as its log.
+        if let Some(why) = unusable_named_path(snapshot, &["service-log", "ovs-log"], path) {
             problems.push(format!("--log {} could not be read: {why}", path.display()));
         }
     }
     for path in &files.journal {
-        let start = format!("{} (--journal", path.display());
-        let status = snapshot
-            .sources
-            .iter()
-            .find(|s| s.source == "journal" && s.detail.starts_with(&start));
-        if !status.is_some_and(|s| matches!(s.state, SourceState::Collected | SourceState::Partial))
-        {
-            let why = status.map_or("not read", |s| {
-                s.detail
-                    .split_once("): ")
-                    .map_or(s.detail.as_str(), |(_, why)| why)
-            });
+        if let Some(why) = unusable_named_path(snapshot, &["journal"], path) {
             problems.push(format!(
                 "--journal {} could not be read: {why}",
                 path.display()
@@ -167,6 +142,34 @@ pub fn unusable_named_files(files: &cli::FileInputArgs, snapshot: &Snapshot) -> 
         }
     }
     problems
+}
+
+/// Why the file at `path` was not read, when none of the statuses of `sources` whose detail
+/// starts with `PATH (` (one per file named) says it was.
+fn unusable_named_path(
+    snapshot: &Snapshot,
+    sources: &[&str],
+    path: &std::path::Path,
+) -> Option<String> {
+    let start = format!("{} (", path.display());
+    let statuses: Vec<&nodedoc_model::SourceStatus> = snapshot
+        .sources
+        .iter()
+        .filter(|s| sources.contains(&s.source.as_str()) && s.detail.starts_with(&start))
+        .collect();
+    if statuses
+        .iter()
+        .any(|s| matches!(s.state, SourceState::Collected | SourceState::Partial))
+    {
+        return None;
+    }
+    Some(statuses.first().map_or("not read".to_string(), |s| {
+        // `PATH (FLAG…): WHY`
+        s.detail
+            .split_once("): ")
+            .map_or(s.detail.as_str(), |(_, why)| why)
+            .to_string()
+    }))
 }
 
 /// Prints each unusable named input as an error; the exit code to return when there was one.

@@ -4,24 +4,8 @@
 
 mod common;
 
-use common::{check_json, finding, nodedoc};
-use nodedoc_model::{HostInfo, Severity, Snapshot, SourceState};
-
-/// A snapshot of a host with nothing wrong, to analyse the files against (`--from`), so the
-/// findings are the files' alone whatever runs on this machine.
-fn empty_snapshot(dir: &std::path::Path) -> String {
-    let snapshot = Snapshot::new(HostInfo {
-        hostname: "node-7".into(),
-        kernel_release: "6.1.0-18-amd64".into(),
-        uptime_us: 90_000_000_000,
-        clock_ticks_per_sec: 100,
-        collector_version: "test".into(),
-        ..HostInfo::default()
-    });
-    let path = dir.join("empty.json");
-    nodedoc_model::write_snapshot(&path, &snapshot).unwrap();
-    path.display().to_string()
-}
+use common::{check_json, empty_snapshot, finding, nodedoc};
+use nodedoc_model::{Severity, Snapshot, SourceState};
 
 /// A recorded real log of the corpus, without its header.
 fn corpus_log(name: &str) -> String {

@@ -14,8 +14,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{check_json, finding, has_evidence, nodedoc};
-use nodedoc_model::{HostInfo, Snapshot, SourceState};
+use common::{check_json, empty_snapshot, finding, has_evidence, nodedoc};
+use nodedoc_model::{Snapshot, SourceState};
 
 const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
 const BOOT: &str = "5f2c0d6a9b8e4e51a1d2c3b4a5968778";
@@ -184,20 +184,6 @@ fn journal_dir(dir: &Path) -> (PathBuf, PathBuf) {
     let file = machine.join("system.journal");
     write_journal(&export, &file);
     (root, file)
-}
-
-fn empty_snapshot(dir: &Path) -> String {
-    let snapshot = Snapshot::new(HostInfo {
-        hostname: "node-7".into(),
-        kernel_release: "6.1.0-18-amd64".into(),
-        uptime_us: 90_000_000_000,
-        clock_ticks_per_sec: 100,
-        collector_version: "test".into(),
-        ..HostInfo::default()
-    });
-    let path = dir.join("empty.json");
-    nodedoc_model::write_snapshot(&path, &snapshot).unwrap();
-    path.display().to_string()
 }
 
 /// The journal alone gives the hung kernel thread (with the class its trace shows) and the

@@ -93,12 +93,7 @@ pub fn read_service_logs(inputs: &FileInputs, snapshot: &mut Snapshot, gaps: &mu
         let (text, skipped) = match crate::service_log::read_text(path) {
             Ok(read) => read,
             Err(e) => {
-                gaps.record("service-log", "--log", e.to_string(), shown.clone());
-                snapshot.sources.push(SourceStatus {
-                    source: "service-log".into(),
-                    state: SourceState::Failed,
-                    detail: format!("{shown} (--log): {e}"),
-                });
+                named_file_failed(snapshot, gaps, "service-log", "--log", &shown, &e);
                 continue;
             }
         };
@@ -211,12 +206,7 @@ pub fn read_journals(inputs: &FileInputs, snapshot: &mut Snapshot, gaps: &mut Ga
         let read = match crate::journal::read(path) {
             Ok(read) => read,
             Err(e) => {
-                gaps.record("journal", "--journal", e.to_string(), shown.clone());
-                snapshot.sources.push(SourceStatus {
-                    source: "journal".into(),
-                    state: SourceState::Failed,
-                    detail: format!("{shown} (--journal): {e}"),
-                });
+                named_file_failed(snapshot, gaps, "journal", "--journal", &shown, &e);
                 continue;
             }
         };
@@ -290,4 +280,22 @@ pub fn read_journals(inputs: &FileInputs, snapshot: &mut Snapshot, gaps: &mut Ga
             detail,
         });
     }
+}
+
+/// Records that a file named with `flag` could not be read: a gap, and a failed `source`
+/// whose detail starts with the path (how the caller finds it again for exit 3).
+fn named_file_failed(
+    snapshot: &mut Snapshot,
+    gaps: &mut Gaps,
+    source: &str,
+    flag: &str,
+    shown: &str,
+    error: &dyn std::fmt::Display,
+) {
+    gaps.record(source, flag, error.to_string(), shown.to_string());
+    snapshot.sources.push(SourceStatus {
+        source: source.into(),
+        state: SourceState::Failed,
+        detail: format!("{shown} ({flag}): {error}"),
+    });
 }

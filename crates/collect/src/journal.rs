@@ -426,26 +426,11 @@ fn ovs_log(entries: &[(Option<u64>, String)], path: &str) -> OvsLog {
     log
 }
 
-/// Milliseconds since the epoch as `2021-04-15T12:36:29.723Z`.
+/// Milliseconds since the epoch as `2021-04-15T12:36:29.723Z`, as ovs-vswitchd.log has it.
 fn iso_ms(ms: i64) -> String {
-    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{}Z",
+        nodedoc_model::clock::format_ms(ms).replacen(' ', "T", 1)
     )
 }
 

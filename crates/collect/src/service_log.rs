@@ -258,21 +258,7 @@ fn logfmt_pairs(line: &str) -> Option<Vec<(String, String)>> {
 
 /// RFC 3339 (`2026-12-01T07:02:28.566406368Z`, `…+08:00`) in milliseconds since the epoch.
 pub fn rfc3339_ms(text: &str) -> Option<i64> {
-    if let Some(ms) = nodedoc_ovs::log::parse_timestamp(text) {
-        return Some(ms);
-    }
-    // An offset: `+HH:MM` or `-HH:MM` after the time.
-    let (_, time) = text.split_once('T')?;
-    let at = time.rfind(['+', '-'])?;
-    let offset = &time[at + 1..];
-    let (h, m) = offset
-        .split_once(':')
-        .unwrap_or((offset.get(..2)?, offset.get(2..)?));
-    let minutes = h.parse::<i64>().ok()? * 60 + m.parse::<i64>().ok()?;
-    let sign = if time.as_bytes()[at] == b'+' { 1 } else { -1 };
-    let local = &text[..text.len() - offset.len() - 1];
-    let ms = nodedoc_ovs::log::parse_timestamp(&format!("{local}Z"))?;
-    Some(ms - sign * minutes * 60_000)
+    nodedoc_model::clock::parse_iso(text)
 }
 
 #[cfg(test)]
