@@ -18,6 +18,7 @@ Examples:
   nodedoc collect -o node-1.json        save a snapshot to analyse elsewhere
   nodedoc check --from node-1.json      analyse a saved snapshot
   nodedoc check --kernel-log dmesg.txt  this host, with a kernel log saved elsewhere
+  nodedoc check --journal /var/log/journal --log kubelet.log   journal files and a service's log
   nodedoc check --sos sosreport-node-1-2024-05-01-abcdef.tar.xz   analyse a sosreport
   nodedoc explain fd-exhaustion         what a finding means and how it is detected
   nodedoc ovs ports                     Open vSwitch interfaces, owners and devices

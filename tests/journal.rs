@@ -38,12 +38,22 @@ fn export_entry(out: &mut Vec<u8>, fields: &[(&str, String)]) {
     out.push(b'\n');
 }
 
-/// Writes `export` into a real journal file at `path` with systemd-journal-remote.
+/// Writes `export` into a real journal file at `path` with systemd-journal-remote. Fails,
+/// saying what to install, when it or journalctl (which nodedoc runs) is missing.
 fn write_journal(export: &[u8], path: &Path) {
     assert!(
         Path::new(JOURNAL_REMOTE).exists(),
         "{JOURNAL_REMOTE} is missing: install Debian's systemd-journal-remote (scripts/test \
          installs everything in scripts/test-packages)"
+    );
+    assert!(
+        Command::new("journalctl")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
+        "journalctl is missing: install Debian's systemd (scripts/test installs everything in \
+         scripts/test-packages)"
     );
     let mut child = Command::new(JOURNAL_REMOTE)
         .arg(format!("--output={}", path.display()))
