@@ -23,6 +23,9 @@ Examples:
   nodedoc explain fd-exhaustion         what a finding means and how it is detected
   nodedoc ovs ports                     Open vSwitch interfaces, owners and devices
   nodedoc fix ovs-orphan-port           delete OVS ports whose device is gone (asks first)
+  nodedoc check --offline --kube-objects rs.json
+                                        ReplicaSet history of a `kubectl get deploy,rs -A -o json`
+  nodedoc fix replicaset-history-leak   delete leaked old ReplicaSets (dry run, asks first)
   sudo nodedoc lab run fd-exhaustion    reproduce a known failure in a sandbox and detect it";
 
 /// nodedoc finds the root cause of Linux node failures.
@@ -135,6 +138,9 @@ pub struct CollectionArgs {
 
     #[command(flatten)]
     pub files: FileInputArgs,
+
+    #[command(flatten)]
+    pub kube: KubeSourceArgs,
 }
 
 /// Evidence from files instead of (or besides) this host: what an SRE holds after the fact.
@@ -179,6 +185,40 @@ impl FileInputArgs {
     }
 }
 
+/// Where Kubernetes objects come from, for `check` and `collect`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KubeSourceArgs {
+    /// The kubeconfig to read the Kubernetes API with. Default: $KUBECONFIG, ~/.kube/config,
+    /// then the pod's service account when nodedoc runs in a pod; none of them: the API is
+    /// not read (not an error). On a node, the kubelet's own credentials can list its pods:
+    /// --kubeconfig /etc/kubernetes/kubelet.conf.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub kube_context: Option<String>,
+
+    /// This node's name in Kubernetes, whose pods are read (default: the hostname, as the
+    /// kubelet names a node unless told otherwise).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+
+    /// `kubectl get … -o json` output to analyse (repeatable): e.g. `kubectl get deploy,rs -A
+    /// -o json` for replicaset-history-leak, `kubectl get pods -A -o json` for
+    /// pod-stuck-terminating. Read as given, with the live reading or a --from snapshot.
+    #[arg(long = "kube-objects", value_name = "FILE")]
+    pub kube_objects: Vec<PathBuf>,
+
+    /// Do not read the Kubernetes API (files given with --kube-objects are still read).
+    #[arg(long)]
+    pub no_kube: bool,
+
+    /// Every request to the Kubernetes API must be answered within this long of the first.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    pub kube_timeout: Duration,
+}
+
 /// How the host is read, for `check`, `collect` and `watch` alike.
 #[derive(Debug, Args, Clone)]
 pub struct SourceArgs {
@@ -203,6 +243,13 @@ pub struct SourceArgs {
 
     #[command(flatten)]
     pub ovs: OvsSourceArgs,
+
+    /// A container runtime's CRI socket to ask which pod each container belongs to (names the
+    /// pods of findings about tasks in containers; read-only `ListPodSandbox` and
+    /// `ListContainers`, 5 s at most). Default: /run/containerd/containerd.sock, then
+    /// /run/crio/crio.sock, when present.
+    #[arg(long, value_name = "PATH")]
+    pub cri_socket: Option<PathBuf>,
 }
 
 impl CollectionArgs {
@@ -314,8 +361,9 @@ impl OvsSourceArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Analyse a snapshot written by `nodedoc collect` instead of this host. Files named with
-    /// --kernel-log and --ovs-log replace what the snapshot holds of their kind.
+    /// Analyse a snapshot written by `nodedoc collect` instead of this host (the Kubernetes
+    /// API is not read either; --kube-objects files are added). Files named with
+    /// --kernel-log, --ovs-log, --log and --journal replace what it holds of their kind.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["ovsdb", "sos"])]
     pub from: Option<PathBuf>,
 
@@ -326,6 +374,11 @@ pub struct CheckArgs {
     /// Files named with --kernel-log and --ovs-log replace what the report holds of their kind.
     #[arg(long, value_name = "PATH", conflicts_with = "ovsdb")]
     pub sos: Option<PathBuf>,
+
+    /// Read nothing from this host or its Kubernetes API: analyse only the files given with
+    /// --kube-objects (e.g. a `kubectl get deploy,rs -A -o json` export of a cluster).
+    #[arg(long, conflicts_with_all = ["from", "sos"], requires = "kube_objects")]
+    pub offline: bool,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -360,6 +413,11 @@ pub struct ThresholdArgs {
     /// than this (cni-plugin-hang) [default: 10s].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub cni_timeout: Option<Duration>,
+
+    /// Report pods still there this long after their deletionTimestamp, which already
+    /// includes the grace period (pod-stuck-terminating) [default: 60s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub pod_terminating_margin: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -495,6 +553,55 @@ pub enum FixAction {
 
         #[command(flatten)]
         source: OvsSourceArgs,
+    },
+    /// Delete the old ReplicaSets a Deployment's history limit would have removed (the
+    /// replicaset-history-leak findings).
+    ///
+    /// Reads every Deployment and ReplicaSet, and for each Deployment with the finding plans
+    /// what the deployment controller does with a finite limit: of its old ReplicaSets, lowest
+    /// revision first, those beyond the limit that have no pods and want none. It keeps
+    /// --keep, else the Deployment's own limit, else 10 (apps/v1's default) when its limit is
+    /// 2147483647. The current revision and ReplicaSets with pods are never deleted.
+    ///
+    /// Shows the plan and the `kubectl patch` that sets a limit (without it the history grows
+    /// back), asks on a terminal, then re-reads the Deployment and each ReplicaSet right before
+    /// deleting it: one that changed, was replaced, became current or got pods is spared, and
+    /// each DELETE carries preconditions on the uid and resourceVersion just read. Deletes are
+    /// sequential, as the controller's are. Without a terminal and without --yes it changes
+    /// nothing. A ReplicaSet list the API did not give completely is not acted on.
+    #[command(name = "replicaset-history-leak")]
+    ReplicasetHistoryLeak {
+        /// Apply without asking.
+        #[arg(long)]
+        yes: bool,
+
+        /// Keep this many old ReplicaSets per Deployment.
+        #[arg(long, value_name = "N")]
+        keep: Option<u32>,
+
+        /// Only Deployments of this namespace (repeatable).
+        #[arg(long, value_name = "NS")]
+        namespace: Vec<String>,
+
+        /// Only this Deployment, as NAMESPACE/NAME (repeatable).
+        #[arg(long, value_name = "NS/NAME")]
+        deployment: Vec<String>,
+
+        /// The kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+
+        /// The kubeconfig context.
+        #[arg(long, value_name = "NAME")]
+        kube_context: Option<String>,
+
+        /// Each request must be answered within this long.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+        kube_timeout: Duration,
+
+        /// Output format: the plan and outcomes as text, or as one JSON object.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
 }
 

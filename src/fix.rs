@@ -29,6 +29,25 @@ pub fn fix(action: FixAction) -> Result<u8> {
             require_private_transport(&source, allow_cleartext_tcp)?;
             ovs_orphan_port(&source, yes)
         }
+        FixAction::ReplicasetHistoryLeak {
+            yes,
+            keep,
+            namespace,
+            deployment,
+            kubeconfig,
+            kube_context,
+            kube_timeout,
+            format,
+        } => crate::kube::fix_history(crate::kube::HistoryFix {
+            yes,
+            keep,
+            namespaces: namespace,
+            deployments: deployment,
+            kubeconfig,
+            context: kube_context,
+            timeout: kube_timeout,
+            format,
+        }),
     }
 }
 
@@ -52,13 +71,13 @@ fn require_private_transport(source: &OvsSourceArgs, allow_cleartext_tcp: bool) 
 }
 
 /// How the user answered.
-enum Consent {
+pub(crate) enum Consent {
     Yes,
     No,
     CannotAsk,
 }
 
-fn ask(question: &str) -> Result<Consent> {
+pub(crate) fn ask(question: &str) -> Result<Consent> {
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
         return Ok(Consent::CannotAsk);
     }

@@ -5,9 +5,11 @@
 //! `crates/`.
 
 mod cli;
+mod cri;
 mod explain;
 mod fds;
 mod fix;
+mod kube;
 mod lab;
 mod ovs;
 mod probe;
@@ -185,10 +187,14 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Check(args) => check(&args),
         Command::Collect(args) => {
             let progress = Progress::new();
-            let snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
+            let mut snapshot = Collector::new(args.collection.options()).snapshot(&progress)?;
+            let cri_socket = args.collection.sources.cri_socket.as_deref();
+            cri::name_containers(&mut snapshot, cri_socket);
+            args.collection.kube.add_live(&mut snapshot, &progress)?;
             progress.done();
             let mut unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
             unusable.extend(unusable_named_files(&args.collection.files, &snapshot));
+            unusable.extend(cri::unusable(cri_socket, &snapshot));
             if args.output.as_os_str() == "-" {
                 let mut out = std::io::stdout().lock();
                 nodedoc_model::text::write_json(&mut out, &snapshot)?;
@@ -250,30 +256,42 @@ fn run(cli: Cli) -> Result<u8> {
 /// `nodedoc check`.
 fn check(args: &CheckArgs) -> Result<u8> {
     let settings = args.thresholds.settings()?;
+    let kube = &args.collection.kube;
     let files = &args.collection.files;
     let ovs = &args.collection.sources.ovs;
-    // A saved snapshot or a bundle, with the files named beside it in place of what it
-    // holds of their kind.
-    let offline = |mut snapshot: Snapshot, origin: String| {
+    // A saved snapshot, a bundle or only Kubernetes objects, with the files named beside it
+    // in place of what it holds of their kind (and the --kube-objects files added, which
+    // kube::offline_snapshot has read already).
+    let offline = |mut snapshot: Snapshot,
+                   origin: String,
+                   add_kube_files: bool|
+     -> Result<(Snapshot, String, Vec<String>)> {
+        if add_kube_files {
+            kube.add_files(&mut snapshot)?;
+        }
         nodedoc_collect::files::apply(&files.inputs(), &mut snapshot);
         if let Some(ovs_log) = &ovs.ovs_log {
             nodedoc_collect::files::apply_ovs_log(ovs_log, "--ovs-log", &mut snapshot);
         }
         let mut unusable = unusable_named_inputs(ovs, &snapshot);
         unusable.extend(unusable_named_files(files, &snapshot));
-        (snapshot, origin, unusable)
+        Ok((snapshot, origin, unusable))
     };
     let (snapshot, origin, unusable) = match (&args.from, &args.sos) {
         (Some(path), _) => offline(
             nodedoc_model::read_snapshot(path)?,
             format!("file:{}", path.display()),
-        ),
+            true,
+        )?,
+        (None, _) if args.offline => {
+            offline(kube::offline_snapshot(kube)?, "offline".to_string(), false)?
+        }
         (None, Some(path)) => {
             let progress = Progress::new();
             progress.step("reading the sosreport");
             let snapshot = nodedoc_sos::read_sosreport(path, nodedoc_sos::Limits::default());
             progress.done();
-            offline(snapshot?, format!("sos:{}", path.display()))
+            offline(snapshot?, format!("sos:{}", path.display()), true)?
         }
         (None, None) => {
             let progress = Progress::new();
@@ -281,10 +299,14 @@ fn check(args: &CheckArgs) -> Result<u8> {
             options.log_rules = settings.log_rules.clone();
             // The collector samples the processes cpu-hog would report.
             options.cpu_hog.threshold = settings.detectors.cpu_hog_share;
-            let snapshot = Collector::new(options).snapshot(&progress)?;
+            let mut snapshot = Collector::new(options).snapshot(&progress)?;
+            let cri_socket = args.collection.sources.cri_socket.as_deref();
+            cri::name_containers(&mut snapshot, cri_socket);
+            kube.add_live(&mut snapshot, &progress)?;
             progress.done();
             let mut unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
             unusable.extend(unusable_named_files(files, &snapshot));
+            unusable.extend(cri::unusable(cri_socket, &snapshot));
             (snapshot, "live".to_string(), unusable)
         }
     };

@@ -47,6 +47,9 @@ impl ThresholdArgs {
         if let Some(timeout) = self.cni_timeout {
             settings.detectors.cni_plugin_timeout_secs = timeout.as_secs();
         }
+        if let Some(margin) = self.pod_terminating_margin {
+            settings.detectors.pod_terminating_margin_secs = margin.as_secs().max(1);
+        }
         Ok(settings)
     }
 }

@@ -378,8 +378,33 @@ fn service_logs_are_read_from_files() {
     // the OVS findings.
     let from = empty_snapshot(dir.path());
     let ovs_log = seed_000_ovs_log(dir.path());
-    let (report, code) = check_json(&["--from", &from, "--log", &kubelet, "--log", &ovs_log]);
-    assert_eq!(code, 1);
+    let (report, code) = check_json(&[
+        "--from",
+        &from,
+        "--log",
+        &kubelet,
+        "--log",
+        &ovs_log,
+        "--log",
+        &containerd,
+    ]);
+    assert_eq!(
+        code, 1,
+        "warnings: the lines have no year (klog) or are not recent"
+    );
+    // containerd's CRI error, read from the copied log by the runtime detector.
+    let stop = finding(
+        &report,
+        "container-stop-failed",
+        "container/b32a2fd9b0a141bdc9be897b80762009665ce408cde67b93e64dc2b1c1aa2c78",
+    );
+    assert!(
+        stop.summary
+            .starts_with("containerd could not stop container b32a2fd9b0a1"),
+        "{}",
+        stop.summary
+    );
+    finding(&report, "kubelet-pleg-unhealthy", "host");
     let service = report
         .sources
         .iter()

@@ -196,8 +196,8 @@ fn journal_dir(dir: &Path) -> (PathBuf, PathBuf) {
     (root, file)
 }
 
-/// The journal alone gives the hung kernel thread (with the class its trace shows) and the
-/// OVS chain; an earlier boot's kernel line and other units are left out; the sources say
+/// The journal alone gives the hung kernel thread (with the class its trace shows), the OVS
+/// chain and kubelet's PLEG failure; an earlier boot's kernel line and other units are left out; the sources say
 /// what was read. A file and the directory holding it read the same.
 #[test]
 fn a_journal_gives_the_hung_task_and_the_ovs_chain() {
@@ -207,7 +207,19 @@ fn a_journal_gives_the_hung_task_and_the_ovs_chain() {
     for path in [&file, &root] {
         let path = path.display().to_string();
         let (report, code) = check_json(&["--from", &from, "--journal", &path]);
-        assert_eq!(code, 1, "the worst finding is a warning");
+        assert_eq!(code, 2, "kubelet's PLEG line is critical");
+
+        // kubelet's entry, read by the runtime detectors like a kubelet log file.
+        let pleg = finding(&report, "kubelet-pleg-unhealthy", "host");
+        assert_eq!(pleg.severity, nodedoc_model::Severity::Critical);
+        assert!(
+            pleg.evidence.iter().any(|e| e
+                .command
+                .as_deref()
+                .is_some_and(|c| c.starts_with("journalctl -u kubelet.service"))),
+            "{:#?}",
+            pleg.evidence
+        );
 
         let hung = finding(&report, "hung-task", "pid/22455");
         assert!(hung.summary.contains("jbd2/dewba1-8"), "{}", hung.summary);
@@ -272,8 +284,7 @@ fn a_journal_gives_the_hung_task_and_the_ovs_chain() {
         .iter()
         .map(|l| (l.source.as_str(), l.service.as_deref(), l.entries.len()))
         .collect();
-    let source = format!("journal:{}:kubelet", file.display());
-    assert_eq!(logs, vec![(source.as_str(), Some("kubelet"), 1)]);
+    assert_eq!(logs, vec![("journal:kubelet.service", Some("kubelet"), 1)]);
     let entry = &snapshot.service_logs[0].entries[0];
     assert!(
         entry.message.contains("PLEG is not healthy"),

@@ -1,5 +1,8 @@
-//! The text report's wording, as a golden file: seed 000's snapshot (ovs-vswitchd at its fd
-//! limit, the orphaned, flapping port behind it) rendered by `check --from`.
+//! The text report's wording, as golden files: seed 000's snapshot (ovs-vswitchd at its fd
+//! limit, the orphaned, flapping port behind it) and seed 003's container that containerd
+//! cannot stop (recorded from the containerd-stop-hang lab: the killed init and its frozen
+//! child, containerd's log lines about the container, the pod named through the CRI socket),
+//! rendered by `check --from`.
 //!
 //! When the wording changes on purpose, regenerate with `NODEDOC_BLESS=1 cargo test --test
 //! report_golden` and review the diff.
@@ -10,20 +13,31 @@ use std::process::Command;
 
 #[test]
 fn seed_000_report_reads_as_recorded() {
+    reads_as_recorded("seed-000-ovs-snapshot.json", "seed-000-report.txt");
+}
+
+#[test]
+fn seed_003_containerd_report_reads_as_recorded() {
+    reads_as_recorded(
+        "seed-003-containerd-snapshot.json",
+        "seed-003-containerd-report.txt",
+    );
+}
+
+/// Renders `tests/fixtures/SNAPSHOT` and compares it with `tests/fixtures/GOLDEN`.
+fn reads_as_recorded(snapshot: &str, golden: &str) {
     let root = env!("CARGO_MANIFEST_DIR");
     let output = Command::new(common::NODEDOC)
         .current_dir(root)
-        .args([
-            "check",
-            "--from",
-            "tests/fixtures/seed-000-ovs-snapshot.json",
-        ])
+        .args(["check", "--from", &format!("tests/fixtures/{snapshot}")])
         .env("NO_COLOR", "1")
         .output()
         .expect("run nodedoc");
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let text = String::from_utf8(output.stdout).expect("UTF-8 report");
-    let golden = std::path::Path::new(root).join("tests/fixtures/seed-000-report.txt");
+    let golden = std::path::Path::new(root)
+        .join("tests/fixtures")
+        .join(golden);
     if std::env::var_os("NODEDOC_BLESS").is_some() {
         std::fs::write(&golden, &text).unwrap();
     }

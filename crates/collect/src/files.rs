@@ -222,8 +222,19 @@ pub fn read_journals(inputs: &FileInputs, snapshot: &mut Snapshot, gaps: &mut Ga
             })
             .collect();
         for log in read.services {
-            snapshot.service_logs.retain(|l| l.source != log.source);
-            snapshot.service_logs.push(log);
+            // The same unit in several journals named: one log, in the order named.
+            match snapshot
+                .service_logs
+                .iter_mut()
+                .find(|l| l.source == log.source)
+            {
+                Some(had) => {
+                    had.entries.extend(log.entries);
+                    had.entries_read += log.entries_read;
+                    had.entries_dropped += log.entries_dropped;
+                }
+                None => snapshot.service_logs.push(log),
+            }
         }
         if let Some(log) = read.ovs {
             held.push(format!("ovs-vswitchd {}", log.lines_read));

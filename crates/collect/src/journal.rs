@@ -344,7 +344,14 @@ impl Builder {
             ..JournalRead::default()
         };
         for mut log in self.services {
-            log.source = format!("journal:{path}:{}", log.service.as_deref().unwrap_or(""));
+            // `journal:UNIT`, as the model documents it: the detectors quote
+            // `journalctl -u UNIT` from it, the command to run on the node. The path is in the
+            // `journal` source.
+            let unit = SERVICES
+                .iter()
+                .find(|(name, _, _)| log.service.as_deref() == Some(*name))
+                .map_or("", |(_, unit, _)| *unit);
+            log.source = format!("journal:{unit}");
             out.services.push(log);
         }
         if !self.ovs.is_empty() {
@@ -485,11 +492,11 @@ mod tests {
             services,
             vec![
                 (
-                    "journal:/j:kubelet",
+                    "journal:kubelet.service",
                     "PLEG is not healthy: a=b",
                     Some("err")
                 ),
-                ("journal:/j:dockerd", "hi\u{1b}", Some("info")),
+                ("journal:docker.service", "hi\u{1b}", Some("info")),
             ]
         );
         assert_eq!(

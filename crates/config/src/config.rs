@@ -205,6 +205,12 @@ thresholds! {
     group_members_max: usize, |v| at_least_one(v as u64);
     /// A group finding names this many members in its evidence.
     group_members_shown: usize, |v| at_least_one(v as u64);
+    /// `pod-stuck-terminating`: seconds a pod may remain past its deletionTimestamp.
+    pod_terminating_margin_secs: u64, at_least_one;
+    /// `replicaset-history-leak` warns from this many old ReplicaSets beyond the limit.
+    replicaset_history_warning: u64, at_least_one;
+    /// `replicaset-history-leak` is critical from this many.
+    replicaset_history_critical: u64, at_least_one;
 }
 
 fn non_negative(v: f64) -> Result<(), &'static str> {
@@ -715,9 +721,20 @@ mod tests {
             group_above: Some(16),
             group_members_max: Some(17),
             group_members_shown: Some(18),
+            pod_terminating_margin_secs: Some(19),
+            replicaset_history_warning: Some(20),
+            replicaset_history_critical: Some(21),
         };
         let mut c = nodedoc_detectors::Config::default();
         t.apply(&mut c);
+        assert_eq!(
+            (
+                c.pod_terminating_margin_secs,
+                c.replicaset_history_warning,
+                c.replicaset_history_critical
+            ),
+            (19, 20, 21)
+        );
         assert_eq!(
             (c.fd_leak_min_readings, c.fd_leak_critical_eta_secs),
             (12, 15)

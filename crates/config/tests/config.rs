@@ -134,7 +134,7 @@ fn the_example_file_loads() {
             "filesystem-read-only",
             "oom-kill",
             "conntrack-table-full",
-            "kubelet-pleg-unhealthy"
+            "kubelet-pleg-syslog"
         ]
     );
     // Its rules match the lines they were written for.

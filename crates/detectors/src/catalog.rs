@@ -38,9 +38,48 @@ pub struct Catalog {
     /// Kernel log lines worth counting (the agent's `nodedoc_kernel_log_records` metric).
     #[serde(default)]
     pub kernel_log_signature: Vec<KernelLogSignature>,
+    /// Lines container runtimes and kubelet write when they cannot stop a container.
+    #[serde(default)]
+    pub container_stop_line: Vec<ContainerStopLine>,
     /// Kernel call paths of busy processes (`cpu-hog`), most specific first.
     #[serde(default)]
     pub cpu_signature: Vec<CpuSignature>,
+    /// Kubernetes node knowledge.
+    #[serde(default)]
+    pub kube: KubeSignatures,
+}
+
+/// What nodedoc knows of Kubernetes nodes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeSignatures {
+    /// Names (`comm`) of CNI plugin executables: a zombie of one is a CNI call its caller
+    /// abandoned.
+    #[serde(default)]
+    pub cni_plugins: Vec<String>,
+}
+
+/// A line a runtime (or kubelet) writes about a container it could not stop.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerStopLine {
+    /// A short id (`containerd-cri-stop-failed`, …).
+    pub id: String,
+    /// Who writes it (`containerd`, `dockerd`, `kubelet`).
+    pub writer: String,
+    /// The line (its message and its `error`/`err` field) contains all of these.
+    pub contains: Vec<String>,
+    /// Fields that hold the container id (`container`, `containerID`), tried first.
+    #[serde(default)]
+    pub id_fields: Vec<String>,
+    /// The id follows this text in the message (after any quotes).
+    #[serde(default)]
+    pub id_after: Option<String>,
+    /// `failed`: the stop failed; `escalated`: the stop signal was ignored and the runtime
+    /// escalated to SIGKILL (common and harmless alone, evidence beside a failure).
+    pub kind: String,
+    /// What it means, in a few words.
+    pub meaning: String,
 }
 
 /// A known way of burning CPU in the kernel, told by the functions on the sampled paths.
@@ -261,6 +300,10 @@ pub const SOURCES: &[&str] = &[
     "history",
     "log-rules",
     "cpu-profile",
+    "service-logs",
+    "cri",
+    "kubernetes",
+    "kube-objects",
 ];
 
 /// What it usually means when one kind of descriptor dominates a process's table.

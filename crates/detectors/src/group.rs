@@ -251,6 +251,7 @@ fn build_group(
                     id: f.id.clone(),
                     subject: f.subject.clone(),
                     pid: f.pid,
+                    container: f.container.clone(),
                     summary: f.summary.clone(),
                     evidence: own_evidence(f),
                 }

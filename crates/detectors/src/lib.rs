@@ -20,6 +20,7 @@
 
 pub mod catalog;
 mod cni_plugin_hang;
+mod container_stop_failed;
 mod cpu_hog;
 mod fd_exhaustion;
 mod fd_leak;
@@ -29,6 +30,7 @@ mod hostile;
 mod hung_task;
 mod index;
 pub mod kernel_release;
+mod kubelet_pleg_unhealthy;
 mod leak_per_event;
 mod log_rules;
 mod netdev_unregister_stuck;
@@ -39,6 +41,9 @@ mod ovs_orphan_port;
 mod ovs_port_flapping;
 mod ovs_vswitchd_busy;
 mod pidns_exit_hang;
+pub mod pod_stuck_terminating;
+pub mod replicaset_history_leak;
+mod service_logs;
 mod stacks;
 #[cfg(test)]
 mod testing;
@@ -103,6 +108,14 @@ pub struct Config {
     pub group_members_max: usize,
     /// A group finding names this many of its members in its evidence.
     pub group_members_shown: usize,
+    /// `pod-stuck-terminating` reports a pod still there this long after its
+    /// `deletionTimestamp` (the request time plus its grace period).
+    pub pod_terminating_margin_secs: u64,
+    /// `replicaset-history-leak` warns from this many old ReplicaSets beyond a Deployment's
+    /// limit (beyond 10 when its limit keeps them all).
+    pub replicaset_history_warning: u64,
+    /// `replicaset-history-leak` is critical from this many.
+    pub replicaset_history_critical: u64,
 }
 
 impl Default for Config {
@@ -127,6 +140,9 @@ impl Default for Config {
             group_above: 20,
             group_members_max: 1_000,
             group_members_shown: 10,
+            pod_terminating_margin_secs: 60,
+            replicaset_history_warning: 100,
+            replicaset_history_critical: 1_000,
         }
     }
 }
@@ -242,6 +258,7 @@ impl<'a> Context<'a> {
             }
             finding.references.extend(entry.references.iter().cloned());
         }
+        name_container(self.snapshot, &mut finding);
         // One line per document, whichever table cited it first.
         let mut seen = std::collections::HashSet::new();
         finding.references.retain(|r| seen.insert(r.url.clone()));
@@ -251,6 +268,28 @@ impl<'a> Context<'a> {
         self.findings.push(finding);
         self.signatures.push(signature);
     }
+}
+
+/// Names the container (and pod) of a finding about a task in a container, in one place for
+/// every detector: the `container` field, and an evidence line the report shows.
+/// A detector may have set the container already (a killed init whose own cgroups no longer
+/// say, named by its namespace's members).
+fn name_container(snapshot: &Snapshot, finding: &mut Finding) {
+    let Some(process) = finding.subject.pid().and_then(|pid| snapshot.process(pid)) else {
+        return;
+    };
+    let Some(container) = finding
+        .container
+        .clone()
+        .or_else(|| snapshot.container_of(process))
+    else {
+        return;
+    };
+    finding.evidence.push(Evidence::new(
+        format!("{} (pid {}) is in {container}", process.comm, process.pid),
+        shell_command!("cat /proc/{}/cgroup", process.pid),
+    ));
+    finding.container = Some(container);
 }
 
 /// One known failure signature.
@@ -279,6 +318,10 @@ fn registered() -> &'static [&'static dyn Detector] {
         &ovs_vswitchd_busy::OvsVswitchdBusy,
         &leak_per_event::LeakPerEvent,
         &log_rules::LogRules,
+        &container_stop_failed::ContainerStopFailed,
+        &kubelet_pleg_unhealthy::KubeletPlegUnhealthy,
+        &pod_stuck_terminating::PodStuckTerminating,
+        &replicaset_history_leak::ReplicasetHistoryLeak,
         &cpu_hog::CpuHog,
     ]
 }

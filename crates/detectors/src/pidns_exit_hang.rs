@@ -195,6 +195,11 @@ impl Detector for PidnsExitHang {
                         .to_string(),
                 );
             }
+            // Its container: the init's own cgroups say while it exits only on cgroup2 (its v1
+            // paths already read `/`); the tasks left in its namespace are in it too.
+            finding.container = snapshot
+                .container_of(init)
+                .or_else(|| members.iter().find_map(|m| snapshot.container_of(m)));
             let blockers_text = blocker_explanations.join(" ");
             let fixes_text = blocker_fixes.join(" ");
             let signature = Signature::new(

@@ -73,6 +73,7 @@ pub fn run_helper(args: &[String]) -> Result<(), LabError> {
         "ovs-daemons" => crate::ovs_daemons::ovs_daemons(rest),
         "ovs-flapper" => crate::ovs_daemons::ovs_flapper(rest),
         "netlink-per-delete" => netlink_per_delete(rest),
+        "runtime-daemon" => crate::runtimes::runtime_daemon(rest),
         other => Err(helper_error(other, "unknown helper")),
     }
 }

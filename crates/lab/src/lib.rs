@@ -18,7 +18,9 @@ mod helpers;
 mod ovs_daemons;
 mod process;
 mod resource;
+mod runtimes;
 mod scenarios;
+mod supervisor;
 
 use std::path::{Path, PathBuf};
 

@@ -39,21 +39,7 @@ pub(crate) fn ovs_command(program: &str, dir: &Path) -> Command {
     command
 }
 
-/// Runs a command to completion; its stderr in the error.
-pub(crate) fn run(mut command: Command, what: &str) -> Result<String, String> {
-    let output = command
-        .output()
-        .map_err(|e| format!("{what}: cannot run: {e}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{what}: {} ({})",
-            String::from_utf8_lossy(&output.stderr).trim(),
-            output.status
-        ))
-    }
-}
+pub(crate) use crate::process::run;
 
 fn wait_for(path: &Path, what: &str) -> Result<(), LabError> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -76,34 +62,14 @@ pub(crate) fn ovs_daemons(args: &[String]) -> Result<(), LabError> {
         .find(|pair| pair[0] == "--dir")
         .map(|pair| PathBuf::from(&pair[1]))
         .ok_or_else(|| helper_error("--dir is required"))?;
-    // SAFETY: marks this process as a subreaper; no memory is involved.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    // SIGTERM is taken with sigwait below; blocked now, and unblocked in the daemons (a
-    // blocked mask is inherited across exec).
-    // SAFETY: plain signal-mask calls while single-threaded.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe {
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
+    let supervisor = crate::supervisor::Supervisor::start();
     let spawn = |program: &str, args: Vec<String>| -> Result<std::process::Child, LabError> {
         let mut command = ovs_command(program, &dir);
         command
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        use std::os::unix::process::CommandExt;
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                let mut all: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut all);
-                libc::sigaddset(&mut all, libc::SIGTERM);
-                libc::pthread_sigmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut());
-                Ok(())
-            });
-        }
+        crate::supervisor::Supervisor::unblock_in(&mut command);
         command
             .spawn()
             .map_err(|e| helper_error(format!("cannot start {program}: {e}")))
@@ -159,9 +125,7 @@ pub(crate) fn ovs_daemons(args: &[String]) -> Result<(), LabError> {
         return Err(e);
     }
     crate::helpers::ready();
-    let mut signal = 0;
-    // SAFETY: waits for the blocked SIGTERM.
-    unsafe { libc::sigwait(&set, &mut signal) };
+    supervisor.wait();
     stop(&mut children);
     std::process::exit(0)
 }
@@ -170,24 +134,9 @@ pub(crate) fn ovs_daemons(args: &[String]) -> Result<(), LabError> {
 /// after 5 s, and reaps them and anything else re-parented to us.
 fn stop(children: &mut Vec<std::process::Child>) {
     while let Some(mut child) = children.pop() {
-        // SAFETY: signalling our own child, which has not been reaped yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
+        crate::supervisor::stop_child(&mut child, Duration::from_secs(5));
     }
-    // Orphans of the daemons, re-parented to this subreaper.
-    // SAFETY: reaping children of this process.
-    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+    crate::supervisor::reap_exited();
 }
 
 /// Set by SIGTERM in [`ovs_flapper`]: finish the command under way, then exit.

@@ -251,3 +251,20 @@ pub(crate) fn stack_has(pid: i32, function: &str) -> bool {
         })
     })
 }
+
+/// Runs a command to completion; its stderr in the error.
+pub(crate) fn run(mut command: Command, what: &str) -> Result<String, String> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: cannot run: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{what}: {} ({})",
+            String::from_utf8_lossy(&output.stderr).trim(),
+            output.status
+        ))
+    }
+}

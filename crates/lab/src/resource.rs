@@ -61,6 +61,30 @@ pub enum Resource {
         #[serde(default)]
         shared: bool,
     },
+    /// A lab's top-level cgroup (`nodedoc-lab-XXXXXX`) in every hierarchy, with everything a
+    /// runtime created below it (pod and container cgroups): removed deepest first. Record it
+    /// before starting the runtime, so that it is released after the runtime has stopped.
+    CgroupTree {
+        /// The top-level name.
+        name: String,
+    },
+    /// A pod sandbox created through a lab runtime's CRI socket: stopped and removed through
+    /// it (which stops and removes its containers), as kubelet would. A socket that is gone
+    /// means the runtime is gone, and with it the pod.
+    CriPod {
+        /// The runtime's socket.
+        socket: PathBuf,
+        /// The sandbox id.
+        id: String,
+    },
+    /// A container created through a lab's dockerd: removed with `docker rm --force`. A
+    /// socket that is gone means the daemon is gone, and with it the container.
+    DockerContainer {
+        /// dockerd's socket.
+        socket: PathBuf,
+        /// The container's name.
+        name: String,
+    },
 }
 
 /// How long a process gets to exit on SIGTERM.
@@ -149,6 +173,25 @@ impl Resource {
                 Err(e) => Err(format!("rm -r {}: {e}", path.display())),
             },
             Resource::Link { name, shared } => release_link(name, *shared),
+            Resource::CgroupTree { name } => crate::runtimes::remove_cgroup_tree(name),
+            Resource::CriPod { socket, id } => {
+                if !socket.exists() {
+                    return Ok(());
+                }
+                let client = nodedoc_cri::CriClient::connect(socket).map_err(|e| e.to_string())?;
+                client
+                    .stop_pod_sandbox(id)
+                    .and_then(|()| client.remove_pod_sandbox(id))
+                    .map_err(|e| format!("pod sandbox {id}: {e}"))
+            }
+            Resource::DockerContainer { socket, name } => {
+                if !socket.exists() {
+                    return Ok(());
+                }
+                let mut command = crate::runtimes::docker_cli(socket);
+                command.args(["rm", "--force", name]);
+                crate::runtimes::run(command, &format!("docker rm --force {name}")).map(drop)
+            }
         }
     }
 }

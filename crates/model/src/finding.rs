@@ -69,8 +69,22 @@ pub enum Subject {
         /// The interface name.
         name: String,
     },
+    /// A container, by its full id.
+    Container {
+        /// The full container id.
+        id: String,
+    },
     /// The host as a whole.
     Host,
+    /// A Kubernetes object (a pod, a Deployment).
+    KubeObject {
+        /// Its kind as the API spells it: `Pod`, `Deployment`.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
     /// Many subjects one detector found with the same signature, reported as one finding (a
     /// flood: 5,000 devices, 10,000 blocked tasks). The members are in the finding's `group`.
     Group {
@@ -99,7 +113,13 @@ impl Subject {
             Subject::Process { pid, .. } => format!("pid/{pid}"),
             Subject::NetDevice { name } => format!("netdev/{name}"),
             Subject::OvsInterface { name, .. } => format!("ovs-interface/{name}"),
+            Subject::Container { id } => format!("container/{id}"),
             Subject::Host => "host".to_string(),
+            Subject::KubeObject {
+                kind,
+                namespace,
+                name,
+            } => format!("{}/{namespace}/{name}", kind.to_ascii_lowercase()),
             Subject::Group { of, signature, .. } => format!("group/{of}/{signature}"),
         }
     }
@@ -110,7 +130,9 @@ impl Subject {
             Subject::Process { .. } => "process",
             Subject::NetDevice { .. } => "net-device",
             Subject::OvsInterface { .. } => "ovs-interface",
+            Subject::Container { .. } => "container",
             Subject::Host => "host",
+            Subject::KubeObject { .. } => "kube-object",
             Subject::Group { .. } => "group",
         }
     }
@@ -134,7 +156,13 @@ impl fmt::Display for Subject {
                 name,
             } => write!(f, "OVS interface {name} on {bridge}"),
             Subject::OvsInterface { bridge: None, name } => write!(f, "OVS interface {name}"),
+            Subject::Container { id } => write!(f, "container {}", &id[..id.len().min(12)]),
             Subject::Host => f.write_str("this host"),
+            Subject::KubeObject {
+                kind,
+                namespace,
+                name,
+            } => write!(f, "{} {namespace}/{name}", kind.to_ascii_lowercase()),
             Subject::Group { of, count, .. } => {
                 let noun = match (of.as_str(), *count == 1) {
                     ("process", true) => "process",
@@ -143,6 +171,10 @@ impl fmt::Display for Subject {
                     ("net-device", false) => "network devices",
                     ("ovs-interface", true) => "OVS interface",
                     ("ovs-interface", false) => "OVS interfaces",
+                    ("container", true) => "container",
+                    ("container", false) => "containers",
+                    ("kube-object", true) => "Kubernetes object",
+                    ("kube-object", false) => "Kubernetes objects",
                     (_, true) => "subject",
                     (_, false) => "subjects",
                 };
@@ -224,6 +256,10 @@ pub struct Finding {
     /// The pid, when the subject is a process (a convenience copy for `jq`).
     #[serde(default)]
     pub pid: Option<i32>,
+    /// The container (and pod) the subject is in or is: set for every finding about a task in
+    /// a container, and for findings about a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::ContainerRef>,
     /// One line: what is wrong.
     pub summary: String,
     /// The facts it rests on.
@@ -272,6 +308,9 @@ pub struct GroupMember {
     /// The pid, when the subject is a process.
     #[serde(default)]
     pub pid: Option<i32>,
+    /// The container the member is in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::ContainerRef>,
     /// Its one line.
     pub summary: String,
     /// Its own evidence: what is not shared by every member listed.
@@ -292,6 +331,7 @@ impl Finding {
             detector: detector.to_string(),
             severity,
             pid: subject.pid(),
+            container: None,
             subject,
             summary: summary.into(),
             evidence: Vec::new(),

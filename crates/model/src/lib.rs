@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod clock;
+mod container;
 mod cpu;
 mod file;
 mod finding;
@@ -18,6 +19,7 @@ mod gaps;
 mod history;
 pub mod hostfile;
 mod kernel_log;
+mod kube;
 mod ovs;
 mod process;
 mod rule_match;
@@ -26,6 +28,7 @@ mod snapshot;
 mod system;
 pub mod text;
 
+pub use container::{ContainerRef, ContainerRuntime, KnownContainer, PodRef};
 pub use cpu::{
     CpuPoint, CpuProfile, CpuSeries, KernelStackCount, NetlinkDumpSocket, NetlinkDumps,
     ProfileMethod, SamplingCost,
@@ -44,6 +47,12 @@ pub use kernel_log::{
     BadPrintkCaller, BlockedTaskOrigin, BlockedTaskReport, BlockerLock, KernelLog, KernelLogFile,
     KernelLogSource, KmsgRecord, LockBlocker, LogPosition, NetdevRefTrackerReport, PrintkCaller,
     RefTrackerStack, TaskStateLine, TraceFrame,
+};
+pub use kube::{
+    history_limit_patch, ApiserverMetrics, ContainerId, ContainerRole, ContainerState, CreatedWith,
+    EffectiveLimit, KubeCondition, KubeContainerStatus, KubeDeployment, KubeListing, KubeMeta,
+    KubeOwner, KubePod, KubeReplicaSet, KubeState, LimitSource, RevisionHistory, StoredObjects,
+    REVISION_ANNOTATION, UNLIMITED_REVISION_HISTORY,
 };
 pub use ovs::{
     NetDevice, NetNamespace, NetworkNamespaces, OvsBridge, OvsDbEvent, OvsDbEventKind,

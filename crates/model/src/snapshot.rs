@@ -1,8 +1,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CpuProfile, FreezerCgroup, Gap, History, KernelLog, MountEntry, NetworkNamespaces, OvsState,
-    Process, RuleMatch, ServiceLog, TaskSample,
+    CpuProfile, FreezerCgroup, Gap, History, KernelLog, KnownContainer, KubeState, MountEntry,
+    NetworkNamespaces, OvsState, Process, RuleMatch, ServiceLog, TaskSample,
 };
 
 /// The value of [`Snapshot::format`]: tells a nodedoc snapshot from any other JSON.
@@ -57,6 +57,14 @@ pub struct Snapshot {
     /// this reading, and conditions since the agent started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rule_matches: Vec<RuleMatch>,
+    /// Containers a runtime or the API named (pod namespace and name by container id), to
+    /// name the containers that cgroup paths identify.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<KnownContainer>,
+    /// What the Kubernetes API (or `kubectl get -o json` files) said: this node's pods, the
+    /// cluster's Deployments and ReplicaSets, kube-apiserver's memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<KubeState>,
     /// Kernel call paths of the processes that used more CPU than the `cpu-hog` threshold
     /// (sampled after the reading that showed them busy), by pid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -82,6 +90,8 @@ impl Snapshot {
             history: None,
             service_logs: Vec::new(),
             rule_matches: Vec::new(),
+            containers: Vec::new(),
+            kube: None,
             cpu_profiles: Vec::new(),
         }
     }
@@ -119,6 +129,14 @@ impl Snapshot {
                     }
             })
         })
+    }
+
+    /// The container `process` is in, from its cgroups, named with what
+    /// [`containers`](Snapshot::containers) knows of it.
+    pub fn container_of(&self, process: &Process) -> Option<crate::ContainerRef> {
+        let mut container = process.container()?;
+        container.enrich(&self.containers);
+        Some(container)
     }
 
     /// Processes whose parent chain leads to `ancestor` (not including it), by pid. Linear in

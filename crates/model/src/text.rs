@@ -172,6 +172,23 @@ impl<T: ShellArg + ?Sized> ShellArg for &T {
     }
 }
 
+/// Several values for one `{}` of [`shell_command!`](crate::shell_command): each becomes one
+/// shell word of its own, separated by spaces (`kubectl delete rs -n {} {}` with every name).
+pub struct Words<'a, T>(pub &'a [T]);
+
+impl<T: ShellArg> ShellArg for Words<'_, T> {
+    fn to_shell_word(&self) -> Result<Cow<'_, str>, Unquotable> {
+        let mut out = String::new();
+        for (i, value) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(&value.to_shell_word()?);
+        }
+        Ok(Cow::Owned(out))
+    }
+}
+
 macro_rules! number_shell_arg {
     ($($t:ty),*) => {$(
         impl ShellArg for $t {
@@ -399,6 +416,18 @@ impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for TerminalSafe<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_are_quoted_one_by_one() {
+        let names = ["web-1", "it's", "$(id)"];
+        let command =
+            crate::shell_command!("kubectl delete rs -n {} {}", "shop", Words(&names)).unwrap();
+        assert_eq!(
+            command.as_str(),
+            "kubectl delete rs -n shop web-1 'it'\\''s' '$(id)'"
+        );
+        assert!(crate::shell_command!("echo {}", Words(&["a\u{1b}[2J"])).is_err());
+    }
 
     #[test]
     fn control_characters_are_shown_not_sent() {

@@ -1,7 +1,9 @@
 //! The scenarios, one file each.
 
 mod cni_stdin_hang;
+mod containerd_stop_hang;
 mod d_state;
+mod docker_stop_hang;
 mod fd_exhaustion;
 mod fuse_hang;
 mod memory_map_lock;
@@ -43,6 +45,8 @@ pub fn scenarios() -> &'static [Scenario] {
         netns_gone::SCENARIO,
         cni_stdin_hang::SCENARIO,
         ovs_netns_leak::SCENARIO,
+        containerd_stop_hang::SCENARIO,
+        docker_stop_hang::SCENARIO,
         netlink_dump_hog::SCENARIO,
         ovs_leak_per_event::SCENARIO,
     ]
@@ -119,6 +123,18 @@ pub(crate) fn freeze(guard: &mut LabGuard, scenario: &str, pid: i32) -> Result<S
         .position(|r| matches!(r, Resource::Process { pid: p, .. } if *p == pid))
         .unwrap_or(resources.len());
     resources.insert(task, Resource::Cgroup { path: dir.clone() });
+    freeze_task(guard, scenario, &dir, pid)?;
+    Ok(format!("/{name}"))
+}
+
+/// Moves `pid` into the existing v1 freezer cgroup `dir` and freezes it; records the freeze so
+/// teardown thaws first.
+pub(crate) fn freeze_task(
+    guard: &mut LabGuard,
+    scenario: &str,
+    dir: &std::path::Path,
+    pid: i32,
+) -> Result<(), LabError> {
     std::fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(|e| {
         LabError::setup(
             scenario,
@@ -129,7 +145,9 @@ pub(crate) fn freeze(guard: &mut LabGuard, scenario: &str, pid: i32) -> Result<S
     guard
         .instance_mut()
         .resources
-        .push(Resource::Frozen { path: dir.clone() });
+        .push(crate::Resource::Frozen {
+            path: dir.to_path_buf(),
+        });
     std::fs::write(dir.join("freezer.state"), "FROZEN")
         .map_err(|e| LabError::setup(scenario, "freeze", e))?;
     let frozen = crate::process::wait_until(std::time::Duration::from_secs(10), || {
@@ -142,7 +160,7 @@ pub(crate) fn freeze(guard: &mut LabGuard, scenario: &str, pid: i32) -> Result<S
             "the cgroup did not reach FROZEN",
         ));
     }
-    Ok(format!("/{name}"))
+    Ok(())
 }
 
 /// Moves the resource recorded for `pid` to the end, so teardown releases it first.
