@@ -166,7 +166,8 @@ pub struct FileInputArgs {
 
     /// systemd journal files: a directory (/var/log/journal, or a copy of it) or one
     /// .journal file (repeatable), read with journalctl. kubelet, containerd, dockerd and
-    /// ovs-vswitchd entries (by _SYSTEMD_UNIT or SYSLOG_IDENTIFIER) are read as with --log;
+    /// ovs-vswitchd entries (by _SYSTEMD_UNIT or SYSLOG_IDENTIFIER) are read as with --log
+    /// (ovs-vswitchd's unless an ovs-vswitchd.log was read, named or found);
     /// the kernel's entries of the last boot replace this host's kernel log, unless
     /// --kernel-log names one. At most the last 200,000 entries. A path that cannot be read
     /// is an error (exit 3), after the report.

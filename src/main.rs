@@ -269,10 +269,12 @@ fn check(args: &CheckArgs) -> Result<u8> {
         if add_kube_files {
             kube.add_files(&mut snapshot)?;
         }
-        nodedoc_collect::files::apply(&files.inputs(), &mut snapshot);
+        // --ovs-log first, as on a live check (OVS is read before the files): the journal's
+        // ovs-vswitchd entries then give way to it.
         if let Some(ovs_log) = &ovs.ovs_log {
             nodedoc_collect::files::apply_ovs_log(ovs_log, "--ovs-log", &mut snapshot);
         }
+        nodedoc_collect::files::apply(&files.inputs(), &mut snapshot);
         let mut unusable = unusable_named_inputs(ovs, &snapshot);
         unusable.extend(unusable_named_files(files, &snapshot));
         Ok((snapshot, origin, unusable))

@@ -297,7 +297,7 @@ fn a_journal_gives_the_hung_task_and_the_ovs_chain() {
 }
 
 /// A path that is not a journal, or not there, is an error after the report (exit 3) with
-/// journalctl's reason; `--kernel-log` keeps the kernel log it names.
+/// journalctl's reason; `--kernel-log` and `--ovs-log` keep the logs they name.
 #[test]
 fn a_journal_that_cannot_be_read_fails_and_kernel_log_wins() {
     let dir = tempfile::tempdir().unwrap();
@@ -327,6 +327,12 @@ fn a_journal_that_cannot_be_read_fails_and_kernel_log_wins() {
     }
 
     let (_, file) = journal_dir(dir.path());
+    let ovs_log = dir.path().join("ovs-vswitchd.log");
+    std::fs::write(
+        &ovs_log,
+        "2021-04-26T08:13:19.000Z|00942|bridge|WARN|could not open network device tap7 (No such device)\n",
+    )
+    .unwrap();
     let dmesg = dir.path().join("dmesg.txt");
     std::fs::write(&dmesg, "[    0.000000] Linux version 6.1.0-18-amd64\n").unwrap();
     let (report, _) = check_json(&[
@@ -336,10 +342,23 @@ fn a_journal_that_cannot_be_read_fails_and_kernel_log_wins() {
         file.to_str().unwrap(),
         "--kernel-log",
         dmesg.to_str().unwrap(),
+        "--ovs-log",
+        ovs_log.to_str().unwrap(),
     ]);
     assert!(
         !report.findings.iter().any(|f| f.detector == "hung-task"),
         "the kernel log named is the one judged"
+    );
+    let orphans: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.detector == "ovs-orphan-port")
+        .map(|f| f.subject.key())
+        .collect();
+    assert_eq!(
+        orphans,
+        vec!["ovs-interface/tap7"],
+        "the OVS log named is the one judged"
     );
     let journal = report
         .sources
@@ -349,7 +368,7 @@ fn a_journal_that_cannot_be_read_fails_and_kernel_log_wins() {
     assert!(
         journal
             .detail
-            .contains("kernel 20 (not used: --kernel-log names the kernel log)"),
+            .contains("ovs-vswitchd 18 (not used: ovs-vswitchd.log was read), kernel 20 (not used: --kernel-log names the kernel log)"),
         "{}",
         journal.detail
     );

@@ -237,23 +237,37 @@ pub fn read_journals(inputs: &FileInputs, snapshot: &mut Snapshot, gaps: &mut Ga
             }
         }
         if let Some(log) = read.ovs {
-            held.push(format!("ovs-vswitchd {}", log.lines_read));
-            snapshot.sources.retain(|s| s.source != "ovs-log");
-            snapshot.sources.push(SourceStatus {
-                source: "ovs-log".into(),
-                state: SourceState::Collected,
-                detail: format!(
-                    "{} (--journal{}): {} entries of ovs-vswitchd",
-                    log.path,
-                    if snapshot.ovs.as_ref().is_some_and(|o| !o.log_only) {
-                        ", in place of the OVS state's log"
-                    } else {
-                        ", without the OVSDB: the log alone"
-                    },
+            // ovs-vswitchd.log (named, found among the daemon's files, or the snapshot's) is
+            // fuller than what the daemon sends to syslog: it stays.
+            let file_read = snapshot
+                .ovs
+                .as_ref()
+                .and_then(|o| o.log.as_ref())
+                .is_some_and(|l| l.found_by != "--journal");
+            if file_read {
+                held.push(format!(
+                    "ovs-vswitchd {} (not used: ovs-vswitchd.log was read)",
                     log.lines_read
-                ),
-            });
-            set_ovs_log(snapshot, log);
+                ));
+            } else {
+                held.push(format!("ovs-vswitchd {}", log.lines_read));
+                snapshot.sources.retain(|s| s.source != "ovs-log");
+                snapshot.sources.push(SourceStatus {
+                    source: "ovs-log".into(),
+                    state: SourceState::Collected,
+                    detail: format!(
+                        "{} (--journal{}): {} entries of ovs-vswitchd",
+                        log.path,
+                        if snapshot.ovs.as_ref().is_some_and(|o| !o.log_only) {
+                            ", with the OVSDB's state"
+                        } else {
+                            ", without the OVSDB: the log alone"
+                        },
+                        log.lines_read
+                    ),
+                });
+                set_ovs_log(snapshot, log);
+            }
         }
         if let Some(kernel) = read.kernel {
             let records = kernel.records.len();
