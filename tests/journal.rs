@@ -373,3 +373,53 @@ fn a_journal_that_cannot_be_read_fails_and_kernel_log_wins() {
         journal.detail
     );
 }
+
+/// A journal entry is untrusted text: a kubelet line with a terminal escape in it (stored
+/// by journald in binary form) reaches the text report escaped, never raw.
+#[test]
+fn a_hostile_journal_entry_is_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut export = Vec::new();
+    export_entry(
+        &mut export,
+        &[
+            ("__REALTIME_TIMESTAMP", "1796108548000000".into()),
+            ("__MONOTONIC_TIMESTAMP", "800000000".into()),
+            ("_BOOT_ID", BOOT.into()),
+            ("_TRANSPORT", "stdout".into()),
+            ("PRIORITY", "3".into()),
+            ("SYSLOG_IDENTIFIER", "kubelet".into()),
+            ("_SYSTEMD_UNIT", "kubelet.service".into()),
+            (
+                "MESSAGE",
+                "E1201 07:05:30.123456 812 kubelet.go:2394] PLEG is not healthy: \x1b[2J\x1b]0;owned\x07 pleg was last seen active 3m0.5s ago; threshold is 3m0s\nsecond line".into(),
+            ),
+        ],
+    );
+    let file = dir.path().join("system.journal");
+    write_journal(&export, &file);
+    let from = empty_snapshot(dir.path());
+    let output = nodedoc(&[
+        "check",
+        "--from",
+        &from,
+        "--journal",
+        file.to_str().unwrap(),
+        "--verbose",
+        "--limit",
+        "0",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("kubelet-pleg-unhealthy"), "{stdout}");
+    assert!(stdout.contains("\\e[2J"), "shown escaped: {stdout}");
+    assert!(
+        !output.stdout.iter().any(|&b| b == 0x1b || b == 0x07),
+        "raw control characters reached the terminal"
+    );
+}
