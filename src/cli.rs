@@ -17,6 +17,8 @@ Examples:
   nodedoc check --format json | jq '.findings[] | {detector, severity, pid, summary}'
   nodedoc collect -o node-1.json        save a snapshot to analyse elsewhere
   nodedoc check --from node-1.json      analyse a saved snapshot
+  nodedoc check --kernel-log dmesg.txt  this host, with a kernel log saved elsewhere
+  nodedoc check --journal /var/log/journal --log kubelet.log   journal files and a service's log
   nodedoc check --sos sosreport-node-1-2024-05-01-abcdef.tar.xz   analyse a sosreport
   nodedoc explain fd-exhaustion         what a finding means and how it is detected
   nodedoc ovs ports                     Open vSwitch interfaces, owners and devices
@@ -135,7 +137,53 @@ pub struct CollectionArgs {
     pub sources: SourceArgs,
 
     #[command(flatten)]
+    pub files: FileInputArgs,
+
+    #[command(flatten)]
     pub kube: KubeSourceArgs,
+}
+
+/// Evidence from files instead of (or besides) this host: what an SRE holds after the fact.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FileInputArgs {
+    /// Read the kernel log from FILE instead of this host's: saved `dmesg` (plain, -T, -x,
+    /// --raw), `journalctl -k`, or a syslog file (/var/log/kern.log, /var/log/messages; lines
+    /// of other programs are skipped); only its last 64 MiB. The log keeps its own clock:
+    /// "still waiting" is judged against its last line, not this host's uptime, and its pids
+    /// are not looked up among this host's processes. --since does not apply to it. With
+    /// --from, it replaces the snapshot's kernel log. A file that cannot be read is an error
+    /// (exit 3), after the report.
+    #[arg(long, value_name = "FILE")]
+    pub kernel_log: Option<PathBuf>,
+
+    /// A service's log (repeatable): kubelet (klog), containerd or dockerd (logfmt), or
+    /// `journalctl -u UNIT` output; the format is recognised from the lines, the service
+    /// from a syslog/journal prefix or the file name. ovs-vswitchd's log is read as with
+    /// --ovs-log. Only the last 64 MiB and the last 100,000 entries of each are kept. A file
+    /// that cannot be read is an error (exit 3), after the report.
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+
+    /// systemd journal files: a directory (/var/log/journal, or a copy of it) or one
+    /// .journal file (repeatable), read with journalctl. kubelet, containerd, dockerd and
+    /// ovs-vswitchd entries (by _SYSTEMD_UNIT or SYSLOG_IDENTIFIER) are read as with --log
+    /// (ovs-vswitchd's unless an ovs-vswitchd.log was read, named or found);
+    /// the kernel's entries of the last boot replace this host's kernel log, unless
+    /// --kernel-log names one. At most the last 200,000 entries. A path that cannot be read
+    /// is an error (exit 3), after the report.
+    #[arg(long, value_name = "DIR|FILE")]
+    pub journal: Vec<PathBuf>,
+}
+
+impl FileInputArgs {
+    /// The collector's view of it.
+    pub fn inputs(&self) -> nodedoc_collect::files::FileInputs {
+        nodedoc_collect::files::FileInputs {
+            kernel_log: self.kernel_log.clone(),
+            logs: self.logs.clone(),
+            journal: self.journal.clone(),
+        }
+    }
 }
 
 /// Where Kubernetes objects come from, for `check` and `collect`.
@@ -211,6 +259,7 @@ impl CollectionArgs {
         nodedoc_collect::CollectOptions {
             interval: self.interval,
             since: self.since,
+            files: self.files.inputs(),
             ..self.sources.options()
         }
     }
@@ -286,7 +335,9 @@ pub struct OvsSourceArgs {
     pub ovsdb: Option<String>,
 
     /// ovs-vswitchd's log, when it is not among the daemon's open files (only its end is read).
-    /// A log named here that cannot be read is an error (exit 3), after the report.
+    /// It is read whether or not an OVSDB is reachable: without one (a copied log, a host
+    /// without OVS) the log alone gives what it can (flapping ports, devices that do not
+    /// exist). A log named here that cannot be read is an error (exit 3), after the report.
     #[arg(long, value_name = "FILE")]
     pub ovs_log: Option<PathBuf>,
 }
@@ -312,15 +363,17 @@ impl OvsSourceArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Analyse a snapshot written by `nodedoc collect` instead of this host (the Kubernetes
-    /// API is not read either; --kube-objects files are added).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["ovsdb", "ovs_log", "sos"])]
+    /// API is not read either; --kube-objects files are added). Files named with
+    /// --kernel-log, --ovs-log, --log and --journal replace what it holds of their kind.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ovsdb", "sos"])]
     pub from: Option<PathBuf>,
 
     /// Analyse a sosreport (the directory `sos report` wrote, or its .tar.xz/.tar.gz) instead
     /// of this host. Every detector its content supports runs; what the report lacks (sos 4.0
     /// saves no /proc/PID/limits, later sos stacks for 2,048 pids only, an lsof its timeout
     /// killed) is listed per detector among the gaps. A tarball is read, never extracted.
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["ovsdb", "ovs_log"])]
+    /// Files named with --kernel-log and --ovs-log replace what the report holds of their kind.
+    #[arg(long, value_name = "PATH", conflicts_with = "ovsdb")]
     pub sos: Option<PathBuf>,
 
     /// Read nothing from this host or its Kubernetes API: analyse only the files given with

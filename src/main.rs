@@ -114,6 +114,66 @@ pub fn unusable_named_inputs(ovs: &cli::OvsSourceArgs, snapshot: &Snapshot) -> V
     problems
 }
 
+/// The files named on the command line (`--kernel-log`) that could not be used, one
+/// message each (see [`unusable_named_inputs`]).
+pub fn unusable_named_files(files: &cli::FileInputArgs, snapshot: &Snapshot) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(path) = &files.kernel_log {
+        let status = snapshot.source("kernel-log");
+        if !status.is_some_and(|s| matches!(s.state, SourceState::Collected | SourceState::Partial))
+        {
+            problems.push(format!(
+                "--kernel-log {} could not be read: {}",
+                path.display(),
+                status.map_or("not read", |s| s.detail.as_str())
+            ));
+        }
+    }
+    for path in &files.logs {
+        // A service log, or one in ovs-vswitchd's format read as its log.
+        if let Some(why) = unusable_named_path(snapshot, &["service-log", "ovs-log"], path) {
+            problems.push(format!("--log {} could not be read: {why}", path.display()));
+        }
+    }
+    for path in &files.journal {
+        if let Some(why) = unusable_named_path(snapshot, &["journal"], path) {
+            problems.push(format!(
+                "--journal {} could not be read: {why}",
+                path.display()
+            ));
+        }
+    }
+    problems
+}
+
+/// Why the file at `path` was not read, when none of the statuses of `sources` whose detail
+/// starts with `PATH (` (one per file named) says it was.
+fn unusable_named_path(
+    snapshot: &Snapshot,
+    sources: &[&str],
+    path: &std::path::Path,
+) -> Option<String> {
+    let start = format!("{} (", path.display());
+    let statuses: Vec<&nodedoc_model::SourceStatus> = snapshot
+        .sources
+        .iter()
+        .filter(|s| sources.contains(&s.source.as_str()) && s.detail.starts_with(&start))
+        .collect();
+    if statuses
+        .iter()
+        .any(|s| matches!(s.state, SourceState::Collected | SourceState::Partial))
+    {
+        return None;
+    }
+    Some(statuses.first().map_or("not read".to_string(), |s| {
+        // `PATH (FLAG…): WHY`
+        s.detail
+            .split_once("): ")
+            .map_or(s.detail.as_str(), |(_, why)| why)
+            .to_string()
+    }))
+}
+
 /// Prints each unusable named input as an error; the exit code to return when there was one.
 pub fn fail_on_unusable(problems: &[String]) -> Option<u8> {
     for problem in problems {
@@ -133,6 +193,7 @@ fn run(cli: Cli) -> Result<u8> {
             args.collection.kube.add_live(&mut snapshot, &progress)?;
             progress.done();
             let mut unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            unusable.extend(unusable_named_files(&args.collection.files, &snapshot));
             unusable.extend(cri::unusable(cri_socket, &snapshot));
             if args.output.as_os_str() == "-" {
                 let mut out = std::io::stdout().lock();
@@ -196,25 +257,43 @@ fn run(cli: Cli) -> Result<u8> {
 fn check(args: &CheckArgs) -> Result<u8> {
     let settings = args.thresholds.settings()?;
     let kube = &args.collection.kube;
-    let (snapshot, origin, unusable) = match (&args.from, &args.sos) {
-        (Some(path), _) => {
-            let mut snapshot = nodedoc_model::read_snapshot(path)?;
+    let files = &args.collection.files;
+    let ovs = &args.collection.sources.ovs;
+    // A saved snapshot, a bundle or only Kubernetes objects, with the files named beside it
+    // in place of what it holds of their kind (and the --kube-objects files added, which
+    // kube::offline_snapshot has read already).
+    let offline = |mut snapshot: Snapshot,
+                   origin: String,
+                   add_kube_files: bool|
+     -> Result<(Snapshot, String, Vec<String>)> {
+        if add_kube_files {
             kube.add_files(&mut snapshot)?;
-            (snapshot, format!("file:{}", path.display()), Vec::new())
         }
-        (None, _) if args.offline => (
-            kube::offline_snapshot(kube)?,
-            "offline".to_string(),
-            Vec::new(),
-        ),
+        // --ovs-log first, as on a live check (OVS is read before the files): the journal's
+        // ovs-vswitchd entries then give way to it.
+        if let Some(ovs_log) = &ovs.ovs_log {
+            nodedoc_collect::files::apply_ovs_log(ovs_log, "--ovs-log", &mut snapshot);
+        }
+        nodedoc_collect::files::apply(&files.inputs(), &mut snapshot);
+        let mut unusable = unusable_named_inputs(ovs, &snapshot);
+        unusable.extend(unusable_named_files(files, &snapshot));
+        Ok((snapshot, origin, unusable))
+    };
+    let (snapshot, origin, unusable) = match (&args.from, &args.sos) {
+        (Some(path), _) => offline(
+            nodedoc_model::read_snapshot(path)?,
+            format!("file:{}", path.display()),
+            true,
+        )?,
+        (None, _) if args.offline => {
+            offline(kube::offline_snapshot(kube)?, "offline".to_string(), false)?
+        }
         (None, Some(path)) => {
             let progress = Progress::new();
             progress.step("reading the sosreport");
             let snapshot = nodedoc_sos::read_sosreport(path, nodedoc_sos::Limits::default());
             progress.done();
-            let mut snapshot = snapshot?;
-            kube.add_files(&mut snapshot)?;
-            (snapshot, format!("sos:{}", path.display()), Vec::new())
+            offline(snapshot?, format!("sos:{}", path.display()), true)?
         }
         (None, None) => {
             let progress = Progress::new();
@@ -228,6 +307,7 @@ fn check(args: &CheckArgs) -> Result<u8> {
             kube.add_live(&mut snapshot, &progress)?;
             progress.done();
             let mut unusable = unusable_named_inputs(&args.collection.sources.ovs, &snapshot);
+            unusable.extend(unusable_named_files(files, &snapshot));
             unusable.extend(cri::unusable(cri_socket, &snapshot));
             (snapshot, "live".to_string(), unusable)
         }

@@ -291,7 +291,7 @@ fn a_named_ovsdb_that_cannot_be_read_fails_after_the_report() {
 }
 
 /// `--ovs-log FILE` that is not read is an error too, wherever the flag is accepted; and a
-/// snapshot file cannot be combined with live inputs (they would be ignored).
+/// snapshot file cannot be combined with a live OVSDB (it would be ignored).
 #[test]
 fn a_named_ovs_log_that_is_not_read_fails() {
     let dir = tempfile::tempdir().unwrap();
@@ -311,13 +311,7 @@ fn a_named_ovs_log_that_is_not_read_fails() {
         stderr.contains(&format!("--ovs-log {} could not be read", log.display())),
         "{stderr}"
     );
-    let from = nodedoc(&[
-        "check",
-        "--from",
-        "x.json",
-        "--ovs-log",
-        log.to_str().unwrap(),
-    ]);
+    let from = nodedoc(&["check", "--from", "x.json", "--ovsdb", &missing]);
     assert_eq!(from.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&from.stderr).contains("cannot be used with"));
 }

@@ -62,3 +62,20 @@ pub fn finding<'a>(report: &'a Report, detector: &str, subject_key: &str) -> &'a
 pub fn has_evidence(finding: &Finding, needle: &str) -> bool {
     finding.evidence.iter().any(|e| e.fact.contains(needle))
 }
+
+/// A snapshot of a host with nothing wrong (hostname `node-7`), written into `dir`, to
+/// analyse named files against (`--from`): the findings are then the files' alone, whatever
+/// runs on this machine.
+pub fn empty_snapshot(dir: &Path) -> String {
+    let snapshot = nodedoc_model::Snapshot::new(nodedoc_model::HostInfo {
+        hostname: "node-7".into(),
+        kernel_release: "6.1.0-18-amd64".into(),
+        uptime_us: 90_000_000_000,
+        clock_ticks_per_sec: 100,
+        collector_version: "test".into(),
+        ..nodedoc_model::HostInfo::default()
+    });
+    let path = dir.join("empty.json");
+    nodedoc_model::write_snapshot(&path, &snapshot).unwrap();
+    path.display().to_string()
+}

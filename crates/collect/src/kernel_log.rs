@@ -122,6 +122,7 @@ impl KernelLogWindow {
             blocked_task_reports: blocked.reports,
             blocked_task_reports_dropped: blocked.dropped,
             netdev_ref_trackers,
+            file: None,
         })
     }
 }

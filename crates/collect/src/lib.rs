@@ -9,11 +9,14 @@
 #![deny(missing_docs)]
 
 mod cpu;
+pub mod files;
 pub mod history;
+pub mod journal;
 pub mod kernel_log;
 pub mod log_rules;
 pub mod ovs_stream;
 mod round;
+pub mod service_log;
 pub mod tail;
 
 use std::path::PathBuf;
@@ -48,6 +51,8 @@ pub struct CollectOptions {
     pub ovs: OvsSource,
     /// The operator's log rules (`[[log]]` tables of the config file).
     pub log_rules: Vec<nodedoc_config::LogRules>,
+    /// Inputs read from files: a saved kernel log that replaces this host's.
+    pub files: files::FileInputs,
     /// Which processes count as CPU hogs, and how their kernel call paths are sampled.
     pub cpu_hog: CpuHogOptions,
 }
@@ -76,6 +81,7 @@ impl Default for CollectOptions {
             memory_map_deadline: nodedoc_procfs::DEFAULT_MEMORY_MAP_DEADLINE,
             ovs: OvsSource::default(),
             log_rules: Vec::new(),
+            files: files::FileInputs::default(),
             cpu_hog: CpuHogOptions::default(),
         }
     }
@@ -368,7 +374,12 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
             .uptime_us
             .saturating_sub(window.as_micros().min(u128::from(u64::MAX)) as u64)
     });
-    let kernel_log = std::thread::spawn(move || nodedoc_kmsg::read_kernel_log(since_us));
+    // A kernel log file named by the operator replaces this host's.
+    let kernel_log_file = args.files.kernel_log.clone();
+    let kernel_log = std::thread::spawn(move || match kernel_log_file {
+        Some(path) => files::read_kernel_log(&path),
+        None => nodedoc_kmsg::read_kernel_log(since_us),
+    });
 
     progress.step("reading processes");
     let root = ProcRoot::live().map_err(CollectError::Procfs)?;
@@ -399,7 +410,7 @@ fn collect_live(args: &CollectOptions, progress: &dyn Progress) -> Result<Snapsh
 /// taken from the follower (an agent round).
 pub(crate) enum KernelLogInput {
     Reading(std::thread::JoinHandle<Result<KernelLog, nodedoc_kmsg::Error>>),
-    Read(Result<KernelLog, nodedoc_kmsg::Error>),
+    Read(Box<Result<KernelLog, nodedoc_kmsg::Error>>),
 }
 
 /// One line on how processes were read.
@@ -478,22 +489,25 @@ pub(crate) fn complete(
     progress.step("reading the kernel log");
     let kernel_log = match kernel_log {
         KernelLogInput::Reading(thread) => thread.join(),
-        KernelLogInput::Read(result) => Ok(result),
+        KernelLogInput::Read(result) => Ok(*result),
     };
     match kernel_log {
-        Ok(Ok(log)) => {
-            snapshot.sources.push(kernel_log_status(&log));
-            snapshot.kernel_log = Some(log);
-        }
-        Ok(Err(e)) => {
-            gaps.record("kernel-log", "/dev/kmsg and syslog(2)", e.to_string(), "");
-            snapshot.sources.push(SourceStatus {
-                source: "kernel-log".into(),
-                state: SourceState::Failed,
-                detail: e.to_string(),
-            });
+        Ok(result) => {
+            let what = match &args.files.kernel_log {
+                Some(path) => path.display().to_string(),
+                None => "/dev/kmsg and syslog(2)".to_string(),
+            };
+            files::set_kernel_log(&mut snapshot, &mut gaps, result, &what);
         }
         Err(_) => return Err(CollectError::Panicked("kernel log")),
+    }
+    if !args.files.logs.is_empty() {
+        progress.step("reading the services' logs");
+        files::read_service_logs(&args.files, &mut snapshot, &mut gaps);
+    }
+    if !args.files.journal.is_empty() {
+        progress.step("reading the journal files");
+        files::read_journals(&args.files, &mut snapshot, &mut gaps);
     }
 
     if !args.interval.is_zero() {
@@ -570,13 +584,39 @@ pub fn collect_ovs_only(source: &OvsSource) -> Result<Snapshot, CollectError> {
     Ok(snapshot)
 }
 
-fn kernel_log_status(log: &KernelLog) -> SourceStatus {
-    let source = match log.source {
-        nodedoc_model::KernelLogSource::DevKmsg => "/dev/kmsg",
-        nodedoc_model::KernelLogSource::DmesgText => "syslog(2) text (no /dev/kmsg)",
-        nodedoc_model::KernelLogSource::File => "a saved file",
+pub(crate) fn kernel_log_status(log: &KernelLog) -> SourceStatus {
+    let source = match (&log.file, log.source) {
+        (Some(file), _) => format!(
+            "{} ({}{})",
+            file.path,
+            file.format,
+            file.kernel_release
+                .as_deref()
+                .map(|r| format!(", written by kernel {r}"))
+                .unwrap_or_default()
+        ),
+        (None, nodedoc_model::KernelLogSource::DevKmsg) => "/dev/kmsg".to_string(),
+        (None, nodedoc_model::KernelLogSource::DmesgText) => {
+            "syslog(2) text (no /dev/kmsg)".to_string()
+        }
+        (None, nodedoc_model::KernelLogSource::File) => "a saved file".to_string(),
     };
     let mut detail = format!("{}: {} records", source, log.records.len());
+    if let Some(file) = &log.file {
+        if file.skipped_bytes > 0 {
+            detail.push_str(&format!(
+                ", only its last {} MiB read ({} bytes before them skipped)",
+                nodedoc_kmsg::DEFAULT_TAIL_BYTES >> 20,
+                file.skipped_bytes
+            ));
+        }
+        if file.other_lines > 0 {
+            detail.push_str(&format!(
+                ", {} lines of other programs skipped",
+                file.other_lines
+            ));
+        }
+    }
     if log.skipped_before_window > 0 {
         detail.push_str(&format!(
             ", {} older ones outside --since",
@@ -591,7 +631,11 @@ fn kernel_log_status(log: &KernelLog) -> SourceStatus {
     }
     SourceStatus {
         source: "kernel-log".into(),
-        state: if log.source == nodedoc_model::KernelLogSource::DevKmsg {
+        // A file is all there is; syslog(2) text lacks what /dev/kmsg has.
+        state: if matches!(
+            log.source,
+            nodedoc_model::KernelLogSource::DevKmsg | nodedoc_model::KernelLogSource::File
+        ) {
             SourceState::Collected
         } else {
             SourceState::Partial

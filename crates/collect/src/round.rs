@@ -120,7 +120,7 @@ pub(crate) fn round(
         snapshot,
         gaps,
         detail,
-        crate::KernelLogInput::Read(kernel_log),
+        crate::KernelLogInput::Read(Box::new(kernel_log)),
         ovs,
         started,
         progress,

@@ -416,6 +416,7 @@ mod flood_tests {
             message,
             dictionary: vec![],
             caller: None,
+            wall_clock_ms: None,
         }
     }
 

@@ -73,6 +73,7 @@ fn kmsg(seconds: u64, message: String) -> KmsgRecord {
         message,
         dictionary: vec![],
         caller: None,
+        wall_clock_ms: None,
     }
 }
 

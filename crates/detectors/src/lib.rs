@@ -534,11 +534,16 @@ impl Provenance {
 
     /// Counts one more record.
     pub fn add(&mut self, record: &KmsgRecord) {
-        if record.facility == 0 {
+        self.add_facility(record.facility);
+    }
+
+    /// Counts one more line of this facility (0: the kernel's, or unknown).
+    pub fn add_facility(&mut self, facility: u8) {
+        if facility == 0 {
             self.kernel += 1;
         } else {
             if self.user_space == 0 {
-                self.facility = record.facility;
+                self.facility = facility;
             }
             self.user_space += 1;
         }
@@ -630,6 +635,73 @@ pub fn utc(unix_secs: u64) -> String {
         (secs % 3600) / 60,
         secs % 60
     )
+}
+
+/// When a kernel log line was printed, in words. For this host's log: the UTC time and the
+/// time since boot (`2026-11-25 10:54:46 UTC (12.3s after boot)`). For a log from a file:
+/// the stamp the log printed (its zone unknown) and the time since that log's boot, as far
+/// as the line says, and how long before the log's last line.
+pub(crate) fn logged_when(
+    snapshot: &Snapshot,
+    log: &nodedoc_model::KernelLog,
+    monotonic_us: u64,
+    wall_clock_ms: Option<i64>,
+) -> String {
+    let after_boot = format!("{:.1}s after boot", monotonic_us as f64 / 1e6);
+    if !log.is_from_file() {
+        let boot = snapshot.host.boot_time_unix;
+        if boot == 0 {
+            return after_boot;
+        }
+        return format!("{} ({after_boot})", utc(boot + monotonic_us / 1_000_000));
+    }
+    let mut parts = Vec::new();
+    if let Some(ms) = wall_clock_ms {
+        parts.push(format!("{} as logged", nodedoc_model::clock::format_ms(ms)));
+    }
+    if monotonic_us > 0 {
+        parts.push(after_boot);
+    }
+    let mut text = if parts.is_empty() {
+        "a time the line does not give".to_string()
+    } else {
+        parts.join(", ")
+    };
+    match log.age_secs(&snapshot.host, monotonic_us, wall_clock_ms) {
+        Some(age) if age >= 1.0 => {
+            text.push_str(&format!(" ({} before the log's last line)", duration(age)))
+        }
+        Some(_) => text.push_str(" (the log's last lines)"),
+        None => {}
+    }
+    text
+}
+
+/// The command that shows the lines of a kernel log holding `pattern` (and `after` lines
+/// after each): `dmesg | grep` for this host's log, `grep` on the file for a log read from one,
+/// `journalctl -k --file` for the kernel entries of journal files.
+pub(crate) fn kernel_log_grep(
+    log: &nodedoc_model::KernelLog,
+    pattern: &str,
+    after: Option<u32>,
+) -> Result<nodedoc_model::text::ShellCommand, nodedoc_model::text::Unquotable> {
+    use nodedoc_model::shell_command;
+    let file = log.file.as_ref().map(|f| f.path.as_str()).unwrap_or("");
+    match (file.strip_prefix("journal:"), file, after) {
+        (_, "", None) => shell_command!("dmesg | grep -F -- {}", pattern),
+        (_, "", Some(n)) => shell_command!("dmesg | grep -F -A {} -- {}", n, pattern),
+        (Some(journal), _, None) => {
+            shell_command!("journalctl -k --file {} | grep -F -- {}", journal, pattern)
+        }
+        (Some(journal), _, Some(n)) => shell_command!(
+            "journalctl -k --file {} | grep -F -A {} -- {}",
+            journal,
+            n,
+            pattern
+        ),
+        (None, path, None) => shell_command!("grep -F -- {} {}", pattern, path),
+        (None, path, Some(n)) => shell_command!("grep -F -A {} -- {} {}", n, pattern, path),
+    }
 }
 
 /// Formats seconds as `3d 4h`, `5m 2s`, `42s`.

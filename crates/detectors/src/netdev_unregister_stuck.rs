@@ -178,33 +178,57 @@ impl Detector for NetdevUnregisterStuck {
                     .push((record, count));
             }
         }
-        let release_text = &snapshot.host.kernel_release;
+        // A log from a file was written by its own kernel, not necessarily this host's.
+        let log_release = log.file.as_ref().and_then(|f| f.kernel_release.as_deref());
+        let release_text = log_release.unwrap_or(&snapshot.host.kernel_release);
         let release = KernelRelease::parse(release_text);
         for (device, history) in devices {
             let (first, _) = history.lines[0];
             let (last, last_count) = *history.lines.last().expect("non-empty by construction");
+            // How long before the log's "now" (this host's clock for a live log, the log's
+            // last line for a file) the last line was printed.
             let since_last_secs =
-                snapshot.host.uptime_us.saturating_sub(last.monotonic_us) as f64 / 1e6;
-            let waited_secs = last.monotonic_us.saturating_sub(first.monotonic_us) as f64 / 1e6;
-            let still_waiting = since_last_secs <= cx.config.netdev_still_waiting_secs as f64;
+                log.age_secs(&snapshot.host, last.monotonic_us, last.wall_clock_ms);
+            let waited_secs = match (
+                log.age_secs(&snapshot.host, first.monotonic_us, first.wall_clock_ms),
+                since_last_secs,
+            ) {
+                (Some(first_age), Some(last_age)) => Some((first_age - last_age).max(0.0)),
+                _ => None,
+            };
+            let still_waiting =
+                since_last_secs.is_some_and(|s| s <= cx.config.netdev_still_waiting_secs as f64);
             let repeats = history.lines.len();
-            let (severity, state) = if still_waiting {
-                (
+            let (severity, state) = match since_last_secs {
+                Some(since) if still_waiting => (
                     Severity::Critical,
-                    format!(
-                        "still waiting (last line {} ago)",
-                        duration(since_last_secs)
-                    ),
-                )
-            } else {
-                (
+                    if log.is_from_file() {
+                        format!(
+                            "still waiting at the end of the log (its last line about it {} before the log's last line)",
+                            duration(since)
+                        )
+                    } else {
+                        format!("still waiting (last line {} ago)", duration(since))
+                    },
+                ),
+                Some(since) => (
                     Severity::Info,
                     format!(
-                        "was stuck for at least {}; the lines stopped {} ago",
-                        duration(waited_secs),
-                        duration(since_last_secs)
+                        "was stuck for at least {}; the lines stopped {} {}",
+                        duration(waited_secs.unwrap_or(0.0)),
+                        duration(since),
+                        if log.is_from_file() {
+                            "before the log's last line"
+                        } else {
+                            "ago"
+                        }
                     ),
-                )
+                ),
+                None => (
+                    Severity::Warning,
+                    "whether it is still waiting cannot be told: the lines carry no time"
+                        .to_string(),
+                ),
             };
             let mut finding = Finding::new(
                 self.id(),
@@ -222,15 +246,12 @@ impl Detector for NetdevUnregisterStuck {
                     last.message.trim(),
                     if repeats == 1 { "" } else { "s" }
                 ),
-                shell_command!(
-                    "dmesg | grep -F -- {}",
-                    format!("waiting for {device} to become free")
-                ),
+                crate::kernel_log_grep(log, &format!("waiting for {device} to become free"), None),
             ));
             finding.evidence.push(Evidence::fact(format!(
                 "first at {}, last at {}",
-                when(snapshot, first.monotonic_us),
-                when(snapshot, last.monotonic_us)
+                crate::logged_when(snapshot, log, first.monotonic_us, first.wall_clock_ms),
+                crate::logged_when(snapshot, log, last.monotonic_us, last.wall_clock_ms)
             )));
             let provenance = Provenance::of(history.lines.iter().map(|(r, _)| *r));
             finding.evidence.extend(provenance.evidence());
@@ -274,9 +295,14 @@ impl Detector for NetdevUnregisterStuck {
                         format!("linux {short} ({}): possible cause, {because}", bug.subject)
                     }
                 };
+                // The release of a log from a file is the one it printed.
+                let release_shown_by = match log_release {
+                    Some(release) => crate::kernel_log_grep(log, release, None),
+                    None => shell_command!("uname -r"),
+                };
                 finding
                     .evidence
-                    .push(Evidence::new(text.clone(), shell_command!("uname -r")));
+                    .push(Evidence::new(text.clone(), release_shown_by));
                 cause_lines.push(text);
                 finding.references.push(nodedoc_model::Reference {
                     title: format!("linux {short}: {}", bug.subject),
@@ -296,9 +322,10 @@ impl Detector for NetdevUnregisterStuck {
             for holder in &holders {
                 finding.evidence.push(Evidence::new(
                     holder.fact(),
-                    shell_command!(
-                        "dmesg | grep -F -A12 -- {}",
-                        format!("waiting for {device} to become free").as_str()
+                    crate::kernel_log_grep(
+                        log,
+                        &format!("waiting for {device} to become free"),
+                        Some(12),
                     ),
                 ));
                 finding
@@ -351,10 +378,10 @@ impl Detector for NetdevUnregisterStuck {
             let signature = Signature::new(
                 format!(
                     "{}/{suspects}/{}",
-                    if still_waiting {
-                        "still-waiting"
-                    } else {
-                        "stopped"
+                    match since_last_secs {
+                        Some(_) if still_waiting => "still-waiting",
+                        Some(_) => "stopped",
+                        None => "untimed",
                     },
                     provenance.key()
                 ),
@@ -380,19 +407,6 @@ impl Detector for NetdevUnregisterStuck {
     }
 }
 
-/// `+12.3s after boot (2026-11-25 10:54:46 UTC)` for a kernel log timestamp.
-fn when(snapshot: &nodedoc_model::Snapshot, monotonic_us: u64) -> String {
-    let boot = snapshot.host.boot_time_unix;
-    let after_boot = format!("{:.1}s after boot", monotonic_us as f64 / 1e6);
-    if boot == 0 {
-        return after_boot;
-    }
-    format!(
-        "{} ({after_boot})",
-        crate::utc(boot + monotonic_us / 1_000_000)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,6 +423,7 @@ mod tests {
             message: message.to_string(),
             dictionary: vec![],
             caller: None,
+            wall_clock_ms: None,
         }
     }
 
@@ -572,6 +587,77 @@ mod tests {
         );
         assert!(!f.explanation.contains("fnhe"), "{}", f.explanation);
         assert!(over_released(0) && over_released(-3) && !over_released(1));
+    }
+
+    /// `check --kernel-log`: a saved log is judged on its own clock. Its lines still
+    /// repeating at its end are "still waiting" however long ago (on this host's clock) the
+    /// file was written, and the kernel that wrote it is the one the causes are weighed for.
+    #[test]
+    fn a_saved_log_is_judged_on_its_own_clock_and_kernel() {
+        let dmesg = "[    0.000000] Linux version 3.10.0-693.el7.x86_64 (mockbuild@x86-038.build.eng.bos.redhat.com)\n\
+                     [ 1000.000001] unregister_netdevice: waiting for cli-veth to become free. Usage count = 1\n\
+                     [ 1010.000001] unregister_netdevice: waiting for cli-veth to become free. Usage count = 1\n\
+                     [ 1020.000001] unregister_netdevice: waiting for cli-veth to become free. Usage count = 1\n";
+        let file_snapshot = |text: &str| {
+            let mut snap = snapshot(vec![]);
+            // This host: another kernel, up for days, long after the log was written.
+            snap.host.kernel_release = "6.18.44-fc-v782".into();
+            snap.host.uptime_us = 400_000 * 1_000_000;
+            snap.kernel_log = Some(nodedoc_kmsg::parse_kernel_log_file(text, None));
+            snap
+        };
+        let f = &crate::run(&file_snapshot(dmesg), &Default::default())[0];
+        assert_eq!(f.severity, Severity::Critical, "{}", f.summary);
+        assert!(
+            f.summary.contains("still waiting at the end of the log"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.evidence.iter().any(|e| e.fact.contains("ee60ad219f5c")),
+            "the log's kernel (3.10) is weighed, not this host's: {:#?}",
+            f.evidence
+        );
+        assert!(
+            f.evidence
+                .iter()
+                .any(|e| e.fact.contains("1000.0s after boot")
+                    && e.fact.contains("20s before the log's last line")),
+            "{:#?}",
+            f.evidence
+        );
+
+        // The log went on for an hour after the last line: the device was freed.
+        let later = format!("{dmesg}[ 4620.5] eth0: link up\n");
+        let f = &crate::run(&file_snapshot(&later), &Default::default())[0];
+        assert_eq!(f.severity, Severity::Info);
+        assert!(
+            f.summary.contains(
+                "was stuck for at least 20s; the lines stopped 1h 0m before the log's last line"
+            ),
+            "{}",
+            f.summary
+        );
+
+        // syslog: the wall clock, across a reboot (the time since boot restarts).
+        let syslog = "Mar  3 10:00:00 node-1 kernel: [ 9000.000000] unregister_netdevice: waiting for cli-veth to become free. Usage count = 1\n\
+                      Mar  3 10:00:10 node-1 kernel: [ 9010.000000] unregister_netdevice: waiting for cli-veth to become free. Usage count = 1\n\
+                      Mar  3 10:30:00 node-1 kernel: [    1.000000] Linux version 5.15.0-91-generic (buildd@lcy02)\n";
+        let f = &crate::run(&file_snapshot(syslog), &Default::default())[0];
+        assert_eq!(f.severity, Severity::Info, "{}", f.summary);
+        assert!(
+            f.summary
+                .contains("the lines stopped 29m 50s before the log's last line"),
+            "{}",
+            f.summary
+        );
+
+        // Lines without any time: whether it still waits cannot be told.
+        let untimed =
+            "unregister_netdevice: waiting for cli-veth to become free. Usage count = 1\n";
+        let f = &crate::run(&file_snapshot(untimed), &Default::default())[0];
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(f.summary.contains("cannot be told"), "{}", f.summary);
     }
 
     #[test]

@@ -37,7 +37,8 @@ impl Detector for OvsNetlinkSocketExcess {
 
     fn detect(&self, cx: &mut Context<'_>) {
         let snapshot = cx.snapshot;
-        let Some(ovs_state) = snapshot.ovs.as_ref() else {
+        // The ports come from the OVSDB: with only the log read, they are unknown.
+        let Some(ovs_state) = snapshot.ovs.as_ref().filter(|o| !o.log_only) else {
             return;
         };
         let Some(process) = ovs::vswitchd(snapshot) else {

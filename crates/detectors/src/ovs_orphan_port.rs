@@ -15,6 +15,11 @@
 //! A device present in any namespace is never reported, and the second case needs a running
 //! ovs-vswitchd (with it stopped, every row is stale and a userspace datapath's taps are gone).
 //!
+//! With only ovs-vswitchd's log (`--ovs-log` without an OVSDB: a copied log), the log's word
+//! stands alone: an interface whose device it could not open or query (`could not open
+//! network device X (No such device)`, `failed to query port X: No such device`) and that was
+//! neither added again nor deleted after that line; the finding says the row was not read.
+//!
 //! **Sources.** The OVSDB dump (Interface rows with bridge and port), the devices of every
 //! network namespace (`RTM_GETLINK` in each), the ovs-vswitchd.log tail.
 //!
@@ -23,7 +28,9 @@
 //! `attached-mac`, `vm-uuid`, name prefix), and the log lines about it. Links itself to
 //! `ovs-port-flapping` of the same interface as its cause.
 
-use nodedoc_model::{shell_command, Evidence, Finding, OvsLogEventKind, Severity, Subject};
+use nodedoc_model::{
+    shell_command, Evidence, Finding, OvsLog, OvsLogEvent, OvsLogEventKind, Severity, Subject,
+};
 
 use crate::{catalog, ovs, thousands, Context, Detector};
 
@@ -43,6 +50,12 @@ impl Detector for OvsOrphanPort {
         let kernel_types = &catalog().ovs.kernel_device_types;
         let log = ovs_state.log.as_ref();
         let log_path = ovs::log_path(ovs_state);
+        if ovs_state.log_only {
+            if let Some(log) = log {
+                self.judge_the_log_alone(cx, log, log_path);
+            }
+            return;
+        }
         let network = snapshot.network.as_ref();
         for (bridge, port, iface) in ovs_state.interfaces() {
             if !kernel_types.iter().any(|t| t == &iface.interface_type) {
@@ -232,6 +245,127 @@ impl Detector for OvsOrphanPort {
     }
 }
 
+impl OvsOrphanPort {
+    /// Without the OVSDB (only `--ovs-log` was read), the log's own word: interfaces whose
+    /// device ovs-vswitchd could not open or query (`No such device`) and that were neither
+    /// added again (the device came back) nor deleted since.
+    fn judge_the_log_alone(&self, cx: &mut Context<'_>, log: &OvsLog, log_path: &str) {
+        let mut names: Vec<&str> = Vec::new();
+        for event in &log.events {
+            if missing_device(&event.kind) {
+                let name = event.kind.interface().unwrap_or_default();
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        for name in names {
+            let events: Vec<&OvsLogEvent> = log.events_of(name).collect();
+            let last_missing = events.iter().rposition(|e| missing_device(&e.kind));
+            let last_change = events.iter().rposition(|e| {
+                matches!(
+                    e.kind,
+                    OvsLogEventKind::InterfaceAdded { .. }
+                        | OvsLogEventKind::InterfaceDeleted { .. }
+                )
+            });
+            let Some(last_missing) = last_missing else {
+                continue;
+            };
+            if last_change.is_some_and(|changed| changed > last_missing) {
+                continue;
+            }
+            let bridge = events.iter().rev().find_map(|e| match &e.kind {
+                OvsLogEventKind::InterfaceAdded { bridge, .. }
+                | OvsLogEventKind::InterfaceDeleted { bridge, .. } => Some(bridge.as_str()),
+                _ => None,
+            });
+            let ofport = events.iter().rev().find_map(|e| match e.kind {
+                OvsLogEventKind::InterfaceAdded { ofport, .. } => Some(ofport),
+                _ => None,
+            });
+            let last = events[last_missing];
+            let subject = Subject::OvsInterface {
+                bridge: bridge.map(str::to_string),
+                name: name.to_string(),
+            };
+            let mut finding = Finding::new(
+                self.id(),
+                Severity::Warning,
+                subject.clone(),
+                format!(
+                    "ovs-vswitchd.log says OVS interface {name}{} has no device (No such device); the OVSDB was not read",
+                    bridge.map_or(String::new(), |b| format!(" on {b}"))
+                ),
+            );
+            for (kind, words) in [
+                ("open-failed", "could not open network device"),
+                ("query-port-failed", "failed to query port"),
+            ] {
+                let n = log.interface_count(name, kind);
+                if n > 0 {
+                    finding.evidence.push(Evidence::new(
+                        format!("{} × `{words} {name}` in {log_path}", thousands(n)),
+                        shell_command!("grep -c -F -- {} {}", format!("{words} {name}"), log_path),
+                    ));
+                }
+            }
+            finding.evidence.push(Evidence::new(
+                format!(
+                    "the last at {} (line {}), and no `added interface {name}` or `deleted interface {name}` after it",
+                    last.timestamp, last.line
+                ),
+                shell_command!("grep -n -F -- {} {} | tail -3", name, log_path),
+            ));
+            if let Some(ofport) = ofport {
+                finding.evidence.push(Evidence::fact(format!(
+                    "last added on OpenFlow port {ofport}"
+                )));
+            }
+            finding
+                .evidence
+                .push(Evidence::fact(format!("owner: {}", ovs::owner(name, None))));
+            finding.evidence.push(Evidence::new(
+                "the OVSDB was not read (only the log): whether the row is still there, and since when its device is gone, is for the node to say",
+                shell_command!(
+                    "ovs-vsctl --columns=name,ofport,error,ifindex list Interface {}",
+                    name
+                ),
+            ));
+            if let Some(flapping) = cx.finding("ovs-port-flapping", &subject) {
+                finding.caused_by.push(flapping.id.clone());
+            }
+            let ofport_text = ofport.map_or("unknown".to_string(), |p| p.to_string());
+            if bridge.is_none() {
+                // Rendered like the catalog's fix, so a name that cannot be pasted into a
+                // shell gives no command rather than a raw one.
+                finding.fix = crate::catalog::render(
+                    "On the node, check the row (`ovs-vsctl --columns=name,ofport,error list Interface {name}`) and remove the port if it is still there: `ovs-vsctl --if-exists del-port {name}` — or `nodedoc fix ovs-orphan-port`, which asks first and spares a port that came back. Then make whoever deletes namespaces (neutron-l3-agent, a CNI plugin) delete the port first.",
+                    &[("name", name)],
+                );
+            }
+            cx.emit(
+                finding,
+                &[
+                    ("name", name),
+                    ("bridge", bridge.unwrap_or("its bridge")),
+                    ("port", name),
+                    ("ofport", &ofport_text),
+                ],
+            );
+        }
+    }
+}
+
+/// A log line saying an interface's device does not exist.
+fn missing_device(kind: &OvsLogEventKind) -> bool {
+    match kind {
+        OvsLogEventKind::OpenFailed { error, .. }
+        | OvsLogEventKind::QueryPortFailed { error, .. } => error.contains("No such device"),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use crate::testing::{ovs_with_log, process, snapshot};
@@ -416,5 +550,90 @@ pub(crate) mod tests {
         ovs_state.bridges[0].ports = vec![iface("qr-moved", 3, 0, None)];
         s.ovs = Some(ovs_state);
         assert!(crate::run(&s, &Default::default()).is_empty());
+    }
+
+    /// Regression (issue 10): a copied ovs-vswitchd.log on a host without OVS gave "no
+    /// problems". The log alone gives seed 000's loop and the port it left without a device,
+    /// linked; the socket excess, which needs the OVSDB's ports, is not guessed.
+    #[test]
+    fn the_log_alone_names_the_interface_without_a_device() {
+        use nodedoc_model::{OvsState, Severity};
+        let mut s = snapshot(vec![]);
+        let mut log =
+            nodedoc_ovs::log::reduce(crate::ovs_port_flapping::tests::SEED_000_LOG, Some(1));
+        log.path = "/tmp/copied/ovs-vswitchd.log".into();
+        s.ovs = Some(OvsState {
+            log: Some(log),
+            log_only: true,
+            ..OvsState::default()
+        });
+        let findings = crate::run(&s, &Default::default());
+        let detectors: Vec<&str> = findings.iter().map(|f| f.detector.as_str()).collect();
+        assert_eq!(
+            detectors,
+            vec!["ovs-port-flapping", "ovs-orphan-port"],
+            "{findings:#?}"
+        );
+        let orphan = &findings[1];
+        assert_eq!(orphan.severity, Severity::Warning);
+        assert_eq!(orphan.subject.key(), "ovs-interface/ha-d489f511-9f");
+        assert!(
+            orphan.summary.starts_with(
+                "ovs-vswitchd.log says OVS interface ha-d489f511-9f on br-int has no device"
+            ),
+            "{}",
+            orphan.summary
+        );
+        assert_eq!(orphan.caused_by, vec![findings[0].id.clone()]);
+        let facts: Vec<&str> = orphan.evidence.iter().map(|e| e.fact.as_str()).collect();
+        assert!(
+            facts.contains(
+                &"2 × `failed to query port ha-d489f511-9f` in /tmp/copied/ovs-vswitchd.log"
+            ),
+            "{facts:#?}"
+        );
+        assert!(
+            facts.contains(&"last added on OpenFlow port 17750"),
+            "{facts:#?}"
+        );
+        assert!(
+            orphan
+                .fix
+                .contains("ovs-vsctl --if-exists del-port br-int ha-d489f511-9f"),
+            "{}",
+            orphan.fix
+        );
+
+        // The device came back (added again after the error): nothing to say.
+        let text = format!(
+            "{}2021-04-26T08:13:17.000Z|00940|netdev_linux|WARN|could not open network device tap9 (No such device)\n2021-04-26T08:13:18.000Z|00941|bridge|INFO|bridge br-int: added interface tap9 on port 3\n2021-04-26T08:13:19.000Z|00942|bridge|WARN|could not open network device tap10 (No such device)\n",
+            crate::ovs_port_flapping::tests::SEED_000_LOG
+        );
+        let mut log = nodedoc_ovs::log::reduce(&text, Some(1));
+        log.path = "ovs-vswitchd.log".into();
+        s.ovs = Some(OvsState {
+            log: Some(log),
+            log_only: true,
+            ..OvsState::default()
+        });
+        let findings = crate::run(&s, &Default::default());
+        let orphans: Vec<String> = findings
+            .iter()
+            .filter(|f| f.detector == "ovs-orphan-port")
+            .map(|f| f.subject.key())
+            .collect();
+        assert_eq!(
+            orphans,
+            vec!["ovs-interface/ha-d489f511-9f", "ovs-interface/tap10"]
+        );
+        let tap10 = findings
+            .iter()
+            .find(|f| f.subject.key() == "ovs-interface/tap10")
+            .unwrap();
+        assert!(
+            tap10.fix.contains("`ovs-vsctl --if-exists del-port tap10`"),
+            "no bridge known: {}",
+            tap10.fix
+        );
     }
 }

@@ -711,6 +711,7 @@ mod tests {
                     ),
                     dictionary: vec![],
                     caller: None,
+                    wall_clock_ms: None,
                 })
                 .collect(),
             ..Default::default()

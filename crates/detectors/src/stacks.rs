@@ -4,6 +4,7 @@
 //! `pidns-exit-hang` and `netns-gone`, for live stacks (`/proc/PID/stack`) and for the call
 //! traces the kernel printed in its log ([`classify_report`]).
 
+use nodedoc_model::text::{ShellCommand, Unquotable};
 use nodedoc_model::{
     shell_command, BlockedTaskReport, Evidence, FreezerState, MountEntry, Process, Reference,
     Snapshot, StackFrame, TraceFrame,
@@ -157,6 +158,41 @@ pub fn classify_trace(report: &BlockedTaskReport) -> Option<StackClass> {
 /// daemon, the freezer state, a vfork child) is named as not known from the log.
 pub fn describe_trace(report: &BlockedTaskReport, class: &StackClass) -> Description {
     let pid = report.pid.to_string();
+    describe_trace_shown_by(
+        report,
+        class,
+        shell_command!("dmesg | grep -F -- {}", format!(":{pid} ").as_str()),
+    )
+}
+
+/// The top frames of a report's call trace, innermost first (`a ← b ← c`): the reliable
+/// ones, and the `?` ones too when `unreliable_too`.
+pub(crate) fn trace_line(
+    report: &BlockedTaskReport,
+    unreliable_too: bool,
+    frames: usize,
+) -> String {
+    let kept: Vec<StackFrame> = report
+        .frames
+        .iter()
+        .filter(|f| f.reliable || unreliable_too)
+        .map(|f| StackFrame {
+            function: f.function.clone(),
+            offset: f.offset.clone(),
+            module: f.module.clone(),
+        })
+        .collect();
+    stack_line(&kept, frames)
+}
+
+/// [`describe_trace`], its first evidence shown by `shown_by` (the log's own command: `dmesg`
+/// for this host's, `grep` on a file).
+pub(crate) fn describe_trace_shown_by(
+    report: &BlockedTaskReport,
+    class: &StackClass,
+    shown_by: Result<ShellCommand, Unquotable>,
+) -> Description {
+    let pid = report.pid.to_string();
     let (inner, inner_fix) = inner_text(class.inner.as_deref(), &pid, &report.comm);
     let mut values: Vec<(&str, String)> = vec![
         ("pid", pid.clone()),
@@ -191,10 +227,7 @@ pub fn describe_trace(report: &BlockedTaskReport, class: &StackClass) -> Descrip
             report.comm
         ),
     };
-    evidence.push(Evidence::new(
-        waited,
-        shell_command!("dmesg | grep -F -- {}", format!(":{pid} ").as_str()),
-    ));
+    evidence.push(Evidence::new(waited, shown_by));
     if let Some(release) = &report.kernel_release {
         let taint = match report.taint.as_deref() {
             Some("") | None => "not tainted".to_string(),
@@ -205,19 +238,9 @@ pub fn describe_trace(report: &BlockedTaskReport, class: &StackClass) -> Descrip
     if let Some(work) = &report.workqueue {
         evidence.push(Evidence::fact(format!("running the work {work}")));
     }
-    let reliable: Vec<StackFrame> = report
-        .frames
-        .iter()
-        .filter(|f| f.reliable || class.from_unreliable)
-        .map(|f| StackFrame {
-            function: f.function.clone(),
-            offset: f.offset.clone(),
-            module: f.module.clone(),
-        })
-        .collect();
     evidence.push(Evidence::fact(format!(
         "its call trace: {}",
-        stack_line(&reliable, 8)
+        trace_line(report, class.from_unreliable, 8)
     )));
     let mut decided = format!("decided by {}: {}", class.frame, class.signature.title);
     if let Some(site) = &class.site {

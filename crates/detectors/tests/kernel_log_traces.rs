@@ -187,3 +187,165 @@ fn netdev_unregister_stuck_names_the_holder_from_the_reference_tracker() {
         );
     }
 }
+
+/// `check --kernel-log` on each recorded log: every task the kernel reported is a `hung-task`
+/// finding from the log alone — the right task and pid, the class its trace shows, the frame
+/// that decided it, and when it was reported — a warning, since whether it is still blocked
+/// cannot be told from a saved log (and never "no longer blocked").
+#[test]
+fn every_report_of_the_corpus_is_a_finding_from_the_log_alone() {
+    use nodedoc_detectors::catalog::catalog;
+    use nodedoc_model::{HostInfo, Severity, Snapshot, Subject};
+    let mut checked = 0;
+    for fixture in fixtures("hung_task") {
+        let name = &fixture.name;
+        let log = nodedoc_kmsg::parse_kernel_log_file(&fixture.body, None);
+        let reports = log.blocked_task_reports.clone();
+        let mut snapshot = Snapshot::new(HostInfo {
+            kernel_release: "6.18.0".into(),
+            // This host has been up far longer than the log's kernel: its clock is not used.
+            uptime_us: 9_000_000_000_000,
+            clock_ticks_per_sec: 100,
+            ..HostInfo::default()
+        });
+        snapshot.kernel_log = Some(log);
+        let findings = nodedoc_detectors::run(&snapshot, &Default::default());
+        for expect in &fixture.expects {
+            let (Some(class), Some(pid)) = (&expect.class, expect.pid) else {
+                continue;
+            };
+            let finding = findings
+                .iter()
+                .find(|f| f.detector == "hung-task" && f.pid == Some(pid))
+                .unwrap_or_else(|| panic!("{name}: no hung-task finding for pid {pid}"));
+            if let Some(comm) = &expect.comm {
+                let Subject::Process { comm: found, .. } = &finding.subject else {
+                    panic!("{name}: {:?}", finding.subject)
+                };
+                assert!(
+                    found.starts_with(comm.as_str()) || comm.starts_with(found.as_str()),
+                    "{name}: {found} for {comm}"
+                );
+            }
+            assert_eq!(finding.severity, Severity::Warning, "{name} pid {pid}");
+            assert!(
+                !finding.summary.contains("no longer blocked")
+                    && !finding.explanation.contains("not blocked any more"),
+                "{name}: {}",
+                finding.summary
+            );
+            assert!(
+                finding.explanation.contains("cannot be told from it"),
+                "{name}: {}",
+                finding.explanation
+            );
+            let decided = finding
+                .evidence
+                .iter()
+                .find_map(|e| e.fact.strip_prefix("decided by "));
+            if class == "none" {
+                assert!(
+                    finding.summary.contains("matches no known signature"),
+                    "{name} pid {pid}: {}",
+                    finding.summary
+                );
+                assert!(decided.is_none(), "{name} pid {pid}: {decided:?}");
+            } else {
+                let title = &catalog().stack_signature(class).unwrap().title;
+                assert!(
+                    finding.summary.ends_with(title.as_str()),
+                    "{name} pid {pid}: {} (expected {class})",
+                    finding.summary
+                );
+                let frame = decided
+                    .and_then(|d| d.split(':').next())
+                    .unwrap_or_else(|| panic!("{name} pid {pid}: {:#?}", finding.evidence));
+                assert_eq!(
+                    Some(base_function(frame)),
+                    expect.frame.as_deref(),
+                    "{name} pid {pid}: deciding frame"
+                );
+            }
+            // When: the time of the kernel's report, as the log printed it.
+            let report = reports.iter().rfind(|r| r.pid == pid).unwrap();
+            let when = match (
+                report.logged_at.monotonic_us,
+                report.logged_at.wall_clock_ms,
+            ) {
+                (_, Some(ms)) => nodedoc_model::clock::format_ms(ms),
+                (Some(us), None) => format!("{:.1}s after boot", us as f64 / 1e6),
+                (None, None) => "a time the line does not give".into(),
+            };
+            assert!(
+                finding.evidence.iter().any(|e| e.fact.contains(&when)),
+                "{name} pid {pid}: no {when:?} in {:#?}",
+                finding.evidence
+            );
+            checked += 1;
+        }
+        // Nothing else claims to be a hung task.
+        for finding in findings.iter().filter(|f| f.detector == "hung-task") {
+            assert!(
+                reports.iter().any(|r| Some(r.pid) == finding.pid),
+                "{name}: {}",
+                finding.summary
+            );
+        }
+    }
+    assert!(checked >= 40, "{checked}");
+}
+
+/// Logs that hold call traces of other kinds (soft lockups, RCU stalls, warnings, a client
+/// warning with nfs frames) give no hung-task finding.
+#[test]
+fn other_traces_are_not_hung_tasks() {
+    use nodedoc_model::{HostInfo, Snapshot};
+    for fixture in fixtures("not_hung_task") {
+        let mut snapshot = Snapshot::new(HostInfo::default());
+        snapshot.kernel_log = Some(nodedoc_kmsg::parse_kernel_log_file(&fixture.body, None));
+        let findings = nodedoc_detectors::run(&snapshot, &Default::default());
+        assert!(
+            !findings.iter().any(|f| f.detector == "hung-task"),
+            "{}: {findings:#?}",
+            fixture.name
+        );
+    }
+}
+
+/// Many tasks reported for one cause are one group finding (a flood of kernel reports, as a
+/// dead NFS server gives), the user-space note kept apart.
+#[test]
+fn a_flood_of_reports_of_one_cause_is_one_group() {
+    use nodedoc_model::{HostInfo, Snapshot};
+    let fixture = fixtures("hung_task")
+        .into_iter()
+        .find(|f| f.name.starts_with("azure-fuse-79"))
+        .unwrap();
+    let report: Vec<&str> = fixture
+        .body
+        .lines()
+        .skip_while(|l| !l.contains("INFO: task cp:48332"))
+        .collect();
+    let mut text = String::new();
+    for pid in 1000..1030 {
+        for line in &report {
+            text.push_str(&line.replace("48332", &pid.to_string()));
+            text.push('\n');
+        }
+    }
+    let mut snapshot = Snapshot::new(HostInfo::default());
+    snapshot.kernel_log = Some(nodedoc_kmsg::parse_kernel_log_file(&text, None));
+    let findings = nodedoc_detectors::run(&snapshot, &Default::default());
+    let hung: Vec<_> = findings
+        .iter()
+        .filter(|f| f.detector == "hung-task")
+        .collect();
+    assert_eq!(hung.len(), 1, "{hung:#?}");
+    assert!(
+        hung[0]
+            .summary
+            .starts_with("30 tasks the kernel reported blocked: "),
+        "{}",
+        hung[0].summary
+    );
+}

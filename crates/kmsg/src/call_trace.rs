@@ -79,6 +79,7 @@ pub fn blocked_task_reports(records: &[KmsgRecord]) -> BlockedTaskReports {
         for piece in record.message.split('\n') {
             let mut line = parse_log_line(cut(piece));
             line.caller = record.caller.or(line.caller);
+            line.facility = Some(record.facility);
             if record.monotonic_us > 0 || record.sequence > 0 {
                 line.monotonic_us = Some(record.monotonic_us);
             }
@@ -553,6 +554,8 @@ impl Parser {
             sequence,
             monotonic_us: line.monotonic_us,
             wall_clock: line.wall_clock.map(str::to_string),
+            wall_clock_ms: None,
+            facility: line.facility.filter(|&f| f != 0),
         };
         if let Some(fragment) = self.fragment.take() {
             if fragment.caller == line.caller {
@@ -1143,6 +1146,7 @@ mod tests {
                 message: message.to_string(),
                 dictionary: vec![],
                 caller: Some(caller),
+                wall_clock_ms: None,
             })
         };
         let khungtaskd = PrintkCaller::Thread(29);

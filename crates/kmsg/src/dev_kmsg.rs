@@ -294,6 +294,7 @@ mod tests {
             message: format!("record {sequence}"),
             dictionary: vec![],
             caller: None,
+            wall_clock_ms: None,
         }
     }
 

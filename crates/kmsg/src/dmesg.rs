@@ -133,6 +133,7 @@ pub fn parse_dmesg_text(text: &str, since_us: Option<u64>) -> KernelLog {
             message: message.to_string(),
             dictionary: Vec::new(),
             caller,
+            wall_clock_ms: None,
         };
         match (since_us, timestamp_us) {
             (Some(since), Some(at)) if at < since => log.skip_before_window(),

@@ -64,6 +64,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A kernel log file could not be read (not a regular file, unreadable, stalled).
+    #[error("{reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why (it names the file).
+        reason: nodedoc_model::hostfile::HostFileError,
+    },
     /// A log level outside 0 (emerg) to 7 (debug) was asked for.
     #[error("log level {level} is not between 0 (emerg) and 7 (debug)")]
     InvalidLevel {
@@ -103,6 +111,11 @@ impl Error {
             | Error::Write { source, .. }
             | Error::Syslog { source, .. }
             | Error::StartFollower { source } => source.kind() == io::ErrorKind::PermissionDenied,
+            Error::File { reason, .. } => matches!(
+                reason,
+                nodedoc_model::hostfile::HostFileError::Io { source, .. }
+                    if source.kind() == io::ErrorKind::PermissionDenied
+            ),
             Error::InvalidLevel { .. } => false,
             Error::NoKernelLog { dev_kmsg, syslog } => {
                 dev_kmsg.is_permission_denied() || syslog.is_permission_denied()

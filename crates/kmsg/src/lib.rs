@@ -60,6 +60,7 @@ mod call_trace;
 mod dev_kmsg;
 mod dmesg;
 mod error;
+mod file;
 mod follow;
 mod log_line;
 mod record;
@@ -73,6 +74,7 @@ pub use dev_kmsg::{
 };
 pub use dmesg::{parse_dmesg_text, read_syslog_buffer, LEVEL_WHEN_UNKNOWN};
 pub use error::Error;
+pub use file::{parse_kernel_log_file, read_kernel_log_file, DEFAULT_TAIL_BYTES};
 pub use follow::{Drained, FollowLimits, FollowStats, FollowerThread, KmsgFollower, Start};
 pub use nodedoc_model::{
     BlockedTaskReport, KernelLog, KernelLogSource, KmsgRecord, NetdevRefTrackerReport,

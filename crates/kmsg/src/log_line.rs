@@ -27,6 +27,9 @@ pub struct LogLine<'a> {
     pub message: &'a str,
     /// The syslog level of a `<N>` prefix or of `dmesg -x`, when there was one.
     pub level: Option<u8>,
+    /// The syslog facility of a `<N>` prefix or of `dmesg -x` (0 is the kernel; what user
+    /// space writes into `/dev/kmsg` has another), when there was one.
+    pub facility: Option<u8>,
     /// Microseconds since boot, from `[  123.456789]`.
     pub monotonic_us: Option<u64>,
     /// The wall-clock stamp as printed (`Mar  3 10:11:12`, `Tue Mar  3 10:11:12 2020`,
@@ -46,9 +49,7 @@ impl LogLine<'_> {
     }
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+use nodedoc_model::clock::MONTHS;
 const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 const FACILITIES: [&str; 19] = [
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
@@ -74,15 +75,17 @@ pub fn parse_log_line(line: &str) -> LogLine<'_> {
     // takes at most one, and there are never more than a handful.
     for _ in 0..8 {
         let rest = out.message;
-        if let Some((level, after)) = split_priority(rest) {
+        if let Some(((level, facility), after)) = split_priority(rest) {
             out.level = out.level.or(Some(level));
+            out.facility = out.facility.or(facility);
             out.message = after;
         } else if let Some((stamp, program, after)) = split_syslog(rest) {
             out.wall_clock = out.wall_clock.or(Some(stamp));
             out.program = out.program.or(program);
             out.message = after;
-        } else if let Some((level, after)) = split_dmesg_x(rest) {
+        } else if let Some(((level, facility), after)) = split_dmesg_x(rest) {
             out.level = out.level.or(Some(level));
+            out.facility = out.facility.or(Some(facility));
             out.message = after;
         } else if let Some((stamp, after)) = split_bracket(rest) {
             match stamp {
@@ -110,31 +113,39 @@ pub fn parse_log_line(line: &str) -> LogLine<'_> {
     out
 }
 
-/// `<6>` or util-linux's `<-1>`.
-fn split_priority(text: &str) -> Option<(u8, &str)> {
+/// `<6>` or util-linux's `<-1>`: the level, and the facility when the prefix says.
+fn split_priority(text: &str) -> Option<((u8, Option<u8>), &str)> {
     let inside = text.strip_prefix('<')?;
     let close = inside.find('>')?;
     let number = &inside[..close];
-    let level = if number == "-1" {
-        6
+    let priority = if number == "-1" {
+        (6, None)
     } else if !number.is_empty() && number.len() <= 4 && number.bytes().all(|b| b.is_ascii_digit())
     {
-        (number.parse::<u32>().ok()? & 7) as u8
+        let value = number.parse::<u32>().ok()?;
+        ((value & 7) as u8, u8::try_from(value >> 3).ok())
     } else {
         return None;
     };
-    Some((level, &inside[close + 1..]))
+    Some((priority, &inside[close + 1..]))
 }
 
-/// `kern  :err   : ` of `dmesg -x`.
-fn split_dmesg_x(text: &str) -> Option<(u8, &str)> {
+/// `kern  :err   : ` of `dmesg -x`: the level and the facility.
+fn split_dmesg_x(text: &str) -> Option<((u8, u8), &str)> {
     let (facility, rest) = text.split_once(':')?;
-    if !FACILITIES.contains(&facility.trim_end()) {
-        return None;
-    }
+    let facility = FACILITIES.iter().position(|f| *f == facility.trim_end())?;
+    // kern … ftp are 0 … 11; local0 … follow at 16.
+    let facility = if facility < 12 {
+        facility
+    } else {
+        facility + 4
+    };
     let (level, rest) = rest.split_once(':')?;
     let level = LEVELS.iter().position(|l| *l == level.trim_end())?;
-    Some((level as u8, rest.strip_prefix(' ').unwrap_or(rest)))
+    Some((
+        (level as u8, facility as u8),
+        rest.strip_prefix(' ').unwrap_or(rest),
+    ))
 }
 
 enum Bracket<'a> {
@@ -412,6 +423,11 @@ mod tests {
             Some(PrintkCaller::Cpu(1))
         );
         assert_eq!(parse_log_line("kern  :warn  : x").level, Some(4));
+        assert_eq!(parse_log_line("kern  :warn  : x").facility, Some(0));
+        assert_eq!(parse_log_line("user  :err   : x").facility, Some(1));
+        assert_eq!(parse_log_line("local0:err   : x").facility, Some(16));
+        assert_eq!(parse_log_line("<14>[  1.5] x").facility, Some(1));
+        assert_eq!(parse_log_line("<-1>[  1.5] x").facility, None);
     }
 
     #[test]

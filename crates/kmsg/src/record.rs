@@ -171,6 +171,7 @@ pub fn parse_kmsg_record(raw: &[u8]) -> Result<KmsgRecord, ParseError> {
         message: unescape(&first_line[semicolon + 1..]),
         dictionary: parse_dictionary(&raw[first_line_end..]),
         caller,
+        wall_clock_ms: None,
     })
 }
 
@@ -283,6 +284,7 @@ mod tests {
                         .to_string(),
                 dictionary: vec![],
                 caller: None,
+                wall_clock_ms: None,
             }
         );
     }

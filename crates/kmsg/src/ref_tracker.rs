@@ -51,6 +51,7 @@ pub fn netdev_ref_trackers(records: &[KmsgRecord]) -> Vec<NetdevRefTrackerReport
         for piece in record.message.split('\n') {
             let mut line = parse_log_line(cut(piece));
             line.caller = record.caller.or(line.caller);
+            line.facility = Some(record.facility);
             if record.monotonic_us > 0 || record.sequence > 0 {
                 line.monotonic_us = Some(record.monotonic_us);
             }
@@ -142,6 +143,8 @@ impl Parser {
                 sequence,
                 monotonic_us: line.monotonic_us,
                 wall_clock: line.wall_clock.map(str::to_string),
+                wall_clock_ms: None,
+                facility: line.facility.filter(|&f| f != 0),
             };
             self.current = Some((device.to_string(), line.caller, Vec::new()));
             return;

@@ -277,6 +277,61 @@ pub fn read_to_limit(
     Ok(bytes)
 }
 
+/// The end of a file, read by [`read_tail`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tail {
+    /// The bytes read, from the start of a line.
+    pub bytes: Vec<u8>,
+    /// The file's size when it was opened.
+    pub size: u64,
+    /// Bytes before [`bytes`](Self::bytes) that were not read: the head of a file larger than
+    /// the tail asked for, and the partial line the tail started in.
+    pub skipped: u64,
+    /// When the file was last modified, seconds since the Unix epoch.
+    pub modified_unix: Option<i64>,
+}
+
+/// Reads the last `tail_bytes` of the regular file at `path`, from the first whole line in
+/// them (a log of gigabytes costs what its end costs), giving up when the read makes no
+/// progress for `stall`. A file that grows while read is read up to its size at open.
+pub fn read_tail(path: &Path, tail_bytes: u64, stall: Duration) -> Result<Tail, HostFileError> {
+    use std::io::{Seek, SeekFrom};
+    let owned = path.to_path_buf();
+    guarded(path, stall, move |progress| {
+        let path = owned.as_path();
+        let (mut file, metadata) = open_regular(path)?;
+        progress.tick();
+        let size = metadata.len();
+        let start = size.saturating_sub(tail_bytes);
+        // From one byte before the tail: if that byte is a newline the tail starts on a whole
+        // line, otherwise the partial line up to the first newline is dropped.
+        let read_from = start.saturating_sub(1);
+        file.seek(SeekFrom::Start(read_from))
+            .map_err(|e| HostFileError::io(path, e))?;
+        let mut bytes = Vec::with_capacity((size - read_from) as usize);
+        progress
+            .reader(&mut file)
+            .take(size - read_from)
+            .read_to_end(&mut bytes)
+            .map_err(|e| HostFileError::io(path, e))?;
+        let first = if read_from == 0 {
+            0
+        } else {
+            bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |n| n + 1)
+        };
+        bytes.drain(..first);
+        Ok(Tail {
+            bytes,
+            size,
+            skipped: read_from + first as u64,
+            modified_unix: Some(metadata.mtime()),
+        })
+    })
+}
+
 /// Progress of a [`guarded`] read: each tick restarts the stall deadline.
 pub struct Progress {
     started: Instant,
@@ -368,6 +423,28 @@ mod tests {
         let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
         // SAFETY: a valid C string; mkfifo does not keep it.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+    }
+
+    #[test]
+    fn tails_start_on_a_whole_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, "first line\nsecond\nthird\n").unwrap();
+        let whole = read_tail(&path, 1 << 20, DEFAULT_STALL_DEADLINE).unwrap();
+        assert_eq!(whole.bytes, b"first line\nsecond\nthird\n");
+        assert_eq!((whole.size, whole.skipped), (24, 0));
+        assert!(whole.modified_unix.is_some());
+        // The last 10 bytes start inside "second": that partial line is dropped.
+        let tail = read_tail(&path, 10, DEFAULT_STALL_DEADLINE).unwrap();
+        assert_eq!(tail.bytes, b"third\n");
+        assert_eq!(tail.skipped, 18);
+        // A tail that starts right after a newline keeps its first line.
+        let exact = read_tail(&path, 13, DEFAULT_STALL_DEADLINE).unwrap();
+        assert_eq!(exact.bytes, b"second\nthird\n");
+        assert!(matches!(
+            read_tail(dir.path(), 10, DEFAULT_STALL_DEADLINE),
+            Err(HostFileError::NotRegular { .. })
+        ));
     }
 
     #[test]

@@ -34,6 +34,77 @@ pub struct KernelLog {
     /// stacks that took the references still held. One entry per device, its latest print.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub netdev_ref_trackers: Vec<NetdevRefTrackerReport>,
+    /// For a log read from a file (`check --kernel-log`, a journal): where it came from and
+    /// what it says of its own time. Such a log is of another time, possibly another boot or
+    /// host: its "now" is its last record, not the moment of collection, and its pids are not
+    /// this host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<KernelLogFile>,
+}
+
+/// What a kernel log read from a file says about itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelLogFile {
+    /// The file (or `journal:PATH` for the kernel entries of journal files).
+    pub path: String,
+    /// The form its lines were written in, as recognised (`dmesg`, `dmesg -T`, `syslog`,
+    /// `journalctl`, `/dev/kmsg records`, `journal`).
+    pub format: String,
+    /// The kernel release the log names (`Linux version X` at boot, or the `Not tainted X` /
+    /// `Tainted: … X` line of a report): the release of the kernel that wrote it, which need
+    /// not be this host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_release: Option<String>,
+    /// Lines of other programs than the kernel (syslog files mix them) that were skipped.
+    #[serde(default)]
+    pub other_lines: u64,
+    /// Bytes at the start of the file that were not read (only the end of a large file is).
+    #[serde(default)]
+    pub skipped_bytes: u64,
+    /// The time since boot of the last record that has one: the log's "now" on that clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_monotonic_us: Option<u64>,
+    /// The wall-clock time of the last record that has one (see
+    /// [`KmsgRecord::wall_clock_ms`]): the log's "now" on that clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_wall_clock_ms: Option<i64>,
+}
+
+impl KernelLog {
+    /// How long before the log's "now" a record was written, in seconds. For a log read live
+    /// that "now" is the collection (`host`'s uptime, on the monotonic clock); for a log read
+    /// from a file it is the file's last record, on the wall clock when both have one, else
+    /// on the time since boot. `None` when no common clock says (a record without a
+    /// timestamp).
+    pub fn age_secs(
+        &self,
+        host: &crate::HostInfo,
+        monotonic_us: u64,
+        wall_clock_ms: Option<i64>,
+    ) -> Option<f64> {
+        match &self.file {
+            None => (monotonic_us > 0 || self.source == KernelLogSource::DevKmsg)
+                .then(|| host.uptime_us.saturating_sub(monotonic_us) as f64 / 1e6),
+            // The wall clock first: a syslog file spans reboots, and the time since boot of
+            // its last line is of the last boot only.
+            Some(file) => match (file.last_wall_clock_ms, wall_clock_ms) {
+                (Some(last), Some(at)) => Some(last.saturating_sub(at).max(0) as f64 / 1e3),
+                // A record later on that clock than the log's end is of an earlier boot: its
+                // age cannot be told without a wall clock.
+                _ => match (file.last_monotonic_us, monotonic_us > 0) {
+                    (Some(last), true) if last >= monotonic_us => {
+                        Some((last - monotonic_us) as f64 / 1e6)
+                    }
+                    _ => None,
+                },
+            },
+        }
+    }
+
+    /// True when the log was read from a file rather than from this host's kernel.
+    pub fn is_from_file(&self) -> bool {
+        self.file.is_some() || self.source == KernelLogSource::File
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -54,7 +125,7 @@ pub enum KernelLogSource {
 }
 
 /// One kernel log record (`/dev/kmsg` format: `prio,seq,usec,flags;message`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KmsgRecord {
     /// Syslog level, 0 (emerg) to 7 (debug).
     pub level: u8,
@@ -77,6 +148,13 @@ pub struct KmsgRecord {
     /// be told from lines other CPUs printed in between.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<PrintkCaller>,
+    /// The wall-clock stamp a saved text log printed before the line (`dmesg -T`, syslog,
+    /// `journalctl`), in milliseconds since the Unix epoch. A stamp without a zone (syslog's
+    /// local time) is read as if it were UTC: it keeps its digits, and differences between
+    /// records are right, but it is not the instant in UTC. A stamp without a year (syslog)
+    /// gets the year of the file's last modification (one less for months after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_clock_ms: Option<i64>,
 }
 
 /// Who printed a kernel log line (`CONFIG_PRINTK_CALLER`): a task, or a CPU in interrupt
@@ -164,6 +242,15 @@ pub struct LogPosition {
     /// text because such stamps often lack a year or a time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall_clock: Option<String>,
+    /// That stamp in milliseconds since the Unix epoch, when the reader of a file could tell
+    /// (see [`KmsgRecord::wall_clock_ms`] for what a stamp without a zone or year becomes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_clock_ms: Option<i64>,
+    /// The syslog facility of a line user space wrote into `/dev/kmsg` (any other than the
+    /// kernel's 0), which is not the kernel's word. `None` for the kernel's lines and where
+    /// the log does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<u8>,
 }
 
 /// What made the kernel print a blocked task.

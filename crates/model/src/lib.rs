@@ -10,6 +10,7 @@
 //! old readers would misread bumps [`SNAPSHOT_VERSION`].
 #![deny(missing_docs)]
 
+pub mod clock;
 mod container;
 mod cpu;
 mod file;
@@ -43,9 +44,9 @@ pub use finding::{
 pub use gaps::{Gap, Gaps};
 pub use history::{FdPoint, FdSeries, History};
 pub use kernel_log::{
-    BadPrintkCaller, BlockedTaskOrigin, BlockedTaskReport, BlockerLock, KernelLog, KernelLogSource,
-    KmsgRecord, LockBlocker, LogPosition, NetdevRefTrackerReport, PrintkCaller, RefTrackerStack,
-    TaskStateLine, TraceFrame,
+    BadPrintkCaller, BlockedTaskOrigin, BlockedTaskReport, BlockerLock, KernelLog, KernelLogFile,
+    KernelLogSource, KmsgRecord, LockBlocker, LogPosition, NetdevRefTrackerReport, PrintkCaller,
+    RefTrackerStack, TaskStateLine, TraceFrame,
 };
 pub use kube::{
     history_limit_patch, ApiserverMetrics, ContainerId, ContainerRole, ContainerState, CreatedWith,

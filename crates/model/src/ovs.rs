@@ -44,6 +44,11 @@ pub struct OvsState {
     /// Events from ovs-vswitchd.log, when the log was found and read.
     #[serde(default)]
     pub log: Option<OvsLog>,
+    /// True when only ovs-vswitchd's log was read, not the OVSDB (a copied log, a host where
+    /// OVS is not running): the bridges and interfaces are then unknown, not absent, and only
+    /// what the log says can be judged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub log_only: bool,
     /// Interface rows over time, as an OVSDB monitor saw them change (`nodedoc watch`; a
     /// one-shot read has no history).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -131,11 +131,13 @@ pub fn collect(options: &OvsOptions, processes: &[Process]) -> OvsCollection {
         Err(e) => {
             out.sources
                 .push(status("ovsdb", SourceState::Failed, e.to_string()));
+            log_alone(options, &mut out);
             return out;
         }
     };
     if let Err(missing) = socket_check(&endpoint, explicit) {
         out.sources.push(missing);
+        log_alone(options, &mut out);
         return out;
     }
     let dump = match read_dump(&endpoint, options.timeout) {
@@ -144,6 +146,7 @@ pub fn collect(options: &OvsOptions, processes: &[Process]) -> OvsCollection {
             out.sources
                 .push(status("ovsdb", SourceState::Failed, e.to_string()));
             out.gaps.record("ovsdb", "OVSDB dump", e.to_string(), text);
+            log_alone(options, &mut out);
             return out;
         }
     };
@@ -260,6 +263,48 @@ pub fn network_status(network: &NetworkNamespaces, gaps: &mut Gaps, how: &str) -
         },
         detail,
     )
+}
+
+/// Without an OVSDB, the log the operator named (`--ovs-log`) is still read: an SRE holding
+/// only a copied ovs-vswitchd.log must get what it says (flapping ports, devices that do not
+/// exist), not "no problems". The state is marked [`OvsState::log_only`]: its topology is
+/// unknown. No log named: nothing to read, and no OVS state.
+fn log_alone(options: &OvsOptions, out: &mut OvsCollection) {
+    let Some(path) = &options.log else {
+        return;
+    };
+    let log_options = log::LogReadOptions {
+        tail_bytes: options.log_tail_bytes,
+        stall_deadline: options.file_deadline,
+        owners: None,
+    };
+    match log::read_log(path, &log_options, "--ovs-log") {
+        Ok(log) => {
+            out.sources.push(status(
+                "ovs-log",
+                SourceState::Collected,
+                format!(
+                    "{} (--ovs-log, without the OVSDB: the log alone): {} lines read from byte {} of {}",
+                    log.path, log.lines_read, log.read_from, log.size
+                ),
+            ));
+            out.ovs = Some(OvsState {
+                log: Some(log),
+                log_only: true,
+                ..OvsState::default()
+            });
+        }
+        Err(e) => {
+            out.gaps.record(
+                "ovs-log",
+                "ovs-vswitchd.log",
+                e.to_string(),
+                path.display().to_string(),
+            );
+            out.sources
+                .push(status("ovs-log", SourceState::Failed, e.to_string()));
+        }
+    }
 }
 
 /// The ovs-vswitchd serving a database, as far as it can be trusted (see [`vswitchd`]).
@@ -422,6 +467,7 @@ pub fn state_from_dump(dump: &OvsDump, endpoint: &str) -> OvsState {
             .collect(),
         vswitchd: None,
         log: None,
+        log_only: false,
         db_history: None,
     }
 }

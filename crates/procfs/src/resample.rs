@@ -107,9 +107,11 @@ pub fn read_blocked(root: &ProcRoot, processes: &mut [Process], gaps: &mut Gaps)
     }
 }
 
-/// A user task that was in `D` at the first reading.
+/// A task that was in `D` at the first reading: kernel threads too (a `jbd2/sda1-8` or a
+/// `kworker` stuck in D holds up a journal or a workqueue, and the kernel's own hung-task
+/// detector watches them as well). Idle kernel threads sleep in `I` (`TASK_IDLE`), not `D`.
 fn blocked_task(process: &Process) -> bool {
-    process.state == TaskState::UninterruptibleSleep && !process.kernel_thread
+    process.state == TaskState::UninterruptibleSleep
 }
 
 fn read_switches(dir: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Option<u64> {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use nodedoc_model::{Gaps, Process, TaskSample};
 
+use crate::parse::PF_KTHREAD;
 use crate::{ProcRoot, ReadStep};
 
 /// One fake process.
@@ -36,6 +37,8 @@ pub struct FakeProcess {
     pub stack: String,
     /// `voluntary_ctxt_switches` of `status` (`nonvoluntary_ctxt_switches` is 0).
     pub context_switches: u64,
+    /// A kernel thread (`PF_KTHREAD` in the flags of `stat`).
+    pub kernel_thread: bool,
 }
 
 impl FakeProcess {
@@ -53,6 +56,7 @@ impl FakeProcess {
             wchan: "do_select".into(),
             stack: "[<0>] do_select+0x1/0x2\n".into(),
             context_switches: 10,
+            kernel_thread: false,
         }
     }
 }
@@ -89,10 +93,11 @@ impl FakeProc {
     /// a process written before: a task that leaves `D`, runs, or whose pid is reused.
     pub fn update(&self, p: &FakeProcess) -> io::Result<()> {
         let dir = self.root.join(p.pid.to_string());
+        let flags = 4194560 | if p.kernel_thread { PF_KTHREAD } else { 0 };
         fs::write(
             dir.join("stat"),
             format!(
-                "{} ({}) {} {} {} 0 0 -1 4194560 0 0 0 0 70 30 0 0 20 0 1 0 {} 0 0\n",
+                "{} ({}) {} {} {} 0 0 -1 {flags} 0 0 0 0 70 30 0 0 20 0 1 0 {} 0 0\n",
                 p.pid, p.comm, p.state, p.ppid, p.pid, p.start_time_ticks
             ),
         )?;

@@ -230,6 +230,36 @@ fn a_stack_is_read_only_for_the_same_wait_at_both_readings() {
     assert_eq!(discarded.count, 3);
 }
 
+/// Regression (issue 10): kernel threads in D were never read a second time, so a stuck
+/// `jbd2` or `kworker` was not a hung task. They are confirmed and their stack read like any
+/// task's.
+#[test]
+fn a_kernel_thread_in_d_is_confirmed_and_its_stack_read() {
+    use nodedoc_model::BlockedCheck;
+    let dir = tempfile::tempdir().unwrap();
+    let mut fake = FakeProc::new(dir.path());
+    let mut jbd2 = FakeProcess::new(245, "jbd2/sda1-8");
+    jbd2.ppid = 2;
+    jbd2.kernel_thread = true;
+    jbd2.state = 'D';
+    jbd2.wchan = "jbd2_journal_commit_transaction".into();
+    jbd2.stack = "[<0>] jbd2_journal_commit_transaction+0x1d8a/0x1fc0\n[<0>] kjournald2+0xbd/0x250\n[<0>] kthread+0xd2/0xf0\n".into();
+    fake.process(&jbd2).unwrap();
+    let root = ProcRoot::at(fake.root()).unwrap();
+    let mut processes = scan(&root, &ScanOptions::default()).unwrap().processes;
+    assert!(processes[0].kernel_thread);
+    let mut gaps = nodedoc_procfs::Gaps::new();
+    let samples = nodedoc_procfs::resample(&root, &mut processes, &mut gaps);
+    assert_eq!(
+        samples[0].blocked,
+        Some(BlockedCheck::Confirmed {
+            context_switches: Some(10)
+        })
+    );
+    let stack = processes[0].kernel_stack.as_ref().expect("its stack");
+    assert_eq!(stack[0].function, "jbd2_journal_commit_transaction");
+}
+
 /// Regression (issue 8): a thread count far beyond what the system allows (`--threads
 /// 50000`) panicked in `thread::scope` when a spawn failed. The scan uses no more threads
 /// than there are processes, and goes on with fewer when the system refuses one.
