@@ -137,25 +137,20 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     let hour: i64 = time_parts.next()?.parse().ok()?;
     let minute: i64 = time_parts.next()?.parse().ok()?;
     let second: i64 = time_parts.next()?.parse().ok()?;
-    // Four-digit years, as OVS writes them: a longer one would overflow the arithmetic below.
-    if !(0..=9999).contains(&year)
-        || !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    // Four-digit years, as OVS writes them: a longer one would overflow the arithmetic.
+    if !(0..=9999).contains(&year) {
         return None;
     }
-    // Howard Hinnant's days-from-civil.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + hour * 3600 + minute * 60 + second) * 1000) + millis)
+    let field = |v: i64| u32::try_from(v).ok();
+    nodedoc_model::clock::civil_ms(
+        year,
+        field(month)?,
+        field(day)?,
+        field(hour)?,
+        field(minute)?,
+        field(second)?,
+        field(millis)?,
+    )
 }
 
 /// Reduces log text to an [`OvsLog`]. `first_line` is the line number of the text's first
