@@ -46,6 +46,9 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
     options.log_rules = settings.log_rules.clone();
     options.cpu_hog.threshold = settings.detectors.cpu_hog_share;
     let mut collector = Collector::new(options);
+    // Pod names for the containers of each round, as `check` has them (asked again only for
+    // a container not named yet).
+    let mut namer = crate::cri::ContainerNamer::new(args.sources.cri_socket.as_deref());
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -171,9 +174,12 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
         if let Some(last) = last.take() {
             collector.recycle(last);
         }
-        let snapshot = collector
+        let mut snapshot = collector
             .round(&nodedoc_collect::Silent)
             .context("collection failed")?;
+        if let Some(line) = namer.name(&mut snapshot, Instant::now()) {
+            eprintln!("nodedoc watch: {}", nodedoc_model::text::Escaped(&line));
+        }
         let findings =
             nodedoc_detectors::run_with(&snapshot, &settings.detectors, &|id| settings.enabled(id));
         let events = tracker.observe(&Scope::All, findings, SystemTime::now());

@@ -336,6 +336,55 @@ fn containerd_cri_stop_failure_is_chained_to_the_killed_init_and_its_frozen_chil
     eprintln!("containerd lab and check: {:?}", started.elapsed());
 }
 
+/// `watch --cri-socket` names the pods of its rounds' findings as `check` does (the flag used to
+/// be accepted and ignored: the agent's findings carried pod uids only).
+#[test]
+fn watch_names_the_pod_of_a_stuck_containers_tasks_from_the_cri_socket() {
+    let lab = StuckLab::start("containerd-stop-hang");
+    let fact = |k: &str| lab.fact(k);
+    let socket = fact("socket");
+    let output = nodedoc(&[
+        "watch",
+        "--format",
+        "json",
+        "--rounds",
+        "2",
+        "--interval",
+        "1s",
+        "--cri-socket",
+        &socket,
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("--cri-socket"), "{stderr}");
+    let events: Vec<nodedoc_agent::Event> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let hang = events
+        .iter()
+        .find(|e| {
+            e.event == nodedoc_agent::EventKind::Open
+                && e.finding.detector == "pidns-exit-hang"
+                && e.finding.pid == Some(lab.init)
+        })
+        .unwrap_or_else(|| panic!("no pidns-exit-hang open for {}: {stdout}", lab.init));
+    let container = hang.finding.container.as_ref().expect("container");
+    assert_eq!(container.id, lab.id);
+    assert_eq!(container.name.as_deref(), Some("app"));
+    assert_eq!(
+        container.pod,
+        Some(nodedoc_model::PodRef {
+            uid: fact("pod_uid"),
+            namespace: Some(fact("pod_namespace")),
+            name: Some(fact("pod_name")),
+        })
+    );
+    let left = lab.stop();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 #[test]
 fn dockerd_stop_failure_is_chained_to_the_killed_init_and_its_frozen_child() {
     let started = std::time::Instant::now();
@@ -407,6 +456,41 @@ fn a_named_cri_socket_that_cannot_be_read_is_an_error_after_the_report() {
         )) && stderr.contains("No such file or directory"),
         "{stderr}"
     );
+}
+
+/// `watch --cri-socket` with a socket that cannot be read: said on standard error once, not
+/// every round, and in every round's `cri` source (it used to be ignored without a word).
+#[test]
+fn watch_says_once_that_a_named_cri_socket_cannot_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("absent.sock");
+    let output = nodedoc(&[
+        "watch",
+        "--format",
+        "json",
+        "--rounds",
+        "3",
+        "--interval",
+        "1s",
+        "--sample",
+        "0s",
+        "--no-fds",
+        "--cri-socket",
+        socket.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            l.contains(&format!(
+                "--cri-socket {} could not be read",
+                socket.display()
+            ))
+        })
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(said[0].contains("No such file or directory"), "{stderr}");
 }
 
 #[test]
