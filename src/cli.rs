@@ -461,6 +461,21 @@ pub struct WatchArgs {
     #[arg(long, value_name = "N")]
     pub rounds: Option<u64>,
 
+    /// A service's log to follow (repeatable), as `check --log` reads one: kubelet (klog),
+    /// containerd or dockerd (logfmt), `journalctl -u UNIT` output. Followed across rotation
+    /// and truncation; each round's detectors see its entries of the last --log-window (at
+    /// most 10,000 per file), so a finding made of its lines (container-stop-failed,
+    /// kubelet-pleg-unhealthy) resolves once they age out. When the agent starts, only the
+    /// lines of the file's last 16 MiB whose own time is inside the window count. A file that
+    /// cannot be read (yet) is said in the round's sources and tried again each round.
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+
+    /// How long a followed log's entries count (an entry ages from the earlier of its own
+    /// time and when it was read) [default: 15m].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DUR")]
+    pub log_window: Option<Duration>,
+
     #[command(flatten)]
     pub sources: SourceArgs,
 

@@ -45,6 +45,10 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
     options.interval = args.sample;
     options.log_rules = settings.log_rules.clone();
     options.cpu_hog.threshold = settings.detectors.cpu_hog_share;
+    options.followed_logs = args.logs.clone();
+    if let Some(age) = args.log_window.or(agent.log_window) {
+        options.log_window.age = age;
+    }
     let mut collector = Collector::new(options);
     // Pod names for the containers of each round, as `check` has them (asked again only for
     // a container not named yet).

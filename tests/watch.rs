@@ -474,3 +474,92 @@ fn a_restarted_agent_does_not_announce_again_what_it_reported_unless_asked() {
     let _ = third.0.wait();
     lab.stop().unwrap();
 }
+
+/// containerd's CRI line for a stop that failed (as the containerd-stop-hang lab gets it),
+/// stamped now.
+fn stop_failed_line(id: &str) -> String {
+    let now = humantime::format_rfc3339_nanos(std::time::SystemTime::now());
+    format!(
+        "time=\"{now}\" level=error msg=\"StopContainer for \\\"{id}\\\" failed\" error=\"rpc error: code = DeadlineExceeded desc = an error occurs during waiting for container \\\"{id}\\\" to be killed: wait container \\\"{id}\\\": context deadline exceeded\"\n"
+    )
+}
+
+fn append(path: &std::path::Path, text: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+}
+
+/// `watch --log FILE` follows a runtime's log as `check --log` reads one: containerd's failed
+/// StopContainer written while the agent runs opens `container-stop-failed` (the detector could
+/// only fire in `check`); with a 3 s window it resolves once the line has aged out; after
+/// logrotate moved the file away, the new file is followed.
+#[test]
+fn a_followed_runtime_log_opens_container_stop_failed_which_resolves_once_its_line_ages_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("containerd.log");
+    std::fs::write(&log, "").unwrap();
+    let (_watch, events) = watch(&[
+        "--interval",
+        "1s",
+        "--sample",
+        "0s",
+        "--no-fds",
+        "--resolve-after",
+        "1",
+        "--log-window",
+        "3s",
+        "--log",
+        log.to_str().unwrap(),
+    ]);
+    // Ids of this test's own (there is no such container).
+    let id = format!("{:064x}", 0xdead_0000_u64 + u64::from(std::process::id()));
+    let again = format!("{:064x}", 0xbeef_0000_u64 + u64::from(std::process::id()));
+    let about = |id: &str, kind: EventKind| {
+        let key = format!("container/{id}");
+        move |e: &Event| {
+            e.event == kind
+                && e.finding.detector == "container-stop-failed"
+                && e.finding.subject.key() == key
+        }
+    };
+    append(&log, &stop_failed_line(&id));
+    let opened = wait_for(
+        &events,
+        Duration::from_secs(60),
+        about(&id, EventKind::Open),
+    );
+    assert_eq!(
+        opened.finding.subject,
+        nodedoc_model::Subject::Container { id: id.clone() }
+    );
+    assert!(
+        opened.finding.summary.starts_with(&format!(
+            "containerd could not stop container {}",
+            &id[..12]
+        )),
+        "{}",
+        opened.finding.summary
+    );
+    assert!(opened.finding.evidence.iter().any(|e| e
+        .fact
+        .contains(&format!("StopContainer for \"{id}\" failed"))));
+    let resolved = wait_for(
+        &events,
+        Duration::from_secs(60),
+        about(&id, EventKind::Resolve),
+    );
+    assert_eq!(resolved.finding.id, opened.finding.id);
+
+    // logrotate: the old file moves away, a new one takes its name.
+    std::fs::rename(&log, dir.path().join("containerd.log.1")).unwrap();
+    append(&log, &stop_failed_line(&again));
+    wait_for(
+        &events,
+        Duration::from_secs(60),
+        about(&again, EventKind::Open),
+    );
+}

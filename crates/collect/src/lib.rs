@@ -10,6 +10,7 @@
 
 mod cpu;
 pub mod files;
+pub mod followed_logs;
 pub mod history;
 pub mod journal;
 pub mod kernel_log;
@@ -55,6 +56,11 @@ pub struct CollectOptions {
     pub files: files::FileInputs,
     /// Which processes count as CPU hogs, and how their kernel call paths are sampled.
     pub cpu_hog: CpuHogOptions,
+    /// Services' logs the agent follows (`watch --log`): read by [`Collector::round`] only,
+    /// what they gained each round, into a window of their recent entries.
+    pub followed_logs: Vec<PathBuf>,
+    /// Which entries of a followed log are kept.
+    pub log_window: followed_logs::LogWindow,
 }
 
 /// How much of the end of each configured log a `check` matches the rules against.
@@ -83,6 +89,8 @@ impl Default for CollectOptions {
             log_rules: Vec::new(),
             files: files::FileInputs::default(),
             cpu_hog: CpuHogOptions::default(),
+            followed_logs: Vec::new(),
+            log_window: followed_logs::LogWindow::default(),
         }
     }
 }
@@ -132,6 +140,7 @@ pub struct Collector {
     rules: Option<log_rules::LogRulesStream>,
     cpu: cpu::CpuWatch,
     ovs: ovs_stream::OvsStream,
+    followed_logs: followed_logs::FollowedLogs,
 }
 
 impl Collector {
@@ -140,6 +149,10 @@ impl Collector {
         options.threads = options.threads.clamp(1, MAX_THREADS);
         Collector {
             ovs: ovs_stream::OvsStream::new(options.ovs.clone()),
+            followed_logs: followed_logs::FollowedLogs::new(
+                &options.followed_logs,
+                options.log_window,
+            ),
             options,
             fd_history: history::FdHistory::default(),
             cache: round::ProcessCache::default(),
@@ -246,6 +259,14 @@ impl Collector {
             });
             let mut gaps = Gaps::new();
             snapshot.rule_matches = stream.read(self.kernel_log.arrived(), &mut gaps);
+            snapshot.gaps.extend(gaps.into_vec());
+        }
+        if !self.followed_logs.is_empty() {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64);
+            let mut gaps = Gaps::new();
+            self.followed_logs.read(now_ms, &mut snapshot, &mut gaps);
             snapshot.gaps.extend(gaps.into_vec());
         }
         let at_unix_ms = self.note_fd_history(&mut snapshot);

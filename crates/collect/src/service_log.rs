@@ -56,29 +56,14 @@ pub fn is_ovs_log(text: &str) -> bool {
 pub fn parse(text: &str, source: &str) -> ServiceLog {
     let mut log = ServiceLog {
         source: source.to_string(),
-        service: service_from_name(source),
-        format: LogFormat::Plain,
         ..ServiceLog::default()
     };
-    let mut formats: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut parser = LineParser::default();
     let mut entries: std::collections::VecDeque<LogEntry> = std::collections::VecDeque::new();
-    let mut program: Option<String> = None;
     for (index, raw) in text.lines().enumerate() {
-        if raw.trim().is_empty() {
+        let Some(mut entry) = parser.line(raw) else {
             continue;
-        }
-        let prefixed = nodedoc_kmsg::parse_log_line(raw);
-        let line = match prefixed.program {
-            Some(p) => {
-                if program.is_none() {
-                    program = Some(p.trim_end_matches(|c: char| c.is_ascii_digit()).to_string());
-                }
-                prefixed.message.trim_start()
-            }
-            None => raw,
         };
-        let (format, mut entry) = parse_line(line);
-        *formats.entry(format_name(format)).or_default() += 1;
         entry.line = index as u64 + 1;
         log.entries_read += 1;
         if entries.len() == MAX_ENTRIES {
@@ -88,24 +73,64 @@ pub fn parse(text: &str, source: &str) -> ServiceLog {
         entries.push_back(entry);
     }
     log.entries = entries.into();
-    // The format most lines have; on a tie, a structured one (plain lines are what any
-    // program prints besides).
-    log.format = match formats
-        .iter()
-        .max_by_key(|(f, n)| (**n, **f != "plain"))
-        .map(|(f, _)| *f)
-    {
-        Some("logfmt") => LogFormat::Logfmt,
-        Some("klog") => LogFormat::Klog,
-        _ => LogFormat::Plain,
-    };
-    if let Some(program) = program.filter(|p| !p.is_empty()) {
-        log.service = Some(service_name(&program).unwrap_or(&program).to_string());
-    } else if log.service.is_none() && log.format == LogFormat::Klog {
-        // Of the services nodedoc reads, only kubelet writes klog.
-        log.service = Some("kubelet".into());
-    }
+    parser.describe(&mut log);
     log
+}
+
+/// Reads a service log line by line: a file read whole (`check --log`) or followed (`watch
+/// --log`). It learns the log's format and service from the lines it sees.
+#[derive(Debug, Default)]
+pub struct LineParser {
+    formats: BTreeMap<&'static str, u64>,
+    program: Option<String>,
+}
+
+impl LineParser {
+    /// The entry of one line, with a syslog or journal prefix taken off (and remembered: it
+    /// names the service); `None` for a blank line. The entry's `line` is left at 0.
+    pub fn line(&mut self, raw: &str) -> Option<LogEntry> {
+        if raw.trim().is_empty() {
+            return None;
+        }
+        let prefixed = nodedoc_kmsg::parse_log_line(raw);
+        let line = match prefixed.program {
+            Some(p) => {
+                if self.program.is_none() {
+                    self.program =
+                        Some(p.trim_end_matches(|c: char| c.is_ascii_digit()).to_string());
+                }
+                prefixed.message.trim_start()
+            }
+            None => raw,
+        };
+        let (format, entry) = parse_line(line);
+        *self.formats.entry(format_name(format)).or_default() += 1;
+        Some(entry)
+    }
+
+    /// Sets the format of `log` (the one most lines have) and its service (what a prefix
+    /// named, else its file name, else kubelet for klog), from the lines seen so far.
+    pub fn describe(&self, log: &mut ServiceLog) {
+        log.service = service_from_name(&log.source);
+        // The format most lines have; on a tie, a structured one (plain lines are what any
+        // program prints besides).
+        log.format = match self
+            .formats
+            .iter()
+            .max_by_key(|(f, n)| (**n, **f != "plain"))
+            .map(|(f, _)| *f)
+        {
+            Some("logfmt") => LogFormat::Logfmt,
+            Some("klog") => LogFormat::Klog,
+            _ => LogFormat::Plain,
+        };
+        if let Some(program) = self.program.as_ref().filter(|p| !p.is_empty()) {
+            log.service = Some(service_name(program).unwrap_or(program).to_string());
+        } else if log.service.is_none() && log.format == LogFormat::Klog {
+            // Of the services nodedoc reads, only kubelet writes klog.
+            log.service = Some("kubelet".into());
+        }
+    }
 }
 
 fn format_name(format: LogFormat) -> &'static str {

@@ -51,6 +51,9 @@ pub struct TailRead {
     pub truncated: bool,
     /// Bytes that are there but were left for the next call.
     pub lag: u64,
+    /// Where in `bytes` a file starts being read from its start again (the new file after a
+    /// rotation, the truncated file): what comes before it ended with the old file.
+    pub restarted_at: Option<usize>,
 }
 
 /// A followed file.
@@ -108,6 +111,7 @@ impl FileTail {
                                 saved.offset
                             } else {
                                 read.truncated = true;
+                                read.restarted_at = Some(0);
                                 0
                             }
                         }
@@ -132,6 +136,7 @@ impl FileTail {
             if rotated && budget > 0 {
                 let (new_file, metadata) = hostfile::open_regular(&path)?;
                 read.rotated = true;
+                read.restarted_at = Some(read.bytes.len());
                 file = new_file;
                 cursor = TailCursor {
                     dev: metadata.dev(),
@@ -166,6 +171,7 @@ fn read_from(
         .len();
     if size < cursor.offset {
         read.truncated = true;
+        read.restarted_at = Some(read.bytes.len());
         cursor.offset = 0;
     }
     let want = (size - cursor.offset).min(*budget);
@@ -233,6 +239,7 @@ mod tests {
         let (text, info) = read(&mut tail);
         assert_eq!(text, "three\nfour\n");
         assert!(info.rotated);
+        assert_eq!(info.restarted_at, Some("three\n".len()));
 
         // copytruncate: the file is emptied in place (and written again, less than was read:
         // refilled past the old offset between two reads, no size-based tail can tell).
@@ -241,6 +248,7 @@ mod tests {
         let (text, info) = read(&mut tail);
         assert_eq!(text, "5\n");
         assert!(info.truncated);
+        assert_eq!(info.restarted_at, Some(0));
     }
 
     #[test]

@@ -266,6 +266,8 @@ pub struct AgentSettings {
     pub format: Option<OutputFormat>,
     /// `--output`: a file to append events to, instead of standard output.
     pub output: Option<PathBuf>,
+    /// `--log-window`: how long a followed log's entries count.
+    pub log_window: Option<Duration>,
 }
 
 /// A log nodedoc follows.
@@ -336,6 +338,7 @@ struct RawAgent {
     state_file: Option<Spanned<String>>,
     format: Option<OutputFormat>,
     output: Option<Spanned<String>>,
+    log_window: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -455,6 +458,11 @@ impl Checker<'_> {
                 return Err(self.error(jitter.span(), "`jitter` must be below `interval`"));
             }
         }
+        if let Some(window) = &raw.log_window {
+            if window.get_ref().0.is_zero() {
+                return Err(self.error(window.span(), "`log_window` must be longer than zero"));
+            }
+        }
         if let Some(rounds) = &raw.resolve_after_rounds {
             if *rounds.get_ref() == 0 {
                 return Err(self.error(rounds.span(), "`resolve_after_rounds` must be at least 1"));
@@ -486,6 +494,7 @@ impl Checker<'_> {
                 .transpose()?,
             format: raw.format,
             output: raw.output.map(|p| self.absolute(p, "output")).transpose()?,
+            log_window: raw.log_window.map(|d| d.into_inner().0),
         })
     }
 

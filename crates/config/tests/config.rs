@@ -61,6 +61,7 @@ resolve_after_rounds = 5
 listen = "[::1]:9101"
 state_file = "/var/lib/nodedoc/state.json"
 format = "json"
+log_window = "5m"
 
 [[log]]
 paths = ["/dev/kmsg", "/var/log/kern.log"]
@@ -85,6 +86,7 @@ summary = "ext4 error on {device}"
     assert_eq!(config.agent.interval, Some(Duration::from_secs(30)));
     assert_eq!(config.agent.jitter, Some(Duration::from_secs(1)));
     assert_eq!(config.agent.resolve_after_rounds, Some(5));
+    assert_eq!(config.agent.log_window, Some(Duration::from_secs(300)));
     assert_eq!(config.agent.listen, Some("[::1]:9101".parse().unwrap()));
     assert_eq!(
         config.agent.state_file.as_deref(),
@@ -355,6 +357,7 @@ fn agent_settings_are_checked() {
     error_at("[agent]\ninterval = \"500ms\"\n", 2, 12);
     error_at("[agent]\ninterval = \"10s\"\njitter = \"10s\"\n", 3, 10);
     error_at("[agent]\nresolve_after_rounds = 0\n", 2, 24);
+    error_at("[agent]\nlog_window = \"0s\"\n", 2, 14);
     error_at("[agent]\nstate_file = \"state.json\"\n", 2, 14);
     let err = error_at("[agent]\nformat = \"yaml\"\n", 2, 10);
     assert!(err.message.contains("expected `text` or `json`"), "{err}");
