@@ -63,6 +63,11 @@ pub enum Command {
     /// {"event": "open"|"update"|"resolve", "at": RFC 3339, "finding": <as in check's JSON>}.
     /// With --listen, Prometheus metrics are served on /metrics. With --state-file, what is
     /// open survives a restart: it is not announced again. Read-only, like check.
+    ///
+    /// This node's pods (only them: for pod-stuck-terminating) are read from the Kubernetes
+    /// API at most every 30 s, on a thread of their own so that a slow API server never
+    /// delays a round; each round's detectors see the last reading. Without a kubeconfig (or
+    /// with --no-kube) the API is not read.
     Watch(WatchArgs),
     /// Explain what a detector finds, how, and where to read more (all detectors if no ID).
     Explain {
@@ -189,6 +194,19 @@ impl FileInputArgs {
 /// Where Kubernetes objects come from, for `check` and `collect`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct KubeSourceArgs {
+    #[command(flatten)]
+    pub api: KubeApiArgs,
+
+    /// `kubectl get … -o json` output to analyse (repeatable): e.g. `kubectl get deploy,rs -A
+    /// -o json` for replicaset-history-leak, `kubectl get pods -A -o json` for
+    /// pod-stuck-terminating. Read as given, with the live reading or a --from snapshot.
+    #[arg(long = "kube-objects", value_name = "FILE")]
+    pub kube_objects: Vec<PathBuf>,
+}
+
+/// How the Kubernetes API is read, for `check`, `collect` and `watch` alike.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KubeApiArgs {
     /// The kubeconfig to read the Kubernetes API with. Default: $KUBECONFIG, ~/.kube/config,
     /// then the pod's service account when nodedoc runs in a pod; none of them: the API is
     /// not read (not an error). On a node, the kubelet's own credentials can list its pods:
@@ -205,13 +223,8 @@ pub struct KubeSourceArgs {
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,
 
-    /// `kubectl get … -o json` output to analyse (repeatable): e.g. `kubectl get deploy,rs -A
-    /// -o json` for replicaset-history-leak, `kubectl get pods -A -o json` for
-    /// pod-stuck-terminating. Read as given, with the live reading or a --from snapshot.
-    #[arg(long = "kube-objects", value_name = "FILE")]
-    pub kube_objects: Vec<PathBuf>,
-
-    /// Do not read the Kubernetes API (files given with --kube-objects are still read).
+    /// Do not read the Kubernetes API (with check and collect, files given with
+    /// --kube-objects are still read).
     #[arg(long)]
     pub no_kube: bool,
 
@@ -475,6 +488,14 @@ pub struct WatchArgs {
     /// time and when it was read) [default: 15m].
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DUR")]
     pub log_window: Option<Duration>,
+
+    // This node's pods, from the Kubernetes API (see `Command::Watch`).
+    #[command(flatten)]
+    pub kube: KubeApiArgs,
+
+    /// Test only: read the Kubernetes API this often instead of every 30 s.
+    #[arg(long, hide = true, value_parser = humantime::parse_duration)]
+    pub kube_every: Option<Duration>,
 
     #[command(flatten)]
     pub sources: SourceArgs,

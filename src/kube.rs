@@ -12,9 +12,9 @@ use nodedoc_model::text::{write_json_pretty, Escaped};
 use nodedoc_model::{HostInfo, Snapshot, SourceState, SourceStatus};
 use serde::Serialize;
 
-use crate::cli::{Format, KubeSourceArgs};
+use crate::cli::{Format, KubeApiArgs, KubeSourceArgs};
 
-impl KubeSourceArgs {
+impl KubeApiArgs {
     /// The API reading's options, for a host called `hostname`.
     pub fn api_options(&self, hostname: &str) -> ApiOptions {
         ApiOptions {
@@ -29,10 +29,12 @@ impl KubeSourceArgs {
             ..ApiOptions::default()
         }
     }
+}
 
+impl KubeSourceArgs {
     /// Adds what Kubernetes says to a live snapshot: the API unless --no-kube, then the files.
     pub fn add_live(&self, snapshot: &mut Snapshot, progress: &crate::Progress) -> Result<()> {
-        if self.no_kube {
+        if self.api.no_kube {
             snapshot.sources.push(SourceStatus {
                 source: nodedoc_kube::API_SOURCE.to_string(),
                 state: SourceState::Skipped,
@@ -40,7 +42,7 @@ impl KubeSourceArgs {
             });
         } else {
             progress.step("reading the Kubernetes API");
-            let options = self.api_options(&snapshot.host.hostname);
+            let options = self.api.api_options(&snapshot.host.hostname);
             nodedoc_kube::add_api(snapshot, &options);
         }
         self.add_files(snapshot)
@@ -50,7 +52,7 @@ impl KubeSourceArgs {
     pub fn add_files(&self, snapshot: &mut Snapshot) -> Result<()> {
         nodedoc_kube::add_files(snapshot, &self.kube_objects)
             .context("cannot use a --kube-objects file")?;
-        if let (Some(kube), Some(node)) = (snapshot.kube.as_mut(), self.node_name.as_ref()) {
+        if let (Some(kube), Some(node)) = (snapshot.kube.as_mut(), self.api.node_name.as_ref()) {
             kube.node_name.get_or_insert_with(|| node.clone());
         }
         Ok(())
@@ -360,4 +362,89 @@ fn print_plan(plan: &HistoryCleanup, server: &str) -> Result<()> {
         "\neach ReplicaSet is read again right before its DELETE, which carries preconditions on its uid and resourceVersion"
     )?;
     Ok(())
+}
+
+/// How often at most the agent reads this node's pods from the API.
+pub const WATCH_EVERY: Duration = Duration::from_secs(30);
+
+/// The Kubernetes API as the agent (`watch`) reads it: this node's pods only (not the
+/// cluster's Deployments and ReplicaSets, a cluster-wide question for `check`, nor the API
+/// server's metrics: a fleet of agents would load the API server with them), at most every
+/// [`WATCH_EVERY`], on a thread of its own so that a slow API server never holds a round. The
+/// first round waits for the first reading, as `check` would; later rounds use the last one
+/// that finished.
+pub struct KubeWatch {
+    options: Option<ApiOptions>,
+    every: Duration,
+    reading: Option<std::thread::JoinHandle<nodedoc_kube::api::ApiReading>>,
+    last: Option<(std::time::Instant, nodedoc_kube::api::ApiReading)>,
+    started: Option<std::time::Instant>,
+}
+
+impl KubeWatch {
+    /// The reader for `args` on a host called `hostname`, reading every `every` at most.
+    pub fn new(args: &KubeApiArgs, hostname: &str, every: Duration) -> KubeWatch {
+        let options = (!args.no_kube).then(|| ApiOptions {
+            workloads: false,
+            metrics: false,
+            pods: true,
+            ..args.api_options(hostname)
+        });
+        KubeWatch {
+            options,
+            every,
+            reading: None,
+            last: None,
+            started: None,
+        }
+    }
+
+    /// Puts the last reading into a round's snapshot (its `kube` state, the `kubernetes`
+    /// source status, its gaps), starting a new reading first when the last one is older than
+    /// the interval.
+    pub fn round(&mut self, snapshot: &mut Snapshot) {
+        let Some(options) = &self.options else {
+            snapshot.sources.push(SourceStatus {
+                source: nodedoc_kube::API_SOURCE.to_string(),
+                state: SourceState::Skipped,
+                detail: "--no-kube".to_string(),
+            });
+            return;
+        };
+        let now = std::time::Instant::now();
+        let due = self
+            .started
+            .is_none_or(|at| now.saturating_duration_since(at) >= self.every);
+        if self.reading.is_none() && due {
+            let options = options.clone();
+            self.started = Some(now);
+            self.reading = Some(std::thread::spawn(move || {
+                nodedoc_kube::api::read(&options)
+            }));
+        }
+        // The first reading is waited for; later ones only taken when done.
+        let done = self
+            .reading
+            .as_ref()
+            .is_some_and(|r| self.last.is_none() || r.is_finished());
+        if done {
+            if let Some(Ok(reading)) = self.reading.take().map(|r| r.join()) {
+                self.last = Some((std::time::Instant::now(), reading));
+            }
+        }
+        let Some((at, reading)) = &self.last else {
+            return;
+        };
+        let mut status = reading.status.clone();
+        if matches!(status.state, SourceState::Collected | SourceState::Partial) {
+            status.detail.push_str(&format!(
+                " (this node's pods only, read {} s ago; read again every {} s at most)",
+                at.elapsed().as_secs(),
+                self.every.as_secs()
+            ));
+        }
+        snapshot.sources.push(status);
+        snapshot.gaps.extend(reading.gaps.iter().cloned());
+        snapshot.kube = reading.state.clone();
+    }
 }

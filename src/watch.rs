@@ -100,6 +100,11 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
     };
 
     let host = nodedoc_procfs::host_info();
+    let mut kube = crate::kube::KubeWatch::new(
+        &args.kube,
+        &host.hostname,
+        args.kube_every.unwrap_or(crate::kube::WATCH_EVERY),
+    );
     let lifecycle = LifecycleOptions {
         resolve_after_rounds: resolve_after,
         ..LifecycleOptions::default()
@@ -184,6 +189,7 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
         if let Some(line) = namer.name(&mut snapshot, Instant::now()) {
             eprintln!("nodedoc watch: {}", nodedoc_model::text::Escaped(&line));
         }
+        kube.round(&mut snapshot);
         let findings =
             nodedoc_detectors::run_with(&snapshot, &settings.detectors, &|id| settings.enabled(id));
         let events = tracker.observe(&Scope::All, findings, SystemTime::now());

@@ -506,3 +506,106 @@ fn a_collected_snapshot_carries_the_cluster_to_check_from() {
         .iter()
         .any(|s| s.source == "kubernetes" && s.state == SourceState::Collected));
 }
+
+/// `watch` reads this node's pods from the API (it used to read no Kubernetes at all, so
+/// `pod-stuck-terminating` could only fire in `check`): a pod Terminating 10 minutes past its
+/// grace period opens the finding; once the API no longer lists it, the next reading resolves
+/// it. Only this node's pods are asked for, never the cluster's workloads. The stand-in
+/// answers as kube-apiserver would; the reading interval is shortened for the test
+/// (`--kube-every`, hidden).
+#[test]
+fn watch_opens_pod_stuck_terminating_from_the_api_and_resolves_it_when_the_pod_is_gone() {
+    use std::io::BufRead;
+    let now = nodedoc_kube::now_unix();
+    let mut c = Cluster::default();
+    let uid = format!("5b1e0c2a-7d4f-4a6b-8c9d-{:012x}", std::process::id());
+    let container_id = format!("{:0>64}", format!("{:x}beef", std::process::id()));
+    let pod = objects::pod(
+        "mesh",
+        "envoy-1",
+        &uid,
+        "node-under-test",
+        &[("envoy", &container_id)],
+        now - 86_400,
+    );
+    c.pods.push(objects::terminating(pod, now - 600, 30));
+    let standin = StandIn::start(c).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = standin.write_kubeconfig(dir.path()).unwrap();
+
+    let mut watch = Command::new(common::NODEDOC)
+        .args([
+            "watch",
+            "--format",
+            "json",
+            "--interval",
+            "1s",
+            "--sample",
+            "0s",
+            "--no-fds",
+            "--resolve-after",
+            "1",
+            "--kube-every",
+            "2s",
+            // Bounds the test if an event never comes: the watch ends, and so do its lines.
+            "--rounds",
+            "120",
+            "--node-name",
+            "node-under-test",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("start watch");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = watch.stdout.take().unwrap();
+    let _guard = Kill(watch);
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let mut next = |kind: nodedoc_agent::EventKind| -> nodedoc_agent::Event {
+        for line in lines.by_ref() {
+            let event: nodedoc_agent::Event = serde_json::from_str(&line.unwrap()).unwrap();
+            if event.event == kind
+                && event.finding.detector == "pod-stuck-terminating"
+                && event.finding.subject.key() == "pod/mesh/envoy-1"
+            {
+                return event;
+            }
+        }
+        panic!("watch ended without a {kind:?} of pod-stuck-terminating");
+    };
+    let opened = next(nodedoc_agent::EventKind::Open);
+    assert!(
+        opened
+            .finding
+            .summary
+            .starts_with("pod mesh/envoy-1 is stuck Terminating, "),
+        "{}",
+        opened.finding.summary
+    );
+    assert!(opened.finding.summary.contains("past its 30s grace period"));
+
+    // The pod is gone from the API: the next reading resolves it.
+    standin.with(|c| c.pods.clear());
+    let resolved = next(nodedoc_agent::EventKind::Resolve);
+    assert_eq!(resolved.finding.id, opened.finding.id);
+
+    let log = standin.log();
+    assert!(log
+        .iter()
+        .any(|l| l.contains("/api/v1/pods?") && l.contains("spec.nodeName%3Dnode-under-test")));
+    assert!(
+        !log.iter().any(|l| l.contains("replicasets")
+            || l.contains("deployments")
+            || l.contains("/metrics")),
+        "{log:?}"
+    );
+}
