@@ -108,12 +108,7 @@ pub fn read_service_logs(inputs: &FileInputs, snapshot: &mut Snapshot, gaps: &mu
             log.service
                 .as_deref()
                 .unwrap_or("service not named by its lines"),
-            match log.format {
-                nodedoc_model::LogFormat::Logfmt => "logfmt",
-                nodedoc_model::LogFormat::Klog => "klog",
-                nodedoc_model::LogFormat::Journal => "journal",
-                nodedoc_model::LogFormat::Plain => "plain",
-            },
+            crate::service_log::format_name(log.format),
             log.entries_read,
             if log.entries_dropped > 0 {
                 format!(", the oldest {} not kept", log.entries_dropped)

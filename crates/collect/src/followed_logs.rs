@@ -189,7 +189,7 @@ impl FollowedLogs {
                             .service
                             .as_deref()
                             .unwrap_or("service not named by its lines"),
-                        format_name(service.format),
+                        crate::service_log::format_name(service.format),
                         service.entries.len(),
                         shown_age(self.window.age),
                         log.read,
@@ -291,15 +291,6 @@ fn shown_age(age: Duration) -> String {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")
-    }
-}
-
-fn format_name(format: nodedoc_model::LogFormat) -> &'static str {
-    match format {
-        nodedoc_model::LogFormat::Logfmt => "logfmt",
-        nodedoc_model::LogFormat::Klog => "klog",
-        nodedoc_model::LogFormat::Journal => "journal",
-        nodedoc_model::LogFormat::Plain => "plain",
     }
 }
 

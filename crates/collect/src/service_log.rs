@@ -133,7 +133,8 @@ impl LineParser {
     }
 }
 
-fn format_name(format: LogFormat) -> &'static str {
+/// The format's name as source statuses show it.
+pub(crate) fn format_name(format: LogFormat) -> &'static str {
     match format {
         LogFormat::Logfmt => "logfmt",
         LogFormat::Klog => "klog",
