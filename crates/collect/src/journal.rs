@@ -196,6 +196,44 @@ fn number(fields: &Fields, name: &str) -> Option<u64> {
 /// Longest field value kept, in bytes (journald's own default cap on a line is 48 KiB).
 const MAX_VALUE_BYTES: u64 = 64 << 10;
 
+/// Most fields kept per entry: journald's own limit (`ENTRY_FIELD_COUNT_MAX`, 1,024). A
+/// hostile file's entry with more costs no more than that (and no quadratic lookups).
+const MAX_FIELDS: usize = 1024;
+
+/// Longest line read as one piece: a field name or a `NAME=value` line (journalctl writes a
+/// value with a newline or control characters in the binary form, so text lines are one field).
+const MAX_LINE_BYTES: u64 = MAX_VALUE_BYTES + 4096;
+
+/// Reads one line into `line` (without reading more than [`MAX_LINE_BYTES`] of it into memory:
+/// the rest of a longer line is skipped). `Ok(0)` at the end of the stream.
+fn read_line_bounded(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    let read = reader
+        .by_ref()
+        .take(MAX_LINE_BYTES)
+        .read_until(b'\n', line)?;
+    if read as u64 == MAX_LINE_BYTES && line.last() != Some(&b'\n') {
+        // Skip to the end of the line, a buffer at a time.
+        loop {
+            let buffer = reader.fill_buf()?;
+            if buffer.is_empty() {
+                break;
+            }
+            match buffer.iter().position(|&b| b == b'\n') {
+                Some(end) => {
+                    reader.consume(end + 1);
+                    break;
+                }
+                None => {
+                    let all = buffer.len();
+                    reader.consume(all);
+                }
+            }
+        }
+        line.push(b'\n');
+    }
+    Ok(read)
+}
+
 /// The next entry of journal export format (systemd's `-o export`: `NAME=value` lines, or
 /// `NAME`, a little-endian 64-bit length, the bytes and a newline for a value that is not
 /// plain text; a blank line ends an entry). `None` at the end of the stream. A value longer
@@ -205,7 +243,7 @@ fn next_export_entry(reader: &mut impl BufRead, malformed: &mut u64) -> Option<F
     let mut line = Vec::new();
     loop {
         line.clear();
-        match reader.read_until(b'\n', &mut line) {
+        match read_line_bounded(reader, &mut line) {
             Ok(0) | Err(_) => return (!fields.0.is_empty()).then_some(fields),
             Ok(_) => {}
         }
@@ -218,7 +256,7 @@ fn next_export_entry(reader: &mut impl BufRead, malformed: &mut u64) -> Option<F
         let line = line.strip_suffix(b"\n").unwrap_or(&line);
         if let Some(eq) = line.iter().position(|&b| b == b'=') {
             let name = String::from_utf8_lossy(&line[..eq]).into_owned();
-            if fields.get(&name).is_none() {
+            if fields.0.len() < MAX_FIELDS && fields.get(&name).is_none() {
                 let value = &line[eq + 1..];
                 let value = &value[..value.len().min(MAX_VALUE_BYTES as usize)];
                 fields
@@ -249,7 +287,7 @@ fn next_export_entry(reader: &mut impl BufRead, malformed: &mut u64) -> Option<F
             *malformed += 1;
             return None;
         }
-        if fields.get(&name).is_none() {
+        if fields.0.len() < MAX_FIELDS && fields.get(&name).is_none() {
             fields
                 .0
                 .push((name, String::from_utf8_lossy(&value).into_owned()));
@@ -443,6 +481,8 @@ fn iso_ms(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy;
+
     use super::*;
 
     #[test]
@@ -455,6 +495,74 @@ mod tests {
             );
         }
         assert_eq!(iso_ms(1_796_108_548_566), "2026-12-01T07:02:28.566Z");
+    }
+
+    fn entries_of(stream: Vec<u8>) -> (Vec<Fields>, u64) {
+        let mut malformed = 0;
+        let mut reader = std::io::BufReader::with_capacity(1024, std::io::Cursor::new(stream));
+        let mut entries = Vec::new();
+        while let Some(entry) = next_export_entry(&mut reader, &mut malformed) {
+            entries.push(entry);
+        }
+        (entries, malformed)
+    }
+
+    /// Regression: a hostile journal's 8 MiB text line and an entry of 100,000 fields cost at
+    /// most the caps (before, the whole line was read into memory and each field was looked
+    /// up among all the ones before it).
+    #[test]
+    fn a_huge_line_and_a_huge_entry_are_cut_to_the_caps() {
+        let mut stream = b"MESSAGE=".to_vec();
+        stream.extend(std::iter::repeat_n(b'x', 8 << 20));
+        stream.extend_from_slice(b"\nPRIORITY=3\n\n");
+        for i in 0..100_000 {
+            stream.extend_from_slice(format!("F{i}=v\n").as_bytes());
+        }
+        stream.extend_from_slice(b"\nMESSAGE=last\n\n");
+        let (entries, malformed) = entries_of(stream);
+        assert_eq!((entries.len(), malformed), (3, 0));
+        assert_eq!(
+            entries[0].get("MESSAGE").unwrap().len(),
+            MAX_VALUE_BYTES as usize
+        );
+        assert_eq!(entries[0].get("PRIORITY"), Some("3"));
+        assert_eq!(entries[1].0.len(), MAX_FIELDS);
+        assert_eq!(entries[2].get("MESSAGE"), Some("last"));
+    }
+
+    proptest::proptest! {
+        /// Any bytes: the reader ends, and what it keeps stays within the caps.
+        #[test]
+        fn any_stream_ends_within_the_caps(
+            chunks in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+                    proptest::string::string_regex("[A-Z_]{1,8}(=[ -~]{0,20})?\n\n?").unwrap().prop_map(String::into_bytes),
+                    (proptest::string::string_regex("[A-Z]{1,6}\n").unwrap(), 0u64..40, proptest::collection::vec(proptest::num::u8::ANY, 0..40))
+                        .prop_map(|(name, len, bytes)| {
+                            let mut v = name.into_bytes();
+                            v.extend_from_slice(&len.to_le_bytes());
+                            v.extend(bytes);
+                            v
+                        }),
+                ],
+                0..40,
+            )
+        ) {
+            let (entries, _) = entries_of(chunks.concat());
+            for entry in &entries {
+                proptest::prop_assert!(entry.0.len() <= MAX_FIELDS);
+                for (_, value) in &entry.0 {
+                    // Lossy UTF-8 may grow a byte into three.
+                    proptest::prop_assert!(value.len() <= 3 * MAX_VALUE_BYTES as usize);
+                }
+            }
+            let mut b = Builder::default();
+            for entry in &entries {
+                b.push(entry);
+            }
+            let _ = b.finish("/j");
+        }
     }
 
     /// What `journalctl -o export` prints: text fields, a binary one (a control character

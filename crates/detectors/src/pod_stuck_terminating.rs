@@ -77,7 +77,11 @@ impl Detector for PodStuckTerminating {
         let stuck: Vec<&KubePod> = kube
             .pods
             .iter()
-            .filter(|p| p.meta.deletion_unix.is_some_and(|d| now - d > margin))
+            .filter(|p| {
+                p.meta
+                    .deletion_unix
+                    .is_some_and(|d| now.saturating_sub(d) > margin)
+            })
             .collect();
         if stuck.is_empty() {
             return;
@@ -105,8 +109,9 @@ impl Detector for PodStuckTerminating {
         for pod in stuck {
             let deletion = pod.meta.deletion_unix.unwrap_or(now);
             let grace = pod.meta.deletion_grace_period_secs.unwrap_or(0).max(0);
-            let requested = deletion - grace;
-            let overdue = now - deletion;
+            // Saturating: the times and the grace period come from the API or a file, untrusted.
+            let requested = deletion.saturating_sub(grace);
+            let overdue = now.saturating_sub(deletion);
             let on_this_node = have_node
                 && this_node.is_some()
                 && pod.node_name.as_deref() == this_node.as_deref();
@@ -222,7 +227,7 @@ impl Detector for PodStuckTerminating {
                     let Some(started) = start_unix(snapshot, z) else {
                         continue;
                     };
-                    if started + 5 < requested || started > now {
+                    if started.saturating_add(5) < requested || started > now {
                         continue;
                     }
                     let Some(parent) = snapshot.process(z.ppid) else {
@@ -236,7 +241,7 @@ impl Detector for PodStuckTerminating {
                                 "zombie CNI plugin {} (pid {}) started {} after this pod's deletion was requested: a CNI call (its network teardown?) whose caller, {} (pid {}), never reaped it",
                                 z.comm,
                                 z.pid,
-                                duration((started - requested) as f64),
+                                duration(started.saturating_sub(requested) as f64),
                                 parent.comm,
                                 parent.pid
                             ),
