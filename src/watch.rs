@@ -134,6 +134,7 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
         _ => Tracker::new(lifecycle),
     };
 
+    let mut log_health = FollowedLogHealth::default();
     let mut rounds: u64 = 0;
     // The first round waits a random part of the interval, so a fleet started together
     // (a DaemonSet rollout) does not read /proc in lockstep; later rounds keep a jitter.
@@ -190,6 +191,9 @@ pub fn watch(args: &WatchArgs) -> Result<u8> {
             eprintln!("nodedoc watch: {}", nodedoc_model::text::Escaped(&line));
         }
         kube.round(&mut snapshot);
+        for line in log_health.changes(&snapshot) {
+            eprintln!("nodedoc watch: {}", nodedoc_model::text::Escaped(&line));
+        }
         let findings =
             nodedoc_detectors::run_with(&snapshot, &settings.detectors, &|id| settings.enabled(id));
         let events = tracker.observe(&Scope::All, findings, SystemTime::now());
@@ -244,6 +248,43 @@ fn emit(
         sink.round_end(&open).context("cannot write an event")?;
     }
     Ok(())
+}
+
+/// Which `--log` files could not be followed, so that standard error says it once when one
+/// fails and once when it can be read again, not every round (the failed source status and the
+/// gap say it every round, in the events).
+#[derive(Default)]
+struct FollowedLogHealth {
+    failing: std::collections::BTreeSet<String>,
+}
+
+impl FollowedLogHealth {
+    /// The lines to print for this round's `service-log` statuses.
+    fn changes(&mut self, snapshot: &Snapshot) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut now_failing = std::collections::BTreeSet::new();
+        for status in snapshot
+            .sources
+            .iter()
+            .filter(|s| s.source == "service-log")
+        {
+            // The detail starts with the path, then " (--log, followed…".
+            let path = status
+                .detail
+                .split_once(" (--log")
+                .map_or(status.detail.as_str(), |(p, _)| p);
+            if status.state == nodedoc_model::SourceState::Failed {
+                if !self.failing.contains(path) {
+                    lines.push(format!("cannot follow {}", status.detail));
+                }
+                now_failing.insert(path.to_string());
+            } else if self.failing.contains(path) {
+                lines.push(format!("{path} can be read again: following it"));
+            }
+        }
+        self.failing = now_failing;
+        lines
+    }
 }
 
 /// Processes whose descriptors are shown in the metrics, besides the ones followed.
@@ -407,4 +448,49 @@ fn own_usage() -> (f64, u64) {
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * rustix::param::page_size() as u64);
     (cpu, rss)
+}
+
+#[cfg(test)]
+mod tests {
+    use nodedoc_model::{SourceState, SourceStatus};
+
+    use super::*;
+
+    fn round(statuses: &[(&str, SourceState)]) -> Snapshot {
+        let mut snapshot = Snapshot::new(Default::default());
+        for (path, state) in statuses {
+            snapshot.sources.push(SourceStatus {
+                source: "service-log".into(),
+                state: *state,
+                detail: format!("{path} (--log, followed): No such file or directory (os error 2)"),
+            });
+        }
+        snapshot
+    }
+
+    /// Regression: an unreadable `--log` file was said in every round's events but never on
+    /// standard error; now once when it fails and once when it is back, not every round.
+    #[test]
+    fn an_unreadable_followed_log_is_said_once_and_its_return_once() {
+        let mut health = FollowedLogHealth::default();
+        let failed = [
+            ("/var/log/a.log", SourceState::Failed),
+            ("/var/log/b.log", SourceState::Collected),
+        ];
+        let first = health.changes(&round(&failed));
+        assert_eq!(first.len(), 1);
+        assert!(
+            first[0].starts_with("cannot follow /var/log/a.log (--log, followed): No such file"),
+            "{first:?}"
+        );
+        assert!(health.changes(&round(&failed)).is_empty());
+        let back = health.changes(&round(&[("/var/log/a.log", SourceState::Collected)]));
+        assert_eq!(
+            back,
+            vec!["/var/log/a.log can be read again: following it".to_string()]
+        );
+        assert!(health
+            .changes(&round(&[("/var/log/a.log", SourceState::Collected)]))
+            .is_empty());
+    }
 }
