@@ -297,20 +297,9 @@ fn shown_age(age: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::path::Path;
+    use crate::test_support::append;
 
     const MINUTE: i64 = 60_000;
-
-    fn append(path: &Path, text: &str) {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
 
     fn logfmt(at: &str, msg: &str) -> String {
         format!("time=\"{at}\" level=error msg=\"{msg}\"\n")

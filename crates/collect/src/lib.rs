@@ -19,6 +19,8 @@ pub mod ovs_stream;
 mod round;
 pub mod service_log;
 pub mod tail;
+#[cfg(test)]
+mod test_support;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -150,7 +150,7 @@ impl LogRulesStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use crate::test_support::append;
 
     fn config(dir: &std::path::Path, log: &std::path::Path) -> nodedoc_config::Config {
         let text = format!(
@@ -175,16 +175,6 @@ pattern = 'Remounting filesystem read-only'
         let path = dir.join("nodedoc.toml");
         std::fs::write(&path, text).unwrap();
         nodedoc_config::Config::load(&path, &[]).unwrap()
-    }
-
-    fn append(path: &std::path::Path, text: &str) {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
     }
 
     #[test]

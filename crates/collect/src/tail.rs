@@ -204,17 +204,7 @@ fn read_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-
-    fn append(path: &Path, text: &str) {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
+    use crate::test_support::append;
 
     fn read(tail: &mut FileTail) -> (String, TailRead) {
         let read = tail.read_new().unwrap();
