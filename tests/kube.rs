@@ -560,15 +560,8 @@ fn watch_opens_pod_stuck_terminating_from_the_api_and_resolves_it_when_the_pod_i
         .stdin(std::process::Stdio::null())
         .spawn()
         .expect("start watch");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let stdout = watch.stdout.take().unwrap();
-    let _guard = Kill(watch);
+    let _guard = common::KillOnDrop(watch);
     let mut lines = std::io::BufReader::new(stdout).lines();
     let mut next = |kind: nodedoc_agent::EventKind| -> nodedoc_agent::Event {
         for line in lines.by_ref() {

@@ -5,21 +5,13 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use nodedoc_agent::{Event, EventKind};
 
-/// A child process killed (and reaped) when the guard drops, on every exit path.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::KillOnDrop as Guard;
 
 /// Starts a lab helper and waits for its `ready` line.
 fn helper(args: &[&str]) -> Guard {

@@ -6,6 +6,16 @@ use std::process::{Command, Output};
 
 use nodedoc_model::{Finding, Report};
 
+/// A child process killed (and reaped) when the guard drops, on every exit path.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The binary under test.
 pub const NODEDOC: &str = env!("CARGO_BIN_EXE_nodedoc");
 
