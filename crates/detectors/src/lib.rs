@@ -719,6 +719,63 @@ pub(crate) fn duration(secs: f64) -> String {
 mod tests {
     use super::*;
 
+    /// Without a CRI answer (dockerd, an unreachable socket), the pods the API listed name a
+    /// task's container: by the container ids of their statuses, else by the cgroup's pod uid.
+    #[test]
+    fn the_apis_pods_name_a_container_no_runtime_named() {
+        use nodedoc_model::{
+            CgroupMembership, ContainerId, KubeContainerStatus, KubeMeta, KubePod, KubeState,
+        };
+        const ID: &str = "b32a2fd9b0a141bdc9be897b80762009665ce408cde67b93e64dc2b1c1aa2c78";
+        const UID: &str = "a548c954-93c6-4845-b26d-89d63b4e1fd7";
+        let in_pod = |pid: i32, path: String| {
+            let mut p = testing::process(pid, "app");
+            p.cgroups = vec![CgroupMembership {
+                hierarchy: 0,
+                controllers: String::new(),
+                path,
+            }];
+            p
+        };
+        let other = "c".repeat(64);
+        let mut snap = testing::snapshot(vec![
+            in_pod(10, format!("/kubepods/besteffort/pod{UID}/{ID}")),
+            in_pod(11, format!("/kubepods/besteffort/pod{UID}/{other}")),
+        ]);
+        snap.kube = Some(KubeState {
+            pods: vec![KubePod {
+                meta: KubeMeta {
+                    namespace: "prod".into(),
+                    name: "web-0".into(),
+                    uid: UID.into(),
+                    ..Default::default()
+                },
+                containers: vec![KubeContainerStatus {
+                    name: "app".into(),
+                    container_id: ContainerId::parse(&format!("containerd://{ID}")),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let by_id = snap.container_of(snap.process(10).unwrap()).unwrap();
+        assert_eq!(by_id.name.as_deref(), Some("app"));
+        let pod = by_id.pod.unwrap();
+        assert_eq!(
+            (
+                pod.uid.as_str(),
+                pod.namespace.as_deref(),
+                pod.name.as_deref()
+            ),
+            (UID, Some("prod"), Some("web-0"))
+        );
+        // A container the statuses do not list (a sandbox, an exited one): the pod by its uid.
+        let by_uid = snap.container_of(snap.process(11).unwrap()).unwrap();
+        assert_eq!(by_uid.name, None);
+        assert_eq!(by_uid.pod.unwrap().name.as_deref(), Some("web-0"));
+    }
+
     #[test]
     fn links_become_symmetric_and_dangling_ones_drop() {
         let mut a = Finding::new("a", Severity::Critical, Subject::Host, "a");

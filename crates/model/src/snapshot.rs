@@ -132,10 +132,45 @@ impl Snapshot {
     }
 
     /// The container `process` is in, from its cgroups, named with what
-    /// [`containers`](Snapshot::containers) knows of it.
+    /// [`containers`](Snapshot::containers) knows of it (a runtime's CRI answer), else with
+    /// what the Kubernetes API said of this node's pods ([`kube`](Snapshot::kube): the
+    /// container ids of their `containerStatuses`, or the pod uid of the cgroup path).
     pub fn container_of(&self, process: &Process) -> Option<crate::ContainerRef> {
         let mut container = process.container()?;
         container.enrich(&self.containers);
+        let named = container
+            .pod
+            .as_ref()
+            .is_some_and(|p| p.name.is_some() && p.namespace.is_some());
+        if let (false, Some(kube)) = (named, &self.kube) {
+            let by_id = kube.pods.iter().find_map(|pod| {
+                pod.containers
+                    .iter()
+                    .find(|c| {
+                        c.container_id
+                            .as_ref()
+                            .is_some_and(|i| i.id == container.id)
+                    })
+                    .map(|c| (pod, Some(c.name.as_str())))
+            });
+            let by_uid = || {
+                let uid = &container.pod.as_ref()?.uid;
+                kube.pods
+                    .iter()
+                    .find(|pod| &pod.meta.uid == uid)
+                    .map(|pod| (pod, None))
+            };
+            if let Some((pod, name)) = by_id.or_else(by_uid) {
+                let known = crate::KnownContainer {
+                    id: container.id.clone(),
+                    name: name.map(str::to_string),
+                    pod_uid: Some(pod.meta.uid.clone()),
+                    pod_namespace: Some(pod.meta.namespace.clone()),
+                    pod_name: Some(pod.meta.name.clone()),
+                };
+                container.enrich(std::slice::from_ref(&known));
+            }
+        }
         Some(container)
     }
 
